@@ -1,0 +1,139 @@
+"""The schema.  Portable on purpose (README, "Database portability"): naive UTC datetimes,
+strings with lengths, JSON kept in TEXT columns, no SQL reserved words as names, so the same
+tables suit SQLite, PostgreSQL and SQL Server.  No Qt here, ever.
+
+Schema changes go through desktop/store/migrations.py and bump SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database_proxy = DatabaseProxy()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField(primary_key=True)
+    applied_at = DateTimeField()
+
+
+class Job(BaseModel):
+    id = AutoField()
+    name = CharField(max_length=200, unique=True)
+    description = TextField(default="")
+    script = CharField(max_length=255)
+    args_json = TextField(default="[]")  # JSON list of strings
+    env_json = TextField(default="{}")  # JSON object of string -> string
+    # Where it runs: "any" worker, a named "worker", or any worker with the "tag"
+    target_kind = CharField(max_length=10, default="any")
+    target_value = CharField(max_length=200, default="")
+    schedule_json = TextField()  # versioned schedule definition (desktop.core.schedules)
+    time_zone = CharField(max_length=64)
+    enabled = BooleanField(default=True)
+    misfire_policy = CharField(max_length=16, default="run_once")  # skip | run_once | run_all
+    misfire_cap = IntegerField(default=10)
+    concurrency = CharField(max_length=16, default="skip")  # allow | skip | queue
+    timeout_seconds = IntegerField(null=True)
+    max_retries = IntegerField(default=0)
+    retry_delay_seconds = IntegerField(default=60)
+    retry_backoff = FloatField(default=2.0)
+    retry_max_delay_seconds = IntegerField(default=3600)
+    # How long a run may wait queued for an eligible worker before it is "missed"; None = forever
+    queue_timeout_seconds = IntegerField(null=True)
+    next_fire_at = DateTimeField(null=True, index=True)  # naive UTC
+    last_scheduled_at = DateTimeField(null=True)  # naive UTC: last occurrence recorded
+    created_at = DateTimeField()
+    updated_at = DateTimeField()
+
+
+class Run(BaseModel):
+    id = BigAutoField()
+    job = ForeignKeyField(Job, backref="runs", on_delete="CASCADE")
+    scheduled_at = DateTimeField()  # naive UTC: the occurrence (request time for manual runs)
+    attempt = IntegerField(default=1)
+    trigger_kind = CharField(max_length=10, default="schedule")  # schedule | manual | retry
+    state = CharField(max_length=12, default="queued", index=True)
+    worker_name = CharField(max_length=200, null=True)
+    exit_code = IntegerField(null=True)
+    reason = CharField(max_length=1000, default="")
+    args_json = TextField(null=True)  # override of the job's args for this run, else NULL
+    not_before = DateTimeField(null=True)  # naive UTC: retries wait until then
+    created_at = DateTimeField()
+    dispatched_at = DateTimeField(null=True)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    last_seq = IntegerField(default=0)  # highest worker message seq committed for this run
+    output_bytes = BigIntegerField(default=0)
+    output_truncated = BooleanField(default=False)
+
+    class Meta:
+        indexes = (
+            # One row per occurrence and attempt: a restart can never run it twice.
+            (("job", "scheduled_at", "attempt"), True),
+            (("job", "id"), False),
+        )
+
+
+class RunOutput(BaseModel):
+    id = BigAutoField()
+    run = ForeignKeyField(Run, backref="output", on_delete="CASCADE")
+    seq = IntegerField()
+    stream = CharField(max_length=6)  # stdout | stderr
+    text = TextField()
+    at = DateTimeField()
+
+    class Meta:
+        indexes = ((("run", "seq"), True),)
+
+
+class Worker(BaseModel):
+    id = AutoField()
+    name = CharField(max_length=200, unique=True)
+    token_hash = CharField(max_length=128)
+    tags_json = TextField(default="[]")
+    slots = IntegerField(default=1)
+    enabled = BooleanField(default=True)
+    revoked_at = DateTimeField(null=True)
+    last_seen_at = DateTimeField(null=True)
+    version = CharField(max_length=50, default="")
+    host = CharField(max_length=255, default="")
+    os_name = CharField(max_length=200, default="")
+    scripts_json = TextField(default="[]")  # catalogue last reported: [{"name", "sha256"}]
+    created_at = DateTimeField()
+
+
+class Setting(BaseModel):
+    setting_key = CharField(max_length=100, primary_key=True)
+    setting_value = TextField()
+
+
+class AuditEvent(BaseModel):
+    id = BigAutoField()
+    at = DateTimeField(index=True)
+    actor = CharField(max_length=200)  # "console", "cli", "scheduler", a worker name
+    action = CharField(max_length=50)  # created, updated, deleted, enabled, revoked, ...
+    entity_kind = CharField(max_length=20)  # job | worker | setting
+    entity_name = CharField(max_length=200)
+    detail = TextField(default="")
+
+
+ALL_MODELS = [SchemaVersion, Job, Run, RunOutput, Worker, Setting, AuditEvent]
