@@ -136,4 +136,13 @@ class AuditEvent(BaseModel):
     detail = TextField(default="")
 
 
-ALL_MODELS = [SchemaVersion, Job, Run, RunOutput, Worker, Setting, AuditEvent]
+class ChangeCounter(BaseModel):
+    """One row, bumped (UPDATE ... SET counter_value = counter_value + 1, atomic on every
+    database) in the same transaction as each job/worker/setting change, from any process: the
+    console polls it about once a second to notice changes made by the CLI."""
+
+    id = IntegerField(primary_key=True)
+    counter_value = BigIntegerField(default=0)
+
+
+ALL_MODELS = [SchemaVersion, Job, Run, RunOutput, Worker, Setting, AuditEvent, ChangeCounter]
