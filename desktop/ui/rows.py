@@ -1,0 +1,140 @@
+"""What one table row shows, built from the store's records (no Qt).
+
+Converting a record once, when it arrives, keeps data() cheap: the views ask for each visible cell
+on every repaint, and with 10,000 jobs that must not parse JSON or describe schedules again.
+These converters are the one place that knows the shapes of desktop.store.records and the core's
+WorkerStatus; the models only see these rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from desktop.ui.formatting import describe_target, duration_between
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    name: str
+    schedule_text: str
+    target_text: str
+    script: str
+    next_fire_at: datetime | None
+    last_run_at: datetime | None
+    last_run_state: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    job_id: int
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker: str
+    state: str
+    exit_code: int | None
+    trigger: str
+    attempt: int
+    reason: str
+
+    @property
+    def duration(self) -> float | None:
+        return duration_between(self.started_at, self.finished_at)
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    name: str
+    host: str
+    os: str
+    version: str
+    online: bool
+    enabled: bool
+    last_heartbeat: datetime | None
+    running: int
+    slots: int
+    tags: tuple[str, ...]
+
+
+def schedule_dict(record: Any) -> dict:
+    """The schedule of a job record as the dict desktop.core.schedules understands."""
+    sched = getattr(record, "schedule", None)
+    if isinstance(sched, dict):
+        return sched
+    text = getattr(record, "schedule_json", None) or "{}"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def describe_schedule(data: dict) -> str:
+    """describe() of the schedule, or a plain note when it cannot be read (never raise here: one
+    odd row must not break the table)."""
+    try:
+        from desktop.core import schedules
+
+        return schedules.parse(data).describe()
+    except Exception as exc:  # ScheduleError, or the module missing in an early build
+        kind = data.get("kind", "?")
+        log.debug("cannot describe schedule %r: %s", data, exc)
+        return f"{kind} (invalid: {exc})" if kind != "?" else "invalid schedule"
+
+
+def job_row(record: Any) -> JobRow:
+    return JobRow(
+        id=record.id,
+        name=record.name,
+        schedule_text=describe_schedule(schedule_dict(record)),
+        target_text=describe_target(record.target_kind, record.target_value),
+        script=record.script,
+        next_fire_at=getattr(record, "next_fire_at", None),
+        last_run_at=getattr(record, "last_run_at", None),
+        last_run_state=getattr(record, "last_run_state", None),
+        enabled=bool(record.enabled),
+    )
+
+
+def run_row(record: Any) -> RunRow:
+    return RunRow(
+        id=record.id,
+        job_id=record.job_id,
+        scheduled_at=getattr(record, "scheduled_at", None),
+        started_at=getattr(record, "started_at", None),
+        finished_at=getattr(record, "finished_at", None),
+        worker=getattr(record, "worker_name", None) or "",
+        state=record.state,
+        exit_code=getattr(record, "exit_code", None),
+        trigger=getattr(record, "trigger_kind", None) or getattr(record, "trigger", "") or "",
+        attempt=getattr(record, "attempt", 1) or 1,
+        reason=getattr(record, "reason", "") or "",
+    )
+
+
+def worker_row(status: Any, enabled: bool = True) -> WorkerRow:
+    tags = getattr(status, "tags", ()) or ()
+    if isinstance(tags, str):
+        tags = tuple(t.strip() for t in tags.split(",") if t.strip())
+    return WorkerRow(
+        name=status.name,
+        host=getattr(status, "host", "") or "",
+        os=getattr(status, "os", None) or getattr(status, "os_name", "") or "",
+        version=getattr(status, "version", "") or "",
+        online=bool(getattr(status, "online", False)),
+        enabled=bool(getattr(status, "enabled", enabled)),
+        last_heartbeat=getattr(status, "last_heartbeat", None)
+        or getattr(status, "last_seen_at", None),
+        running=int(getattr(status, "running", 0) or 0),
+        slots=int(getattr(status, "slots", 1) or 1),
+        tags=tuple(tags),
+    )

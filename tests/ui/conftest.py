@@ -1,0 +1,28 @@
+"""UI test setup: async tests run on a qasync loop over the one QApplication, as the app does.
+
+pytest-asyncio 1.5 asks this hook for loop factories; every async test in tests/ui runs on
+qasync.QEventLoop, so coroutines, Qt signals and timers share one loop (DESIGN.md pitfalls).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+
+
+def _qasync_loop():
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    return qasync.QEventLoop(app, already_running=False)
+
+
+def pytest_asyncio_loop_factories(config, item):
+    return {"qasync": _qasync_loop}
+
+
+@pytest.fixture(autouse=True)
+def _qapp(qapp):
+    """Every UI test has the QApplication (pixmaps and fonts need it even without a window)."""
+    return qapp

@@ -1,0 +1,215 @@
+"""Table models: Qt's model tester, incremental updates, lazy keyset paging."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
+
+from desktop.ui.models import (
+    ID_ROLE,
+    SORT_ROLE,
+    JobsTableModel,
+    RunsTableModel,
+    WorkersTableModel,
+)
+from desktop.ui.rows import JobRow, RunRow, WorkerRow
+
+T0 = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)
+
+
+def job(i: int, **kw) -> JobRow:
+    base = dict(
+        id=i,
+        name=f"job-{i:05d}",
+        schedule_text="Every 5 minutes",
+        target_text="any worker",
+        script="test_job.py",
+        next_fire_at=T0 + timedelta(minutes=i),
+        last_run_at=None,
+        last_run_state=None,
+        enabled=True,
+    )
+    base.update(kw)
+    return JobRow(**base)
+
+
+def run(i: int, job_id: int = 1, **kw) -> RunRow:
+    base = dict(
+        id=i,
+        job_id=job_id,
+        scheduled_at=T0,
+        started_at=T0 + timedelta(seconds=1),
+        finished_at=T0 + timedelta(seconds=3),
+        worker="w1",
+        state="succeeded",
+        exit_code=0,
+        trigger="schedule",
+        attempt=1,
+        reason="",
+    )
+    base.update(kw)
+    return RunRow(**base)
+
+
+def worker(name: str, **kw) -> WorkerRow:
+    base = dict(
+        name=name,
+        host="host",
+        os="Linux",
+        version="0.1.0",
+        online=True,
+        enabled=True,
+        last_heartbeat=T0,
+        running=0,
+        slots=2,
+        tags=("linux",),
+    )
+    base.update(kw)
+    return WorkerRow(**base)
+
+
+def test_jobs_model_passes_modeltester_through_every_kind_of_change(qtmodeltester):
+    model = JobsTableModel()
+    model.set_rows([job(i) for i in range(1, 6)])
+    qtmodeltester.check(model, force_py=True)
+    model.upsert(job(3, name="renamed", enabled=False, last_run_state="failed", last_run_at=T0))
+    model.upsert(job(9))
+    model.remove(2)
+    qtmodeltester.check(model, force_py=True)
+    assert [r.name for r in model.rows()] == [
+        "job-00001",
+        "renamed",
+        "job-00004",
+        "job-00005",
+        "job-00009",
+    ]
+    assert model.row_for_key(9) == 4
+    idx = model.index(1, JobsTableModel.OUTCOME)
+    assert model.data(idx) == "Failed"
+    assert model.data(idx, Qt.ItemDataRole.DecorationRole) is not None
+    assert model.data(model.index(1, JobsTableModel.NEXT)) == "disabled"
+
+
+def test_jobs_model_shows_times_in_the_display_zone():
+    model = JobsTableModel()
+    model.set_rows([job(1, last_run_at=T0, next_fire_at=T0)])
+    assert model.data(model.index(0, JobsTableModel.LAST)) == "2026-11-29 09:00:00"  # HK, UTC+8
+    model.set_display_tz("Europe/London")
+    assert model.data(model.index(0, JobsTableModel.LAST)) == "2026-11-29 01:00:00"
+
+
+def test_jobs_upsert_of_one_row_emits_one_row_change_not_a_reset():
+    model = JobsTableModel()
+    model.set_rows([job(i) for i in range(1, 10_001)])
+    changes, resets = [], []
+    model.dataChanged.connect(lambda a, b: changes.append((a.row(), b.row())))
+    model.modelReset.connect(lambda: resets.append(1))
+    model.upsert(job(5000, last_run_state="succeeded"))
+    assert changes == [(4999, 4999)] and resets == []
+
+
+def test_jobs_proxy_filters_and_sorts_by_real_times():
+    model = JobsTableModel()
+    model.set_rows(
+        [
+            job(1, name="backup-db", next_fire_at=T0 + timedelta(hours=2)),
+            job(2, name="rotate-logs", next_fire_at=T0 + timedelta(hours=1)),
+            job(3, name="backup-files", next_fire_at=T0 + timedelta(hours=3)),
+        ]
+    )
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(model)
+    proxy.setSortRole(SORT_ROLE)
+    proxy.setFilterKeyColumn(-1)
+    proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+    proxy.sort(JobsTableModel.NEXT, Qt.SortOrder.AscendingOrder)
+    ids = [proxy.index(r, 0).data(ID_ROLE) for r in range(proxy.rowCount())]
+    assert ids == [2, 1, 3]
+    proxy.setFilterFixedString("BACKUP")
+    ids = [proxy.index(r, 0).data(ID_ROLE) for r in range(proxy.rowCount())]
+    assert ids == [1, 3]
+
+
+def test_workers_model_passes_modeltester_and_ages_heartbeats(qtmodeltester):
+    model = WorkersTableModel()
+    model.set_rows([worker("a"), worker("b", online=False, enabled=False)])
+    qtmodeltester.check(model, force_py=True)
+    model.tick(T0 + timedelta(seconds=42))
+    assert model.data(model.index(0, WorkersTableModel.HEARTBEAT)) == "42 s ago"
+    assert model.data(model.index(1, WorkersTableModel.STATUS)) == "Disabled"
+    assert model.data(model.index(0, WorkersTableModel.RUNNING)) == "0 / 2"
+    model.upsert(worker("a", running=2))
+    model.remove("b")
+    qtmodeltester.check(model, force_py=True)
+    assert model.data(model.index(0, WorkersTableModel.RUNNING)) == "2 / 2"
+
+
+class FakeRunStore:
+    """Keyset paging over a list of ids, like queries.list_runs (newest first)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls: list[tuple[int | None, int]] = []
+
+    async def load(self, job_id: int, before_id: int | None, limit: int) -> list[RunRow]:
+        self.calls.append((before_id, limit))
+        top = self.n if before_id is None else before_id - 1
+        return [run(i, job_id) for i in range(top, max(0, top - limit), -1)]
+
+
+@pytest.mark.asyncio
+async def test_runs_model_pages_lazily_with_keysets(qtmodeltester):
+    store = FakeRunStore(1_000_000)
+    model = RunsTableModel(store.load, page_size=100)
+    model.set_job(1)
+    await model.last_load
+    assert model.rowCount() == 100 and store.calls == [(None, 100)]
+    assert model.canFetchMore(QModelIndex())
+    model.fetchMore(QModelIndex())
+    model.fetchMore(QModelIndex())  # a second request while one is loading is ignored
+    await model.last_load
+    assert store.calls == [(None, 100), (1_000_000 - 99, 100)]
+    assert model.rowCount() == 200
+    assert model.row_at(199).id == 1_000_000 - 199
+    qtmodeltester.check(model, force_py=True)
+
+
+@pytest.mark.asyncio
+async def test_runs_model_stops_at_the_end_and_takes_new_runs_on_top():
+    store = FakeRunStore(150)
+    model = RunsTableModel(store.load, page_size=100)
+    model.set_job(7)
+    await model.last_load
+    model.fetchMore(QModelIndex())
+    await model.last_load
+    assert model.rowCount() == 150 and not model.canFetchMore(QModelIndex())
+    model.apply(run(151, job_id=7, state="running", finished_at=None))
+    model.apply(run(152, job_id=8))  # another job's run is not shown
+    assert model.row_at(0).id == 151 and model.rowCount() == 151
+    assert model.data(model.index(0, RunsTableModel.DURATION)) == "running…"
+    model.apply(run(151, job_id=7, state="failed", exit_code=3))
+    assert model.data(model.index(0, RunsTableModel.OUTCOME)) == "Failed"
+    assert model.data(model.index(0, RunsTableModel.EXIT)) == "3"
+
+
+@pytest.mark.asyncio
+async def test_runs_model_drops_a_late_page_of_the_previous_job():
+    gate = asyncio.Event()
+
+    async def slow_loader(job_id, before, limit):
+        if job_id == 1:
+            await gate.wait()
+        return [run(i, job_id) for i in range(10, 0, -1)]
+
+    model = RunsTableModel(slow_loader, page_size=100)
+    model.set_job(1)
+    stale = model.last_load
+    model.set_job(2)
+    await model.last_load
+    gate.set()
+    await stale
+    assert {model.row_at(r).job_id for r in range(model.rowCount())} == {2}
+    assert model.rowCount() == 10
