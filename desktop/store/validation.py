@@ -221,6 +221,8 @@ def normalize_job_spec(spec: Any, *, default_tz: str = "Asia/Hong_Kong") -> dict
             out["schedule"] = schedule
     if errors:
         raise ValidationError(errors)
+    # The canonical form, so comparing with a stored job sees only real differences.
+    out["schedule"] = json.loads(schedule_text(out["schedule"]))
     out["args"] = list(args)
     out["env"] = dict(env)
     return out
