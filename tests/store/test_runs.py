@@ -1,0 +1,114 @@
+from datetime import timedelta
+
+import pytest
+
+from desktop.core.runs import TransitionError
+from desktop.store import queries as q
+from desktop.store.errors import NotFound
+from tests.store.helpers import T0, job_spec
+
+
+@pytest.fixture
+def job(db):
+    return q.create_job(job_spec())
+
+
+def test_create_run_and_the_unique_occurrence_guard(job):
+    run = q.create_run(job.id, T0, args=["--dry"], reason="first")
+    assert run.state == "queued" and run.attempt == 1 and run.trigger == "schedule"
+    assert run.args == ("--dry",) and run.job_name == "backup"
+    assert run.scheduled_at == T0
+    assert q.create_run(job.id, T0) is None  # the same occurrence cannot be recorded twice
+    retry = q.create_run(job.id, T0, attempt=2, trigger="retry", not_before=T0)
+    assert retry is not None and retry.not_before == T0
+    assert q.count_runs(job.id) == 2
+
+
+def test_create_run_for_unknown_job_is_not_found(db):
+    with pytest.raises(NotFound):
+        q.create_run(999, T0)
+
+
+def test_create_run_refuses_unknown_state_or_trigger(job):
+    with pytest.raises(ValueError):
+        q.create_run(job.id, T0, state="sleeping")
+    with pytest.raises(ValueError):
+        q.create_run(job.id, T0, trigger="whim")
+
+
+def test_terminal_state_at_creation_gets_finished_at(job):
+    run = q.create_run(job.id, T0, state="skipped", reason="previous run still going")
+    assert run.finished_at is not None and run.reason == "previous run still going"
+
+
+def test_record_missed_ignores_existing_occurrences(job):
+    q.create_run(job.id, T0)
+    times = [T0 + timedelta(hours=h) for h in range(3)]
+    assert q.record_missed(job.id, times, "console was off") == 2
+    assert q.record_missed(job.id, times, "again") == 0
+    assert q.count_runs(job.id, state="missed") == 2
+    assert q.count_runs(job.id, state="queued") == 1
+
+
+def test_transitions_follow_the_run_model(job):
+    run = q.create_run(job.id, T0)
+    run = q.transition_run(run.id, "dispatched", worker_name="w1", dispatched_at=T0)
+    run = q.transition_run(run.id, "running", started_at=T0, seq=1)
+    assert run.last_seq == 1 and run.worker_name == "w1"
+    done = q.transition_run(run.id, "succeeded", exit_code=0, seq=5)
+    assert done.state == "succeeded" and done.exit_code == 0 and done.last_seq == 5
+    assert done.finished_at is not None
+    # a stale writer cannot overwrite the result
+    with pytest.raises(TransitionError):
+        q.transition_run(run.id, "lost")
+    assert q.get_run(run.id).state == "succeeded"
+
+
+def test_real_result_replaces_lost(job):
+    run = q.create_run(job.id, T0)
+    q.transition_run(run.id, "running")
+    q.transition_run(run.id, "lost", reason="worker silent")
+    back = q.transition_run(run.id, "failed", exit_code=3)
+    assert back.state == "failed" and back.exit_code == 3
+
+
+def test_transition_unknown_run_or_field(job):
+    with pytest.raises(NotFound):
+        q.transition_run(424242, "running")
+    run = q.create_run(job.id, T0)
+    with pytest.raises(TypeError):
+        q.transition_run(run.id, "running", colour="red")
+
+
+def test_advance_seq_only_goes_up(job):
+    run = q.create_run(job.id, T0)
+    assert q.advance_seq(run.id, 4) == 4
+    assert q.advance_seq(run.id, 2) == 4
+    with pytest.raises(NotFound):
+        q.advance_seq(999999, 1)
+
+
+def test_list_runs_is_keyset_paged_newest_first(db):
+    a = q.create_job(job_spec("a"))
+    b = q.create_job(job_spec("b"))
+    ids = []
+    for i in range(7):
+        ids.append(q.create_run(a.id, T0 + timedelta(minutes=i)).id)
+        q.create_run(b.id, T0 + timedelta(minutes=i))
+    page1 = q.list_runs(a.id, limit=3)
+    page2 = q.list_runs(a.id, limit=3, before_id=page1[-1].id)
+    page3 = q.list_runs(a.id, limit=3, before_id=page2[-1].id)
+    got = [r.id for r in page1 + page2 + page3]
+    assert got == sorted(ids, reverse=True)
+    assert q.list_runs(a.id, limit=3, before_id=page3[-1].id) == []
+    assert len(q.list_runs(limit=100)) == 14
+    assert q.count_runs() == 14 and q.count_runs(b.id) == 7
+
+
+def test_active_runs(job):
+    r1 = q.create_run(job.id, T0)
+    r2 = q.create_run(job.id, T0 + timedelta(minutes=1))
+    r3 = q.create_run(job.id, T0 + timedelta(minutes=2))
+    q.transition_run(r2.id, "running")
+    q.transition_run(r3.id, "cancelled")
+    assert [r.id for r in q.active_runs()] == [r1.id, r2.id]

@@ -1,0 +1,88 @@
+import pytest
+
+from desktop.store import queries as q
+from desktop.store.errors import AuthError, NotFound, ValidationError
+from tests.store.helpers import T0
+
+
+def test_add_and_authenticate(db):
+    worker, token = q.add_worker("win-01", tags=["windows", "dc"], slots=2, actor="alice")
+    assert worker.tags == ("dc", "windows") and worker.slots == 2 and worker.enabled
+    assert len(token) >= 40
+    assert q.authenticate_worker("win-01", token).name == "win-01"
+    # only a hash is stored
+    from desktop.store.models import Worker
+
+    assert token not in Worker.get(Worker.name == "win-01").token_hash
+    assert q.list_audit()[0].entity_kind == "worker"
+
+
+@pytest.mark.parametrize(
+    "name, tags, slots, field",
+    [("", [], 1, "name"), ("../x", [], 1, "name"), ("ok", [""], 1, "tags"), ("ok", [], 0, "slots")],
+)
+def test_bad_worker_input(db, name, tags, slots, field):
+    with pytest.raises(ValidationError) as info:
+        q.add_worker(name, tags=tags, slots=slots)
+    assert field in info.value.errors
+    assert q.list_workers() == []
+
+
+def test_duplicate_worker_refused(db):
+    q.add_worker("w")
+    with pytest.raises(ValidationError):
+        q.add_worker("w")
+
+
+def test_auth_codes(db):
+    _, token = q.add_worker("w")
+    with pytest.raises(AuthError) as info:
+        q.authenticate_worker("nobody", token)
+    assert info.value.code == "unknown"
+    with pytest.raises(AuthError) as info:
+        q.authenticate_worker("w", token + "x")
+    assert info.value.code == "bad_token"
+    q.set_worker_enabled("w", False)
+    with pytest.raises(AuthError) as info:
+        q.authenticate_worker("w", token)
+    assert info.value.code == "disabled"
+    q.set_worker_enabled("w", True)
+    q.revoke_worker("w", actor="alice")
+    with pytest.raises(AuthError) as info:
+        q.authenticate_worker("w", token)
+    assert info.value.code == "revoked" and "new token" in info.value.reason
+
+
+def test_rotate_token_replaces_old_and_lifts_revocation(db):
+    _, old = q.add_worker("w")
+    q.revoke_worker("w")
+    new = q.rotate_token("w")
+    assert new != old
+    assert q.authenticate_worker("w", new).revoked_at is None
+    with pytest.raises(AuthError):
+        q.authenticate_worker("w", old)
+
+
+def test_worker_seen_records_the_hello(db):
+    q.add_worker("w", tags=["a"])
+    scripts = [{"name": "backup.py", "sha256": "ab" * 32}]
+    q.worker_seen("w", "host1", "Windows 11", "0.1.0", scripts, ["b", "c"], 4, T0)
+    seen = q.get_worker("w")
+    assert (seen.host, seen.os_name, seen.version, seen.slots) == (
+        "host1",
+        "Windows 11",
+        "0.1.0",
+        4,
+    )
+    assert seen.tags == ("b", "c") and seen.scripts == tuple(scripts) and seen.last_seen_at == T0
+    with pytest.raises(NotFound):
+        q.worker_seen("ghost", at=T0)
+
+
+def test_missing_worker_operations_are_not_found(db):
+    assert q.get_worker("ghost") is None
+    for call in (q.revoke_worker, q.rotate_token):
+        with pytest.raises(NotFound):
+            call("ghost")
+    with pytest.raises(NotFound):
+        q.set_worker_enabled("ghost", False)
