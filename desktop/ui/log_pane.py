@@ -1,0 +1,281 @@
+"""The log pane: one run's output, streaming live.
+
+The widget keeps at most MAX_LINES lines (QPlainTextEdit.maximumBlockCount drops the oldest), so
+a run printing 50,000 lines/s costs a bounded amount of layout per frame; the full output stays
+in the database and "Save…" writes all of it from there.  stderr is drawn in a warning colour.
+Chunks arrive already batched per frame by the EventBridge; consecutive chunks of one stream are
+joined into one insert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFontDatabase,
+    QKeySequence,
+    QPalette,
+    QShortcut,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui.asyncqt import spawn
+
+log = logging.getLogger(__name__)
+
+MAX_LINES = 20_000
+PAGE_CHUNKS = 2_000
+STDERR_COLOUR = "#d64541"
+
+# reader(run_id, after_seq, limit) -> chunks with .seq, .stream, .text, oldest first
+OutputReader = Callable[[int, int, int | None], Awaitable[list[Any]]]
+
+
+class LogPane(QWidget):
+    runLoaded = Signal(int)  # run id, once the stored output is shown and live lines follow
+
+    def __init__(self, parent: QWidget | None = None, max_lines: int = MAX_LINES) -> None:
+        super().__init__(parent)
+        self.reader: OutputReader | None = None
+        self.run_id: int | None = None
+        self.last_seq = 0
+        self._loading = False
+        self._pending: list[Any] = []
+        self.load_task = None
+        self._newline_due = False
+
+        self.title = QLabel("Select a run to see its output")
+        self.follow = QToolButton(text="Follow", checkable=True, checked=True)
+        self.follow.setToolTip("Keep the newest line in view (End)")
+        self.find_edit = QLineEdit(placeholderText="Find… (Ctrl+F)")
+        self.find_edit.setClearButtonEnabled(True)
+        self.find_edit.setMaximumWidth(220)
+        self.find_prev = QToolButton(text="◀")
+        self.find_prev.setToolTip("Find previous (Shift+F3)")
+        self.find_next = QToolButton(text="▶")
+        self.find_next.setToolTip("Find next (F3)")
+        self.copy_button = QToolButton(text="Copy")
+        self.copy_button.setToolTip("Copy the selection, or everything shown when nothing is")
+        self.save_button = QToolButton(text="Save…")
+        self.save_button.setToolTip("Save this run's full output (from the database) to a file")
+
+        self.view = QPlainTextEdit(readOnly=True)
+        self.view.setMaximumBlockCount(max_lines)
+        self.view.setUndoRedoEnabled(False)
+        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.view.setPlaceholderText("No output yet.")
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.title, 1)
+        for w in (
+            self.find_edit,
+            self.find_prev,
+            self.find_next,
+            self.follow,
+            self.copy_button,
+            self.save_button,
+        ):
+            bar.addWidget(w)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.view)
+
+        self._stdout_fmt = QTextCharFormat()
+        self._stderr_fmt = QTextCharFormat()
+        self._stderr_fmt.setForeground(QColor(STDERR_COLOUR))
+
+        self.find_edit.returnPressed.connect(lambda: self.find(backward=False))
+        self.find_next.clicked.connect(lambda: self.find(backward=False))
+        self.find_prev.clicked.connect(lambda: self.find(backward=True))
+        self.copy_button.clicked.connect(self.copy)
+        self.save_button.clicked.connect(self._ask_save)
+        self.follow.toggled.connect(self._on_follow)
+        self.view.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+        QShortcut(QKeySequence.StandardKey.Find, self, self._focus_find)
+        QShortcut(QKeySequence.StandardKey.FindNext, self, lambda: self.find(backward=False))
+        QShortcut(QKeySequence.StandardKey.FindPrevious, self, lambda: self.find(backward=True))
+        self._update_buttons()
+
+    # --- which run
+    def set_reader(self, reader: OutputReader) -> None:
+        self.reader = reader
+
+    def show_run(self, run_id: int | None, title: str = "") -> None:
+        """Show `run_id`'s stored output, then follow it live; None clears the pane."""
+        self.run_id = run_id
+        self.last_seq = 0
+        self._pending = []
+        self.view.clear()
+        self._newline_due = False
+        self.title.setText(title or (f"Run {run_id}" if run_id else "Select a run"))
+        self._update_buttons()
+        if run_id is None or self.reader is None:
+            self._loading = False
+            return
+        self._loading = True
+        self.load_task = spawn(self._load(run_id), f"loading the output of run {run_id}")
+
+    async def _load(self, run_id: int) -> None:
+        try:
+            while True:
+                page = await self.reader(run_id, self.last_seq, PAGE_CHUNKS)
+                if self.run_id != run_id:
+                    return  # the person moved on while this page was loading
+                self._insert([c for c in page if c.seq > self.last_seq])
+                if len(page) < PAGE_CHUNKS:
+                    break
+        finally:
+            if self.run_id == run_id:
+                self._loading = False
+                pending, self._pending = self._pending, []
+                self.append(pending)
+        self.runLoaded.emit(run_id)
+
+    # --- live output
+    def append(self, chunks: Iterable[Any]) -> None:
+        """Output events (any runs): keep those of the shown run that are new."""
+        mine = [c for c in chunks if c.run_id == self.run_id]
+        if not mine:
+            return
+        if self._loading:
+            self._pending.extend(mine)
+            return
+        self._insert([c for c in mine if c.seq > self.last_seq])
+
+    def _insert(self, chunks: list[Any]) -> None:
+        if not chunks:
+            return
+        chunks.sort(key=lambda c: c.seq)
+        bar = self.view.verticalScrollBar()
+        keep = bar.value()
+        cursor = QTextCursor(self.view.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.beginEditBlock()
+        run_stream, run_text = None, []
+        for c in chunks:
+            if c.seq <= self.last_seq:
+                continue  # a replay the DB already had
+            self.last_seq = c.seq
+            if c.stream != run_stream and run_text:
+                self._put(cursor, run_stream, "".join(run_text))
+                run_text = []
+            run_stream = c.stream
+            run_text.append(c.text)
+        if run_text:
+            self._put(cursor, run_stream, "".join(run_text))
+        cursor.endEditBlock()
+        if self.follow.isChecked():
+            bar.setValue(bar.maximum())
+        else:
+            bar.setValue(min(keep, bar.maximum()))
+        self._update_buttons()
+
+    def _put(self, cursor: QTextCursor, stream: str | None, text: str) -> None:
+        fmt = self._stderr_fmt if stream == "stderr" else self._stdout_fmt
+        # A chunk's final newline is held back and written as a block break before the next
+        # insert, so the widget never shows an empty last line; text without one continues it.
+        if self._newline_due:
+            cursor.insertBlock()
+        self._newline_due = text.endswith("\n")
+        cursor.insertText(text[:-1] if self._newline_due else text, fmt)
+
+    def text(self) -> str:
+        return self.view.toPlainText()
+
+    # --- follow / find / copy / save
+    def _on_follow(self, on: bool) -> None:
+        if on:
+            bar = self.view.verticalScrollBar()
+            bar.setValue(bar.maximum())
+
+    def _on_scrolled(self, value: int) -> None:
+        # scrolling up by hand pauses following; back at the bottom resumes it
+        at_bottom = value >= self.view.verticalScrollBar().maximum() - 2
+        if self.follow.isChecked() != at_bottom and self.view.hasFocus():
+            self.follow.setChecked(at_bottom)
+
+    def _focus_find(self) -> None:
+        self.find_edit.setFocus()
+        self.find_edit.selectAll()
+
+    def find(self, backward: bool = False) -> bool:
+        needle = self.find_edit.text()
+        if not needle:
+            return False
+        flags = QTextDocument.FindFlag.FindBackward if backward else QTextDocument.FindFlag(0)
+        found = self.view.find(needle, flags)
+        if not found:  # wrap around once
+            cursor = self.view.textCursor()
+            cursor.movePosition(
+                QTextCursor.MoveOperation.End if backward else QTextCursor.MoveOperation.Start
+            )
+            self.view.setTextCursor(cursor)
+            found = self.view.find(needle, flags)
+        if found:
+            self.follow.setChecked(False)
+        pal = self.find_edit.palette()
+        pal.setColor(
+            QPalette.ColorRole.Base,
+            self.palette().color(QPalette.ColorRole.Base) if found else QColor("#f8d7da"),
+        )
+        self.find_edit.setPalette(pal)
+        return found
+
+    def copy(self) -> str:
+        text = self.view.textCursor().selectedText().replace("\u2029", "\n") or self.text()
+        QApplication.clipboard().setText(text)
+        return text
+
+    def _ask_save(self) -> None:
+        if self.run_id is None:
+            return
+        dialog = QFileDialog(self, "Save run output", f"run-{self.run_id}.log")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilters(["Log files (*.log *.txt)", "All files (*)"])
+        run_id = self.run_id
+        dialog.fileSelected.connect(
+            lambda path: spawn(self.save(run_id, Path(path)), f"saving run {run_id}")
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        dialog.open()
+
+    async def save(self, run_id: int, path: Path) -> int:
+        """Write the run's full output from the database (not just what the widget kept); stderr
+        lines are kept in order as they were interleaved.  Returns the number of chunks."""
+        after, count = 0, 0
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            while True:
+                page = await self.reader(run_id, after, PAGE_CHUNKS)
+                for c in page:
+                    f.write(c.text)
+                count += len(page)
+                if len(page) < PAGE_CHUNKS:
+                    break
+                after = page[-1].seq
+        return count
+
+    def _update_buttons(self) -> None:
+        has_run = self.run_id is not None
+        self.save_button.setEnabled(has_run and self.reader is not None)
+        self.copy_button.setEnabled(has_run)
