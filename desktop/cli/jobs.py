@@ -1,0 +1,313 @@
+"""``python -m desktop [--db URL] jobs ...``: list, show, export, import, enable, disable.
+
+Talks to the same database as a running console (SQLite in WAL mode lets both in at once); the
+console notices the change through queries.change_marker() within about a second.  No Qt here.
+The helpers ``store_command`` and ``format_time`` are shared with the other command modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import getpass
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from desktop.cli import UserError
+from desktop.store import db as store_db
+from desktop.store import queries as q
+from desktop.store import validation
+from desktop.store.errors import StoreError, ValidationError
+
+EXPORT_FORMAT = "jobtrigger-jobs"
+EXPORT_VERSION = 1
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+
+def actor() -> str:
+    """Who made a change from the command line, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"[:200]
+    except Exception:  # no user name in some service accounts and containers
+        return "cli"
+
+
+def store_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Open (and migrate) the database for one command, close it afterwards, and turn store
+    problems into UserError so the person sees one clear line and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            database = store_db.open_store(getattr(args, "db", None))
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            with store_db.store_errors(database):
+                return func(args)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+        except ValidationError as exc:
+            raise UserError(format_errors(exc)) from None
+        finally:
+            database.close()
+
+    return wrapper
+
+
+def format_errors(exc: ValidationError) -> str:
+    lines = [f"  {field}: {message}" for field, message in sorted(exc.errors.items())]
+    return "invalid input, nothing was changed:\n" + "\n".join(lines)
+
+
+def display_zone() -> ZoneInfo:
+    name = q.get_setting("display_tz") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def format_time(dt: datetime | None, zone: ZoneInfo) -> str:
+    if dt is None:
+        return "-"
+    return dt.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def print_table(headers: list[str], rows: list[list[str]], out=None) -> None:
+    out = out or sys.stdout
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+    for row in [headers, *rows]:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+
+
+def _require_job(name: str):
+    job = q.get_job_by_name(name)
+    if job is None:
+        raise UserError(f"there is no job named {name!r}; `jobs list` shows the names")
+    return job
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@store_command
+def cmd_list(args: argparse.Namespace) -> int:
+    zone = display_zone()
+    jobs = q.list_jobs()
+    if not jobs:
+        print("no jobs yet (add one in the console, or `jobs import FILE`)")
+        return 0
+    rows = []
+    for job in jobs:
+        last = "-"
+        if job.last_run_state:
+            last = f"{job.last_run_state} {format_time(job.last_run_at, zone)}"
+        rows.append(
+            [
+                job.name,
+                "yes" if job.enabled else "no",
+                validation.describe_schedule(job.schedule),
+                format_time(job.next_fire_at, zone) if job.enabled else "-",
+                last,
+            ]
+        )
+    print_table(["NAME", "ENABLED", "SCHEDULE", "NEXT FIRE", "LAST RUN"], rows)
+    return 0
+
+
+@store_command
+def cmd_show(args: argparse.Namespace) -> int:
+    zone = display_zone()
+    job = _require_job(args.name)
+    target = (
+        job.target_kind if job.target_kind == "any" else f"{job.target_kind} {job.target_value}"
+    )
+    lines = [
+        ("name", job.name),
+        ("description", job.description or "-"),
+        ("enabled", "yes" if job.enabled else "no"),
+        ("script", job.script),
+        ("args", json.dumps(list(job.args), ensure_ascii=False)),
+        ("env", json.dumps(job.env, ensure_ascii=False, sort_keys=True)),
+        ("target", target),
+        ("schedule", validation.describe_schedule(job.schedule)),
+        ("time zone", job.time_zone),
+        ("next fire", format_time(job.next_fire_at, zone)),
+        ("misfire", f"{job.misfire_policy} (cap {job.misfire_cap})"),
+        ("concurrency", job.concurrency),
+        ("timeout", f"{job.timeout_seconds} s" if job.timeout_seconds else "none"),
+        (
+            "retries",
+            f"{job.max_retries} (delay {job.retry_delay_seconds} s, x{job.retry_backoff:g}, "
+            f"max {job.retry_max_delay_seconds} s)",
+        ),
+        ("last run", f"#{job.last_run_id} {job.last_run_state}" if job.last_run_id else "-"),
+        ("created", format_time(job.created_at, zone)),
+        ("updated", format_time(job.updated_at, zone)),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+def export_document(jobs) -> str:
+    """The versioned export file: jobs by name, keys sorted, one value per line (diff-friendly)."""
+    doc = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "jobs": [job.to_spec() for job in sorted(jobs, key=lambda j: j.name)],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"the folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@store_command
+def cmd_export(args: argparse.Namespace) -> int:
+    jobs = q.list_jobs()
+    text = export_document(jobs)
+    if args.file in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        _write_atomically(Path(args.file), text)
+        print(f"exported {len(jobs)} job(s) to {args.file}", file=sys.stderr)
+    return 0
+
+
+def read_import_file(path: str) -> list[Any]:
+    """The job list of an export file, or UserError saying what is wrong with the file."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read it ({exc})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise UserError(
+            f'{path}: not a Job Trigger jobs file (expected "format": "{EXPORT_FORMAT}"; '
+            "make one with `jobs export`)"
+        )
+    if doc.get("version") != EXPORT_VERSION:
+        raise UserError(
+            f"{path}: jobs file version {doc.get('version')!r} is not supported "
+            f"(this Job Trigger reads version {EXPORT_VERSION}); export it again with this version"
+        )
+    jobs = doc.get("jobs")
+    if not isinstance(jobs, list):
+        raise UserError(f'{path}: "jobs" must be a list of job definitions')
+    return jobs
+
+
+@store_command
+def cmd_import(args: argparse.Namespace) -> int:
+    specs = read_import_file(args.file)
+    result = q.import_jobs(specs, actor(), dry_run=args.dry_run)
+    would = "would be " if args.dry_run else ""
+    for name in result["added"]:
+        print(f"{would}added:     {name}")
+    for name, detail in result["changed"]:
+        print(f"{would}changed:   {name}  ({detail})")
+    for name in result["unchanged"]:
+        print(f"unchanged: {name}")
+    summary = (
+        f"{len(result['added'])} to add, {len(result['changed'])} to change, "
+        f"{len(result['unchanged'])} unchanged"
+    )
+    if args.dry_run:
+        print(f"dry run: {summary}; nothing was changed")
+    else:
+        print(f"done: {summary.replace('to add', 'added').replace('to change', 'changed')}")
+    print("jobs that are not in the file were left alone")
+    return 0
+
+
+def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
+    job = _require_job(args.name)
+    if job.enabled == enabled:
+        print(f"job {job.name!r} was already {'enabled' if enabled else 'disabled'}")
+        return 0
+    job = q.set_job_enabled(job.id, enabled, actor())
+    if enabled:
+        print(f"enabled {job.name!r}; next fire {format_time(job.next_fire_at, display_zone())}")
+    else:
+        print(f"disabled {job.name!r}")
+    return 0
+
+
+@store_command
+def cmd_enable(args: argparse.Namespace) -> int:
+    return _set_enabled(args, True)
+
+
+@store_command
+def cmd_disable(args: argparse.Namespace) -> int:
+    return _set_enabled(args, False)
+
+
+def register(subparsers) -> None:
+    jobs = subparsers.add_parser("jobs", help="list, show, export, import, enable or disable jobs")
+    sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("list", help="all jobs with next fire time and last run")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="one job's full definition")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "export", help="write all job definitions as versioned JSON (stable order, diff-friendly)"
+    )
+    p.add_argument("file", metavar="FILE", nargs="?", help="output file (default: stdout)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import",
+        help="add or update jobs by name from an export file; all or nothing",
+        description="Checks every job in FILE first; on any error nothing is changed and the "
+        "exit code is 2. Jobs not in the file are left alone.",
+    )
+    p.add_argument("file", metavar="FILE", help="a file written by `jobs export` ('-' = stdin)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what would be added or changed; change nothing"
+    )
+    p.set_defaults(func=cmd_import)
+
+    for name, func, text in (
+        ("enable", cmd_enable, "let the job fire on its schedule again (next fire from now)"),
+        ("disable", cmd_disable, "stop the job from firing (runs already going continue)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("name", metavar="NAME")
+        p.set_defaults(func=func)
