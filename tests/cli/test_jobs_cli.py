@@ -94,7 +94,7 @@ def test_import_with_any_error_changes_nothing(seeded, cli, tmp_path):
     path = write_json(tmp_path / "bad.json", doc)
     before = read_db(seeded["url"], q.list_jobs)
     marker = read_db(seeded["url"], q.change_marker)
-    code, out, err = cli("jobs", "import", path)
+    code, _, err = cli("jobs", "import", path)
     assert code == 2
     assert "nothing was changed" in err
     assert "jobs[1] (evil).script" in err and "jobs[2] (x).schedule: is required" in err
