@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 INSERT_BATCH = 500  # rows per INSERT: well under every database's parameter limit
 PRUNE_BATCH = 500
+# Parameters per INSERT statement: SQLite before 3.32 allows 999, SQL Server 2100, PostgreSQL
+# 65535; fewer, larger statements matter most over a network.
+ROW_PARAMS_LIMIT = {"sqlite": 990, "postgresql": 20_000}
 RUN_FIELDS = ("worker_name", "exit_code", "reason", "dispatched_at", "started_at", "finished_at")
 _WORKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
 
@@ -683,10 +686,35 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
                     last_seq=last_seq, output_bytes=nbytes, output_truncated=truncated
                 ).where(Run.id == rid).execute()
             result[rid] = last_seq
-        fields = [RunOutput.run, RunOutput.seq, RunOutput.stream, RunOutput.text, RunOutput.at]
-        for start in range(0, len(rows), INSERT_BATCH):
-            RunOutput.insert_many(rows[start : start + INSERT_BATCH], fields=fields).execute()
+        _insert_rows(
+            RunOutput,
+            [RunOutput.run, RunOutput.seq, RunOutput.stream, RunOutput.text, RunOutput.at],
+            rows,
+        )
     return result
+
+
+def _insert_rows(model, fields, rows: list[tuple]) -> None:
+    """Plain multi-row INSERTs for the hot path: peewee's insert_many spends most of its time
+    building SQL for each value; this builds the statement once per batch size.  Portable SQL
+    (SQLite, PostgreSQL, SQL Server); batches stay under every driver's parameter limit."""
+    if not rows:
+        return
+    database = database_proxy.obj
+    left, right = database.quote  # the database's identifier quotes, e.g. '""'
+    table = f"{left}{model._meta.table_name}{right}"
+    columns = ", ".join(f"{left}{f.column_name}{right}" for f in fields)
+    placeholder = "(" + ", ".join([database.param] * len(fields)) + ")"
+    limit = ROW_PARAMS_LIMIT["sqlite" if validation_is_sqlite() else "postgresql"]
+    per_statement = max(1, limit // len(fields))
+    statements: dict[int, str] = {}
+    for start in range(0, len(rows), per_statement):
+        batch = rows[start : start + per_statement]
+        sql = statements.get(len(batch))
+        if sql is None:
+            sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([placeholder] * len(batch))
+            statements[len(batch)] = sql
+        database.execute_sql(sql, [value for row in batch for value in row])
 
 
 def read_output(run_id: int, after_seq: int = 0, limit: int | None = None) -> list[OutputChunk]:
