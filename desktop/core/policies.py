@@ -27,7 +27,7 @@ def retry_delay(attempt: int, base_seconds: float, factor: float, max_seconds: f
     if base_seconds == 0 or max_seconds <= base_seconds or factor == 1:
         return float(min(base_seconds, max_seconds))
     # Compare exponents in log space so attempt 10_000 with factor 2 cannot overflow a float.
-    if (attempt - 1) * math.log(factor) >= math.log(max_seconds / base_seconds):
+    if (attempt - 1) * math.log(factor) >= math.log(max_seconds) - math.log(base_seconds):
         return float(max_seconds)
     return float(min(max_seconds, base_seconds * factor ** (attempt - 1)))
 
