@@ -29,7 +29,11 @@ def retry_delay(attempt: int, base_seconds: float, factor: float, max_seconds: f
     # Compare exponents in log space so attempt 10_000 with factor 2 cannot overflow a float.
     if (attempt - 1) * math.log(factor) >= math.log(max_seconds) - math.log(base_seconds):
         return float(max_seconds)
-    return float(min(max_seconds, base_seconds * factor ** (attempt - 1)))
+    try:
+        delay = base_seconds * factor ** (attempt - 1)
+    except OverflowError:  # a tiny base with a huge power: go through logs instead
+        delay = math.exp(math.log(base_seconds) + (attempt - 1) * math.log(factor))
+    return float(min(max_seconds, delay))
 
 
 def jittered(delay: float, fraction: float, unit_random: float) -> float:
