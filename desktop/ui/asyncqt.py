@@ -67,6 +67,10 @@ async def cancel_pending() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+# Called with each dialog `ask` opens: tests answer dialogs this way, tools can log them.
+dialog_watchers: list[Callable[[QDialog], None]] = []
+
+
 async def ask(dialog: QDialog) -> int:
     """Open `dialog` window-modally and wait for it to finish; returns its result code."""
     loop = asyncio.get_running_loop()
@@ -78,6 +82,8 @@ async def ask(dialog: QDialog) -> int:
 
     dialog.finished.connect(finished)
     dialog.open()
+    for watcher in list(dialog_watchers):
+        watcher(dialog)
     try:
         return await fut
     finally:

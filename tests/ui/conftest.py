@@ -6,6 +6,7 @@ qasync.QEventLoop, so coroutines, Qt signals and timers share one loop (DESIGN.m
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import pytest
@@ -26,3 +27,19 @@ def pytest_asyncio_loop_factories(config, item):
 def _qapp(qapp):
     """Every UI test has the QApplication (pixmaps and fonts need it even without a window)."""
     return qapp
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _gc_on_gui_thread(qapp):
+    """As in the app: cycles are collected on the GUI thread, never in the DB thread."""
+    from desktop.ui.gc_guard import MainThreadGC
+
+    guard = MainThreadGC()
+    yield guard
+    guard.stop()
+
+
+@pytest.fixture(autouse=True)
+def _collect_after_test():
+    yield
+    gc.collect()

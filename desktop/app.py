@@ -1,0 +1,213 @@
+"""Composition root of the console: logging, QApplication + qasync loop, the core (store,
+scheduler, hub, local worker) and the main window, and a shutdown that we own.
+
+Shutdown (DESIGN.md, Known pitfalls): Qt must not end the loop under our feet, so
+setQuitOnLastWindowClosed(False) and `main()` waits on an asyncio.Event that Quit (window, tray,
+SIGINT/SIGTERM) sets; then it stops the window's work, cancels tasks, stops the core and returns.
+Startup problems a person can fix (port in use, database locked/newer/unreachable) are shown in a
+message box opened with open() and awaited, never exec().
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("desktop.app")
+
+APP_NAME = "JobTrigger"
+
+
+def log_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def setup_logging(level: int = logging.INFO) -> Path | None:
+    """Log to a rotating file in the user's log folder, and to stderr when there is one.  A
+    windowed (frozen) program has sys.stdout/sys.stderr = None: give them a sink so a stray
+    print() cannot crash it."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    root = logging.getLogger()
+    root.setLevel(level)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path: Path | None = None
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "console.log"
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=5_000_000, backupCount=3, encoding="utf-8"
+        )
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    except OSError as exc:  # a read-only home must not stop the console
+        print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
+    if not getattr(sys, "frozen", False):
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(fmt)
+        root.addHandler(stream)
+    return path
+
+
+def startup_problem(exc: BaseException, host: str, port: int) -> tuple[str, str] | None:
+    """(title, text) for a start failure the person can fix, or None for our own bugs."""
+    from desktop.store.errors import StoreError
+
+    if isinstance(exc, StoreError):
+        return "Database problem", f"Job Trigger cannot open its database.\n\n{exc}"
+    if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, 10048):  # 10048: Windows
+        return (
+            "Port in use",
+            f"Another program already listens on {host}:{port} — probably another Job "
+            "Trigger console. Close it, or start this one with --port (or change the hub port "
+            "in Settings).",
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
+        return (
+            "Cannot listen",
+            f"The hub cannot listen on {host}:{port}: {exc.strerror}. Check the hub address "
+            "in Settings or use --host/--port.",
+        )
+    return None
+
+
+async def read_settings(url: str) -> dict[str, str]:
+    """The stored settings, before the core starts (they decide where the hub listens).  Opening
+    the store here also surfaces a locked or newer database before anything else starts."""
+    from desktop.store import queries
+    from desktop.store.executor import DbExecutor
+
+    db = DbExecutor(url)
+    try:
+        await db.start()
+        return await db.call(queries.all_settings)
+    finally:
+        await db.close()
+
+
+async def show_fatal(title: str, text: str) -> None:
+    from desktop.ui.asyncqt import ask
+    from desktop.ui.dialog_boxes import fatal_box
+
+    box = fatal_box(title, text)
+    await ask(box)
+
+
+def make_core(url: str, host: str, port: int, local_worker: bool) -> Any:
+    from desktop.service import Core
+
+    return Core(url, host, port, local_worker=local_worker)
+
+
+async def main(args: argparse.Namespace, *, on_window=None) -> int:
+    """The console's life: start, show, wait for Quit, stop.  Returns the exit code.
+    `on_window(window)` is called once the window shows its data (tests, smoke test)."""
+    from desktop.store.db import resolve_url
+    from desktop.ui.asyncqt import cancel_pending
+    from desktop.ui.main_window import MainWindow
+
+    loop = asyncio.get_running_loop()
+    closing = asyncio.Event()
+    if os.name == "posix":
+        # Qt does not deliver SIGINT while idle in its loop; the asyncio handler does
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, closing.set)
+            except (NotImplementedError, RuntimeError, ValueError):
+                log.debug("no handler for %s on this loop", sig)
+
+    url = resolve_url(getattr(args, "db", None))
+    host = getattr(args, "host", None) or "127.0.0.1"
+    port = getattr(args, "port", None)
+    core = None
+    try:
+        settings = await read_settings(url)
+        host = getattr(args, "host", None) or settings.get("hub_host", "127.0.0.1")
+        port = port if port is not None else int(settings.get("hub_port", "8000"))
+        local = settings.get("local_worker", "1") == "1" and not getattr(
+            args, "no_local_worker", False
+        )
+        core = make_core(url, host, port, local)
+        await core.start()
+    except Exception as exc:
+        problem = startup_problem(exc, host, port or 0)
+        if problem is None:
+            log.exception("the console could not start")
+            problem = ("Job Trigger could not start", f"{exc!r}\n\nDetails are in {log_dir()}.")
+        else:
+            log.error("%s: %s", problem[0], exc)
+        if core is not None:
+            await core.stop()
+        if getattr(args, "smoke_test", False):
+            print(f"smoke test failed: {problem[1]}", file=sys.stderr)
+        else:
+            await show_fatal(*problem)
+        return 1
+
+    from desktop.ui.gc_guard import MainThreadGC
+
+    gc_guard = MainThreadGC()
+    window = MainWindow(core, db_url=url, tray=not getattr(args, "smoke_test", False))
+    window.quitRequested.connect(closing.set)
+    code = 0
+    try:
+        window.show()
+        await window.load()
+        if on_window is not None:
+            result = on_window(window)
+            if asyncio.iscoroutine(result):
+                await result
+        if getattr(args, "smoke_test", False):
+            image = window.grab()
+            ok = not image.isNull() and window.jobs_model.columnCount() > 0
+            print(
+                f"smoke test: window {image.width()}x{image.height()}, "
+                f"{window.jobs_model.rowCount()} jobs, hub {core.hub_url}"
+            )
+            code = 0 if ok else 1
+            closing.set()
+        await closing.wait()
+    finally:
+        log.info("shutting down")
+        window.shutdown()
+        window.hide()
+        await cancel_pending()
+        await core.stop()
+        window.deleteLater()
+        gc_guard.stop()
+        if os.name == "posix":
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.remove_signal_handler(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+    return code
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    """Entry from desktop.cli: build the Qt application and the qasync loop, run main()."""
+    setup_logging()
+    from desktop.ui.qtapp import create_app_and_loop
+
+    _app, loop = create_app_and_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            return loop.run_until_complete(main(args))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        asyncio.set_event_loop(None)

@@ -1,0 +1,32 @@
+"""The reads the console makes, as plain functions run on the database thread
+(`await core.db.call(fn, ...)`): one call per frame of events, not one per event, and only plain
+records come back across the thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from desktop.core import runs as run_states
+from desktop.store import queries
+from desktop.store.records import JobRecord, RunRecord
+
+
+def jobs_by_id(ids: Iterable[int]) -> dict[int, JobRecord | None]:
+    """Current records for the given jobs (None: deleted meanwhile)."""
+    return {i: queries.get_job(i) for i in ids}
+
+
+def runs_by_id(ids: Iterable[int]) -> dict[int, RunRecord | None]:
+    return {i: queries.get_run(i) for i in ids}
+
+
+def run_counts() -> tuple[int, int]:
+    """(running, queued): dispatched runs count as running (a worker has them)."""
+    running = queries.count_runs(state=run_states.RUNNING) + queries.count_runs(
+        state=run_states.DISPATCHED
+    )
+    return running, queries.count_runs(state=run_states.QUEUED)
+
+
+def display_settings() -> dict[str, str]:
+    return queries.all_settings()

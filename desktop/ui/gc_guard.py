@@ -1,0 +1,43 @@
+"""Run Python's cycle collector on the GUI thread only.
+
+The database executor's thread allocates a lot; if the collector ran there, it could free a Qt
+object caught in a reference cycle (a dialog and a lambda that names it) from the wrong thread,
+and Qt crashes on that (seen here as a segfault in the DB thread).  So automatic collection is
+switched off and a timer on the GUI thread collects instead, generation by generation, as the
+thresholds say (the usual recipe for Python Qt applications).
+"""
+
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QObject, QTimer
+
+INTERVAL_MS = 500
+
+
+class MainThreadGC(QObject):
+    def __init__(self, parent: QObject | None = None, interval_ms: int = INTERVAL_MS) -> None:
+        super().__init__(parent)
+        self.threshold = gc.get_threshold()
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.check)
+        self.timer.start(interval_ms)
+
+    def check(self) -> None:
+        counts = gc.get_count()
+        if counts[0] > self.threshold[0]:
+            level = 0
+            if counts[1] > self.threshold[1]:
+                level = 1
+                if counts[2] > self.threshold[2]:
+                    level = 2
+            gc.collect(level)
+
+    def stop(self) -> None:
+        self.timer.stop()
+        gc.collect()
+        if self.was_enabled:
+            gc.enable()

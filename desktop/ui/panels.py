@@ -1,0 +1,135 @@
+"""The two big views: the jobs table with its filter, and the workers panel.  Views only: the
+main window decides what the actions do."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui.models import ID_ROLE, ROW_ROLE, SORT_ROLE, JobsTableModel, WorkersTableModel
+
+
+def _table(model, *, sortable: bool) -> QTableView:
+    view = QTableView()
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.verticalHeader().setVisible(False)
+    # fixed row height: the view does not measure 10,000 rows to lay them out
+    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
+    view.horizontalHeader().setHighlightSections(False)
+    view.setSortingEnabled(sortable)
+    view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+    return view
+
+
+class JobsPanel(QWidget):
+    selectedJobChanged = Signal(object)  # job id or None
+
+    def __init__(self, model: JobsTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.filter = QLineEdit(placeholderText="Filter jobs by name, schedule, target… (Ctrl+L)")
+        self.filter.setClearButtonEnabled(True)
+        self.count = QLabel()
+        self.view = _table(self.proxy, sortable=True)
+        self.view.sortByColumn(JobsTableModel.NAME, Qt.SortOrder.AscendingOrder)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        for col, width in enumerate((200, 260, 120, 150, 150, 120, 70)):
+            self.view.setColumnWidth(col, width)
+        header.setSectionResizeMode(JobsTableModel.SCHEDULE, QHeaderView.ResizeMode.Stretch)
+        top = QHBoxLayout()
+        top.addWidget(self.filter, 1)
+        top.addWidget(self.count)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.view)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter.textChanged.connect(self._update_count)
+        model.rowsInserted.connect(self._update_count)
+        model.rowsRemoved.connect(self._update_count)
+        model.modelReset.connect(self._update_count)
+        self.view.selectionModel().currentRowChanged.connect(self._current_changed)
+        self._update_count()
+
+    def _update_count(self, *_args) -> None:
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.count.setText(f"{total} jobs" if shown == total else f"{shown} of {total} jobs")
+
+    def _current_changed(self, current, _previous) -> None:
+        self.selectedJobChanged.emit(current.data(ID_ROLE) if current.isValid() else None)
+
+    def selected_id(self) -> int | None:
+        index = self.view.selectionModel().currentIndex()
+        if not index.isValid() or not self.view.selectionModel().isRowSelected(index.row()):
+            return None
+        return index.data(ID_ROLE)
+
+    def selected_row(self):
+        index = self.view.selectionModel().currentIndex()
+        return index.data(ROW_ROLE) if index.isValid() else None
+
+    def select(self, job_id: int) -> bool:
+        row = self.model.row_for_key(job_id)
+        if row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():  # filtered out: clear the filter so the new job shows
+            self.filter.clear()
+            index = self.proxy.mapFromSource(self.model.index(row, 0))
+        self.view.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.view.scrollTo(index)
+        return True
+
+
+class WorkersPanel(QWidget):
+    def __init__(self, model: WorkersTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.toolbar = QToolBar()
+        self.view = _table(model, sortable=False)
+        header = self.view.horizontalHeader()
+        for col, width in enumerate((180, 90, 160, 180, 80, 110, 80)):
+            self.view.setColumnWidth(col, width)
+        header.setStretchLastSection(True)
+        self.hint = QLabel(
+            "Workers connect out to this console. Add one to get its token and a ready "
+            "worker.ini, then start the worker program on that host."
+        )
+        self.hint.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.view)
+        layout.addWidget(self.hint)
+
+    def selected_name(self) -> str | None:
+        index = self.view.selectionModel().currentIndex()
+        return index.data(ID_ROLE) if index.isValid() else None

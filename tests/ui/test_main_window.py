@@ -1,0 +1,260 @@
+"""The main window against the real store and event bus (tests/ui/storecore.py plays the
+scheduler's and worker's part): create, edit, run, watch output, cancel, delete, workers."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+import pytest
+from PySide6.QtWidgets import QDialog, QMessageBox
+
+from desktop.core.events import JobChanged
+from desktop.store import queries
+from desktop.ui import asyncqt
+from desktop.ui.log_pane import STDERR_COLOUR
+from desktop.ui.main_window import MainWindow
+from desktop.ui.models import JobsTableModel, RunsTableModel
+from tests.conftest import timeout
+from tests.ui.storecore import StoreCore, seed_jobs
+
+JOB = {
+    "name": "nightly",
+    "script": "test_job.py",
+    "schedule": {"v": 1, "kind": "daily", "tz": "Asia/Hong_Kong", "times": ["02:00"]},
+    "time_zone": "Asia/Hong_Kong",
+}
+
+
+async def settle(window: MainWindow) -> None:
+    """Deliver buffered events now and wait until every task they started is done."""
+    for _ in range(50):
+        window.bridge.flush()
+        tasks = [t for t in asyncqt.pending_tasks() if not t.done()]
+        if not tasks:
+            return
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout(10))
+    raise AssertionError("the window kept starting tasks")
+
+
+class Dialogs:
+    """Futures for the dialogs the window opens (through asyncqt.ask)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[QDialog] = asyncio.Queue()
+
+    def __call__(self, dialog: QDialog) -> None:
+        self.queue.put_nowait(dialog)
+
+    async def next(self) -> QDialog:
+        return await asyncio.wait_for(self.queue.get(), timeout(10))
+
+
+@asynccontextmanager
+async def console(tmp_path, qtbot, jobs=()):
+    core = StoreCore(f"sqlite:///{tmp_path / 'jt.db'}")
+    await core.start()
+    for spec in jobs:
+        await core.db.call(queries.create_job, spec)
+    window = MainWindow(core, db_url="sqlite:///x.db", tray=False)
+    qtbot.addWidget(window)
+    dialogs = Dialogs()
+    asyncqt.dialog_watchers.append(dialogs)
+    errors: list[tuple[str, BaseException]] = []
+    asyncqt.set_error_handler(lambda what, exc: errors.append((what, exc)))
+    try:
+        window.show()
+        await window.load()
+        yield core, window, dialogs, errors
+        await settle(window)
+    finally:
+        asyncqt.dialog_watchers.remove(dialogs)
+        window.shutdown()
+        await asyncqt.cancel_pending()
+        await core.stop()
+
+
+@pytest.mark.asyncio
+async def test_create_a_job_through_the_editor(tmp_path, qtbot):
+    async with console(tmp_path, qtbot) as (core, window, dialogs, errors):
+        assert "System Offline" in window.status_label.text()
+        assert "no worker is registered" in window.status_label.text()
+        task = asyncio.ensure_future(window.new_job())
+        editor = await dialogs.next()
+        assert not editor.save_button.isEnabled()  # no name yet
+        editor.name.setText("backup")
+        editor.script.setCurrentText("backup.ps1")
+        editor.forms["daily"].times.setText("03:15")
+        assert editor.save_button.isEnabled(), editor.errors
+        editor.save_button.click()
+        record = await asyncio.wait_for(task, timeout(10))
+        await settle(window)
+        assert record.name == "backup" and errors == []
+        row = window.jobs_model.row_for_key(record.id)
+        assert window.jobs_model.data(
+            window.jobs_model.index(row, JobsTableModel.SCHEDULE)
+        ).startswith("Daily at 03:15")
+        assert window.jobs_panel.selected_id() == record.id
+        stored = await core.db.call(queries.get_job, record.id)
+        assert stored.script == "backup.ps1" and stored.schedule["times"] == ["03:15"]
+
+
+@pytest.mark.asyncio
+async def test_run_now_streams_output_and_shows_the_outcome_in_both_tables(tmp_path, qtbot):
+    async with console(tmp_path, qtbot, [JOB]) as (core, window, _dialogs, errors):
+        job_id = window.jobs_panel.selected_id()
+        assert job_id is not None
+        run_id = await window.run_now(job_id)
+        await settle(window)
+        assert window.selected_run().id == run_id
+        assert window.log_pane.run_id == run_id
+        await core.start_run(run_id)
+        await core.output(run_id, ("stdout", "hello\n"), ("stderr", "oops\n"))
+        await core.output(run_id, ("stdout", "bye\n"))
+        await settle(window)
+        assert window.log_pane.text() == "hello\noops\nbye"
+        # stderr is drawn in its own colour
+        block = window.log_pane.view.document().findBlockByNumber(1)
+        assert block.begin().fragment().charFormat().foreground().color().name() == STDERR_COLOUR
+        await core.finish_run(run_id, "failed", 3)
+        await settle(window)
+        runs = window.runs_model
+        assert runs.data(runs.index(0, RunsTableModel.OUTCOME)) == "Failed"
+        assert runs.data(runs.index(0, RunsTableModel.EXIT)) == "3"
+        jobs = window.jobs_model
+        row = jobs.row_for_key(job_id)
+        assert jobs.data(jobs.index(row, JobsTableModel.OUTCOME)) == "Failed"
+        assert window.chart.bars()[-1][1] == "failed"
+        assert errors == []
+
+
+@pytest.mark.asyncio
+async def test_reopening_a_run_loads_its_stored_output_then_follows(tmp_path, qtbot):
+    async with console(tmp_path, qtbot, [JOB]) as (core, window, _dialogs, _errors):
+        job_id = window.jobs_panel.selected_id()
+        first = await window.run_now(job_id)
+        await core.start_run(first)
+        await core.output(first, *[("stdout", f"line {i}\n") for i in range(5000)])
+        second = await window.run_now(job_id)
+        await settle(window)
+        assert window.log_pane.run_id == second and window.log_pane.text() == ""
+        window.select_run(first)
+        await settle(window)
+        lines = window.log_pane.text().split("\n")
+        assert lines[0] == "line 0" and lines[-1] == "line 4999" and len(lines) == 5000
+        await core.output(first, ("stdout", "late line\n"))
+        await settle(window)
+        assert window.log_pane.text().endswith("line 4999\nlate line")
+        saved = tmp_path / "out.log"
+        count = await window.log_pane.save(first, saved)
+        assert count == 5001
+        assert saved.read_text().splitlines()[-1] == "late line"
+
+
+@pytest.mark.asyncio
+async def test_cancel_and_delete_ask_and_act(tmp_path, qtbot):
+    async with console(tmp_path, qtbot, [JOB]) as (core, window, dialogs, _errors):
+        job_id = window.jobs_panel.selected_id()
+        run_id = await window.run_now(job_id)
+        await settle(window)
+        assert window.act_cancel.isEnabled()
+        assert await window.cancel_selected_run() == run_id
+        await settle(window)
+        assert core.cancelled == [run_id]
+        assert window.runs_model.row_at(0).state == "cancelled"
+
+        task = asyncio.ensure_future(window.delete_job(job_id))
+        box = await dialogs.next()
+        assert isinstance(box, QMessageBox) and "nightly" in box.text()
+        box.button(QMessageBox.StandardButton.Cancel).click()
+        assert await task is False
+        assert window.jobs_model.row_for_key(job_id) is not None
+
+        task = asyncio.ensure_future(window.delete_job(job_id))
+        box = await dialogs.next()
+        box.button(QMessageBox.StandardButton.Yes).click()
+        assert await task is True
+        await settle(window)
+        assert window.jobs_model.row_for_key(job_id) is None
+        assert await core.db.call(queries.get_job, job_id) is None
+
+
+@pytest.mark.asyncio
+async def test_disable_and_duplicate(tmp_path, qtbot):
+    async with console(tmp_path, qtbot, [JOB]) as (core, window, dialogs, _errors):
+        job_id = window.jobs_panel.selected_id()
+        window.act_disable.trigger()
+        await settle(window)
+        row = window.jobs_model.row_for_key(job_id)
+        assert (
+            window.jobs_model.data(window.jobs_model.index(row, JobsTableModel.NEXT)) == "disabled"
+        )
+        assert window.act_enable.isEnabled() and not window.act_disable.isEnabled()
+        task = asyncio.ensure_future(window.edit_job(job_id, copy=True))
+        editor = await dialogs.next()
+        assert editor.name.text() == "nightly (copy)"
+        editor.save_button.click()
+        copy = await asyncio.wait_for(task, timeout(10))
+        assert (
+            copy.id != job_id
+            and copy.schedule == (await core.db.call(queries.get_job, job_id)).schedule
+        )
+
+
+@pytest.mark.asyncio
+async def test_add_worker_shows_the_token_once_and_writes_worker_ini(tmp_path, qtbot):
+    async with console(tmp_path, qtbot) as (core, window, dialogs, _errors):
+        task = asyncio.ensure_future(window.add_worker())
+        add = await dialogs.next()
+        add.name.setText("fileserver-01")
+        add.tags.setText("windows, backup")
+        add.accept()
+        token_dialog = await dialogs.next()
+        token = token_dialog.token.text()
+        assert len(token) >= 32
+        ini = tmp_path / "worker.ini"
+        token_dialog.save(ini)
+        text = ini.read_text()
+        assert f"token = {token}" in text and "name = fileserver-01" in text
+        assert "server_url = ws://" in text and "tags = windows, backup" in text
+        token_dialog.accept()
+        assert await task == token
+        assert (await core.db.call(queries.get_worker, "fileserver-01")) is not None
+        assert window.workers_model.get("fileserver-01") is not None
+        assert "none of the 1 workers is connected" in window.status_label.text()
+        core.connect_worker("fileserver-01", host="fs01", os="Windows 11", slots=2)
+        await settle(window)
+        await window.refresh_status()
+        assert window.status_label.text().startswith("1 of 1 workers online")
+        assert window.workers_model.get("fileserver-01").host == "fs01"
+
+
+@pytest.mark.asyncio
+async def test_ten_thousand_jobs_and_one_change_updates_one_row(tmp_path, qtbot):
+    core_url = f"sqlite:///{tmp_path / 'big.db'}"
+    seed = StoreCore(core_url)
+    await seed.start()
+    await seed.db.call(seed_jobs, 10_000, {**JOB, "name": "job"})
+    await seed.stop()
+    core = StoreCore(core_url)
+    await core.start()
+    window = MainWindow(core, tray=False)
+    qtbot.addWidget(window)
+    try:
+        await window.load()
+        assert window.jobs_model.rowCount() == 10_000
+        assert window.jobs_panel.count.text() == "10000 jobs"
+        resets, changes = [], []
+        window.jobs_model.modelReset.connect(lambda: resets.append(1))
+        window.jobs_model.dataChanged.connect(lambda a, b: changes.append((a.row(), b.row())))
+        target = window.jobs_model.row_at(4321).id
+        await core.db.call(queries.set_job_enabled, target, False)
+        core.events.publish(JobChanged(target))
+        await settle(window)
+        assert resets == [] and changes == [(4321, 4321)]
+        window.jobs_panel.filter.setText("job-0999")
+        assert window.jobs_panel.proxy.rowCount() == 10
+    finally:
+        window.shutdown()
+        await asyncqt.cancel_pending()
+        await core.stop()
