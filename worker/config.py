@@ -1,0 +1,198 @@
+"""worker.ini: where it is, what it holds, and the environment overrides.
+
+The file sits next to the executable when frozen (admins double-click ``worker.exe`` in its
+folder) and in the current folder otherwise, unless ``--config PATH`` names one.  Relative paths
+inside it are relative to the ini's folder, so the folder can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worker.protocol import DEFAULT_PATH
+
+CONFIG_NAME = "worker.ini"
+DEFAULT_SERVER_URL = f"ws://localhost:8000{DEFAULT_PATH}"
+ENV_SERVER_URL = ("JOBTRIGGER_SERVER_URL", "REFLEX_SERVER_URL")  # first one set wins
+ENV_TOKEN = "JOBTRIGGER_TOKEN"
+
+# Argument lists, not command lines: the script path and its arguments are appended.
+DEFAULT_INTERPRETERS: dict[str, list[str]] = {
+    ".ps1": ["powershell", "-NoProfile", "-ExecutionPolicy", "Bypass", "-File"],
+    ".bat": ["cmd", "/c"],
+    ".cmd": ["cmd", "/c"],
+    ".sh": ["bash"],
+}
+
+TEMPLATE = """\
+; Job Trigger worker configuration.
+; Fill in at least `token` (shown in the console under Workers > Add worker), check
+; `server_url`, then start the worker again.
+; Environment variables JOBTRIGGER_SERVER_URL and JOBTRIGGER_TOKEN override these values.
+
+[worker]
+; WebSocket address of the console's hub (wss:// when the console uses TLS).
+server_url = {url}
+; Name shown in the console; defaults to this computer's host name.
+; name =
+; Secret that the console issued for this worker.
+token =
+; Folder holding the scripts this worker may run (relative to this file).
+scripts_dir = scripts
+; How many runs may execute at the same time.
+slots = 1
+; Comma separated labels that jobs can target, e.g. windows, sql.
+tags =
+; Seconds between heartbeats until the console says otherwise.
+heartbeat_interval = 10
+; Folder keeping output until the console confirms it (relative to this file).
+spool_dir = spool
+; Biggest spool per run in MB; past it, output is dropped with a notice, the result never is.
+spool_max_mb = 256
+; On shutdown, seconds that running jobs get to finish before they are killed.
+shutdown_grace_seconds = 30
+
+[interpreters]
+; Program (and its arguments) that runs each file extension; .py always runs with the
+; worker's own Python. Files with other extensions are executed directly.
+.ps1 = powershell -NoProfile -ExecutionPolicy Bypass -File
+.bat = cmd /c
+.cmd = cmd /c
+.sh = bash
+"""
+
+
+class ConfigError(Exception):
+    """The config file is missing something or holds a value that cannot be used."""
+
+
+class ConfigMissing(ConfigError):
+    """No config file: a template was written at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"No configuration found. A template was written to {path}.\n"
+            "Open it, fill in `token` (and check `server_url`), then start the worker again."
+        )
+        self.path = path
+
+
+@dataclass
+class WorkerConfig:
+    path: Path
+    server_url: str = DEFAULT_SERVER_URL
+    name: str = field(default_factory=socket.gethostname)
+    token: str = ""
+    scripts_dir: Path = Path("scripts")
+    slots: int = 1
+    tags: list[str] = field(default_factory=list)
+    heartbeat_interval: float = 10.0
+    spool_dir: Path = Path("spool")
+    spool_max_bytes: int = 256 * 1024 * 1024
+    shutdown_grace_seconds: float = 30.0
+    interpreters: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_INTERPRETERS.items()}
+    )
+
+
+def split_command(command: str) -> list[str]:
+    """Split an interpreter line; quotes group a path with spaces, backslashes stay literal."""
+    # posix=False keeps Windows paths like C:\Tools\pwsh.exe intact but leaves the quotes on.
+    return [part.strip('"') for part in shlex.split(command, posix=False)]
+
+
+def default_config_path() -> Path:
+    base = Path(sys.executable).resolve().parent if getattr(sys, "frozen", False) else Path.cwd()
+    return base / CONFIG_NAME
+
+
+def write_template(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # "x": never overwrite a file an admin may have created in the meantime.
+    with open(path, "x", encoding="utf-8") as f:
+        f.write(TEMPLATE.format(url=DEFAULT_SERVER_URL))
+
+
+def load(path: Path | None = None, environ: dict[str, str] | None = None) -> WorkerConfig:
+    """Read the config, applying environment overrides.
+
+    Raises :class:`ConfigMissing` after writing a template when the file does not exist, and
+    :class:`ConfigError` naming the file and key for anything unusable.
+    """
+    environ = os.environ if environ is None else environ
+    path = (path or default_config_path()).absolute()
+    if not path.exists():
+        write_template(path)
+        raise ConfigMissing(path)
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # keep ".PS1" vs ".ps1" as written; we lower-case ourselves
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    if not parser.has_section("worker"):
+        raise ConfigError(f"{path}: has no [worker] section; compare it with the template")
+    sec = parser["worker"]
+    base = path.parent
+    cfg = WorkerConfig(path=path)
+
+    def number(key: str, kind: type, default: float, minimum: float) -> float:
+        raw = sec.get(key, "").strip()
+        if not raw:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{path}: [worker] {key} = {raw!r} is not {what}") from None
+        if value < minimum:
+            raise ConfigError(f"{path}: [worker] {key} must be at least {minimum}, not {raw}")
+        return value
+
+    cfg.server_url = sec.get("server_url", "").strip() or DEFAULT_SERVER_URL
+    cfg.name = sec.get("name", "").strip() or cfg.name
+    cfg.token = sec.get("token", "").strip()
+    cfg.scripts_dir = base / (sec.get("scripts_dir", "").strip() or "scripts")
+    cfg.spool_dir = base / (sec.get("spool_dir", "").strip() or "spool")
+    cfg.slots = int(number("slots", int, 1, 1))
+    cfg.tags = [t.strip() for t in sec.get("tags", "").split(",") if t.strip()]
+    cfg.heartbeat_interval = number("heartbeat_interval", float, 10.0, 0.1)
+    cfg.shutdown_grace_seconds = number("shutdown_grace_seconds", float, 30.0, 0)
+    cfg.spool_max_bytes = int(number("spool_max_mb", float, 256, 1) * 1024 * 1024)
+    if parser.has_section("interpreters"):
+        for ext, command in parser["interpreters"].items():
+            ext = ext.strip().lower()
+            if not ext.startswith(".") or len(ext) < 2:
+                raise ConfigError(
+                    f"{path}: [interpreters] key {ext!r} must be a file extension like .ps1"
+                )
+            parts = split_command(command)
+            if not parts:
+                raise ConfigError(f"{path}: [interpreters] {ext} is empty; name a program")
+            cfg.interpreters[ext] = parts
+
+    for var in ENV_SERVER_URL:
+        if environ.get(var, "").strip():
+            cfg.server_url = environ[var].strip()
+            break
+    if environ.get(ENV_TOKEN, "").strip():
+        cfg.token = environ[ENV_TOKEN].strip()
+
+    if not cfg.server_url.startswith(("ws://", "wss://")):
+        raise ConfigError(
+            f"{path}: server_url {cfg.server_url!r} must start with ws:// or wss:// "
+            "(or fix JOBTRIGGER_SERVER_URL)"
+        )
+    if not cfg.token:
+        raise ConfigError(
+            f"{path}: [worker] token is empty; paste the token the console issued for this worker "
+            f"(or set {ENV_TOKEN})"
+        )
+    return cfg

@@ -1,0 +1,97 @@
+"""The allow-list: which script a NAME means, how to start it, and the catalogue for the hub.
+
+Pure path logic (no processes), so every rule is unit-tested.  The hub only ever sends a name;
+anything that is not a plain file name of a regular file directly inside the scripts folder is
+refused, and the real path is checked again after resolving links so nothing can point out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+# ':' catches drive letters and NTFS alternate streams; control chars never belong in a name.
+_FORBIDDEN = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+class UnsafeScript(ValueError):
+    """The name does not denote an allowed script; ``str(err)`` is the reason for the hub."""
+
+
+def resolve(scripts_dir: Path, name: str) -> Path:
+    """Return the real path of script NAME inside SCRIPTS_DIR, or raise :class:`UnsafeScript`."""
+    if not name or name in (".", ".."):
+        raise UnsafeScript(f"script name {name!r} is empty or a folder reference")
+    if ".." in name:
+        raise UnsafeScript(f"script name {name!r} contains '..'; only plain file names are allowed")
+    if _FORBIDDEN.search(name):
+        raise UnsafeScript(
+            f"script name {name!r} contains a path separator, drive letter or reserved "
+            "character; only plain file names inside the scripts folder are allowed"
+        )
+    if name != name.strip() or name.endswith("."):
+        # Windows silently drops trailing dots/spaces, so "a.ps1." would run "a.ps1".
+        raise UnsafeScript(f"script name {name!r} has leading/trailing spaces or a trailing dot")
+    try:
+        root = scripts_dir.resolve(strict=True)
+    except OSError:
+        raise UnsafeScript(f"the worker's scripts folder {scripts_dir} does not exist") from None
+    candidate = root / name
+    try:
+        real = candidate.resolve(strict=True)
+    except OSError:
+        raise UnsafeScript(f"unknown script {name!r}: not in the worker's scripts folder") from None
+    if real.parent != root:
+        raise UnsafeScript(f"script {name!r} is a link that points outside the scripts folder")
+    if not real.is_file():
+        raise UnsafeScript(f"script {name!r} is not a regular file")
+    return real
+
+
+def command(
+    script: Path,
+    args: list[str],
+    interpreters: dict[str, list[str]],
+    *,
+    frozen: bool | None = None,
+    executable: str | None = None,
+) -> list[str]:
+    """The argv that runs SCRIPT: never a shell, arguments passed as a list."""
+    frozen = getattr(sys, "frozen", False) if frozen is None else frozen
+    executable = executable or sys.executable
+    ext = script.suffix.lower()
+    if ext == ".py":
+        if frozen:
+            # The packaged worker carries its own Python: it runs the script via runpy.
+            return [executable, "--run-script", str(script), *args]
+        # -u: unbuffered, so output streams live instead of arriving in 8 KiB lumps.
+        return [executable, "-u", str(script), *args]
+    if ext in interpreters:
+        return [*interpreters[ext], str(script), *args]
+    return [str(script), *args]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def catalogue(scripts_dir: Path) -> list[dict[str, str]]:
+    """Name and sha256 of every runnable script, sorted; empty when the folder is missing."""
+    entries = []
+    try:
+        children = sorted(scripts_dir.iterdir())
+    except OSError:
+        return []
+    for child in children:
+        try:
+            real = resolve(scripts_dir, child.name)
+            entries.append({"name": child.name, "sha256": sha256_of(real)})
+        except (UnsafeScript, OSError):
+            continue  # links out, folders, unreadable files: not offered to the hub
+    return entries
