@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
         self.workers_model = WorkersTableModel(self)
         self.jobs_panel = JobsPanel(self.jobs_model)
         self.runs_view = _table(self.runs_model, sortable=False)
-        for col, width in enumerate((70, 150, 150, 90, 130, 110, 70)):
+        for col, width in enumerate((60, 100, 140, 80, 65, 110, 80)):
             self.runs_view.setColumnWidth(col, width)
         self.runs_view.horizontalHeader().setStretchLastSection(True)
         self.runs_title = QLabel("Runs")
@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(jobs_split, "Jobs")
         self.tabs.addTab(self.workers_panel, "Workers")
         self.setCentralWidget(self.tabs)
+        # the jobs toolbar acts on the selected job: show it only with the jobs
+        self.tabs.currentChanged.connect(lambda i: self.jobs_toolbar.setVisible(i == 0))
 
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label, 1)
@@ -272,7 +274,7 @@ class MainWindow(QMainWindow):
             m.addAction(a)
         bar.addMenu("&Help").addAction(self.act_about)
 
-        tb = self.addToolBar("Jobs")
+        tb = self.jobs_toolbar = self.addToolBar("Jobs")
         tb.setObjectName("jobs-toolbar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for a in (

@@ -214,15 +214,15 @@ class RunsTableModel(_KeyedTableModel):
 
     HEADERS = (
         "Run",
-        "Scheduled",
+        "Outcome",
         "Started",
         "Duration",
-        "Worker",
-        "Outcome",
         "Exit code",
+        "Worker",
         "Trigger",
+        "Scheduled",
     )
-    ID, SCHEDULED, STARTED, DURATION, WORKER, OUTCOME, EXIT, TRIGGER = range(8)
+    ID, OUTCOME, STARTED, DURATION, EXIT, WORKER, TRIGGER, SCHEDULED = range(8)
 
     def __init__(self, loader: RunsLoader | None = None, page_size: int = 200, parent=None):
         super().__init__(parent)
