@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import json
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -57,10 +58,15 @@ def _aware(after: datetime) -> datetime:
 class Schedule:
     kind: ClassVar[str] = ""
     tz: str
+    # Looked up once: next_after runs often and ZoneInfo() is a cache lookup each time.
+    _zone: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_zone", ZoneInfo(self.tz))
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.tz)
+        return self._zone
 
     def next_after(self, after: datetime) -> datetime | None:
         raise NotImplementedError
@@ -90,14 +96,20 @@ class Schedule:
 
 @dataclass(frozen=True)
 class _WallSchedule(Schedule):
-    """A rule over local wall times; subclasses yield the rule's wall times after a given one."""
+    """A rule over local wall times; subclasses give the rule's next wall time after one."""
+
+    def _next_wall(self, wall: datetime) -> datetime | None:
+        """The rule's first naive local wall time strictly after ``wall``, or None."""
+        raise NotImplementedError
 
     def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        raise NotImplementedError
+        while (candidate := self._next_wall(wall)) is not None:
+            yield candidate
+            wall = candidate
 
     def next_after(self, after: datetime) -> datetime | None:
         after = _aware(after)
-        tz = self.zone
+        tz = self._zone
         try:
             # resolve() is monotone, so the first wall time resolving past `after` is the answer;
             # only in the second pass of a fall-back hour are a few wall times skipped here.
@@ -118,15 +130,21 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _daily_walls(wall: datetime, times: tuple[time, ...], day_ok) -> Iterator[datetime]:
+def _next_in_days(wall: datetime, times: tuple[time, ...], ahead: tuple[int, ...] | None):
+    """Next wall time after ``wall`` for a rule of ``times`` on some weekdays.
+
+    ``ahead[weekday]`` is 0 when that weekday is in the rule, else how many days on the next
+    one is; ``None`` means every day.
+    """
     day = wall.date()
-    while True:
-        if day_ok(day):
-            for t in times:
-                candidate = datetime.combine(day, t)
-                if candidate > wall:
-                    yield candidate
+    if ahead is None or ahead[day.weekday()] == 0:
+        i = bisect_right(times, wall.time())
+        if i < len(times):
+            return datetime.combine(day, times[i])
         day += _DAY
+    if ahead is not None:
+        day += timedelta(days=ahead[day.weekday()])
+    return datetime.combine(day, times[0])
 
 
 # ---------------------------------------------------------------- kinds
@@ -139,9 +157,11 @@ class IntervalSchedule(Schedule):
     unit: str
     start: datetime = EPOCH
 
-    @property
-    def step(self) -> timedelta:
-        return timedelta(seconds=self.every * f.UNITS[self.unit])
+    step: timedelta = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "step", timedelta(seconds=self.every * f.UNITS[self.unit]))
 
     def next_after(self, after: datetime) -> datetime | None:
         after = _aware(after)
@@ -169,6 +189,7 @@ class HourlySchedule(_WallSchedule):
     kind: ClassVar[str] = "hourly"
     minute: int
     hours: tuple[int, int] | None = None
+    _times: tuple[time, ...] = field(init=False, repr=False, compare=False)
 
     def _in_window(self, hour: int) -> bool:
         if self.hours is None:
@@ -176,15 +197,13 @@ class HourlySchedule(_WallSchedule):
         lo, hi = self.hours
         return lo <= hour <= hi if lo <= hi else hour >= lo or hour <= hi
 
-    def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        hour = wall.replace(minute=0, second=0, microsecond=0)
-        step = timedelta(hours=1)
-        while True:
-            if self._in_window(hour.hour):
-                candidate = hour.replace(minute=self.minute)
-                if candidate > wall:
-                    yield candidate
-            hour += step
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        times = tuple(time(h, self.minute) for h in range(24) if self._in_window(h))
+        object.__setattr__(self, "_times", times)
+
+    def _next_wall(self, wall: datetime) -> datetime | None:
+        return _next_in_days(wall, self._times, None)
 
     def describe(self) -> str:
         text = f"Every hour at :{self.minute:02d}"
@@ -205,8 +224,8 @@ class DailySchedule(_WallSchedule):
     kind: ClassVar[str] = "daily"
     times: tuple[time, ...]
 
-    def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        return _daily_walls(wall, self.times, lambda day: True)
+    def _next_wall(self, wall: datetime) -> datetime | None:
+        return _next_in_days(wall, self.times, None)
 
     def describe(self) -> str:
         return f"Daily at {_times_text(self.times)}{self._zone_suffix()}"
@@ -228,14 +247,16 @@ class WeeklySchedule(_WallSchedule):
     kind: ClassVar[str] = "weekly"
     days: tuple[str, ...]
     times: tuple[time, ...]
-    _weekdays: frozenset[int] = field(init=False, repr=False, compare=False)
+    _ahead: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_weekdays", frozenset(f.WEEKDAYS.index(d) for d in self.days))
+        super().__post_init__()
+        chosen = {f.WEEKDAYS.index(d) for d in self.days}
+        ahead = tuple(min((c - w) % 7 for c in chosen) for w in range(7))
+        object.__setattr__(self, "_ahead", ahead)
 
-    def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        weekdays = self._weekdays
-        return _daily_walls(wall, self.times, lambda day: day.weekday() in weekdays)
+    def _next_wall(self, wall: datetime) -> datetime | None:
+        return _next_in_days(wall, self.times, self._ahead)
 
     def describe(self) -> str:
         days = _DAY_GROUPS.get(self.days) or _join([_DAY_NAMES[d] for d in self.days])
@@ -277,15 +298,21 @@ class MonthlySchedule(_WallSchedule):
             return [first + 7 * ((length - first) // 7)]
         return [first + 7 * f.NTHS.index(self.nth or "first")]
 
-    def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        year, month = wall.year, wall.month
-        while True:
-            for day in self._days_in_month(year, month):
-                for t in self.times:
-                    candidate = datetime.combine(date(year, month, day), t)
-                    if candidate > wall:
-                        yield candidate
+    def _next_wall(self, wall: datetime) -> datetime | None:
+        year, month, today = wall.year, wall.month, wall.day
+        for day in self._days_in_month(year, month):
+            if day == today:
+                i = bisect_right(self.times, wall.time())
+                if i < len(self.times):
+                    return datetime.combine(wall.date(), self.times[i])
+            elif day > today:
+                return datetime.combine(date(year, month, day), self.times[0])
+        while year <= 9999:  # every rule here matches within two months; this only bounds it
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            days = self._days_in_month(year, month) if year <= 9999 else []
+            if days:
+                return datetime.combine(date(year, month, days[0]), self.times[0])
+        return None
 
     def describe(self) -> str:
         if self.days is not None:
@@ -335,9 +362,8 @@ class OnceSchedule(_WallSchedule):
     kind: ClassVar[str] = "once"
     at: datetime  # naive local wall time in tz
 
-    def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        if self.at > wall:
-            yield self.at
+    def _next_wall(self, wall: datetime) -> datetime | None:
+        return self.at if self.at > wall else None
 
     def describe(self) -> str:
         text = self.at.strftime("%Y-%m-%d %H:%M:%S").removesuffix(":00")
