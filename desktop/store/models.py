@@ -99,7 +99,9 @@ class RunOutput(BaseModel):
     seq = IntegerField()
     stream = CharField(max_length=6)  # stdout | stderr
     text = TextField()
-    at = DateTimeField()
+    # "at" and "action" are reserved words in SQL-92/ODBC: the columns get other names, the
+    # Python fields keep the short ones.
+    at = DateTimeField(column_name="emitted_at")
 
     class Meta:
         indexes = ((("run", "seq"), True),)
@@ -128,9 +130,10 @@ class Setting(BaseModel):
 
 class AuditEvent(BaseModel):
     id = BigAutoField()
-    at = DateTimeField(index=True)
+    at = DateTimeField(index=True, column_name="happened_at")
     actor = CharField(max_length=200)  # "console", "cli", "scheduler", a worker name
-    action = CharField(max_length=50)  # created, updated, deleted, enabled, revoked, ...
+    # created, updated, deleted, enabled, revoked, ...
+    action = CharField(max_length=50, column_name="action_name")
     entity_kind = CharField(max_length=20)  # job | worker | setting
     entity_name = CharField(max_length=200)
     detail = TextField(default="")
