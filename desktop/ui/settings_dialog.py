@@ -33,11 +33,13 @@ TRAY_EXPLAINED = "ui.tray_explained"
 TLS_CERT = "hub_tls_cert"
 TLS_KEY = "hub_tls_key"
 
+UI_DEFAULTS = {NOTIFY_FAILURES: "1", NOTIFY_OFFLINE: "1", TLS_CERT: "", TLS_KEY: ""}
+
 RESTART_KEYS = ("hub_host", "hub_port", TLS_CERT, TLS_KEY, "local_worker")
 
 
 def _value(values: dict[str, str], key: str) -> str:
-    return values.get(key, known.DEFAULTS.get(key, ""))
+    return values.get(key, known.DEFAULTS.get(key, UI_DEFAULTS.get(key, "")))
 
 
 class SettingsDialog(QDialog):
@@ -133,11 +135,7 @@ class SettingsDialog(QDialog):
         }
 
     def changes(self) -> dict[str, str]:
-        return {
-            k: v
-            for k, v in self.values().items()
-            if v != self.original.get(k, known.DEFAULTS.get(k, ""))
-        }
+        return {k: v for k, v in self.values().items() if v != _value(self.original, k)}
 
     def problems(self) -> dict[str, str]:
         values = self.values()

@@ -29,18 +29,30 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 def worker_ini(server_url: str, name: str, token: str, tags: list[str], slots: int) -> str:
-    """The worker.ini for a new host: everything it needs to connect (worker/config.py keys)."""
-    return (
-        "# Job Trigger worker configuration, written by the console.\n"
-        "# Keep this file private: the token lets a program act as this worker.\n"
-        "[worker]\n"
-        f"server_url = {server_url}\n"
-        f"name = {name}\n"
-        f"token = {token}\n"
-        "scripts_dir = scripts\n"
-        f"slots = {slots}\n"
-        f"tags = {', '.join(tags)}\n"
-    )
+    """The worker.ini for a new host: the worker's own commented template (worker/config.py)
+    with this worker's values filled in, so the admin edits nothing to connect."""
+    values = {
+        "server_url": server_url,
+        "name": name,
+        "token": token,
+        "slots": str(slots),
+        "tags": ", ".join(tags),
+    }
+    try:
+        from worker.config import TEMPLATE
+
+        text = TEMPLATE.format(url=server_url)
+    except ImportError:  # the worker package is not shipped with this console build
+        text = "[worker]\n"
+    header = "; Written by the Job Trigger console. Keep it private: the token is a password.\n"
+    for key, value in values.items():
+        # the first "key =" line, commented out or not, inside the template
+        pattern = re.compile(rf"^(?:;\s*)?{re.escape(key)}\s*=.*$", re.MULTILINE)
+        line = f"{key} = {value}"
+        text, found = pattern.subn(lambda _m, line=line: line, text, count=1)
+        if not found:
+            text = text.replace("[worker]\n", f"[worker]\n{line}\n", 1)
+    return header + text
 
 
 def parse_tags(text: str) -> list[str]:
