@@ -16,6 +16,7 @@ Monthly day 29/30/31 does not fire in a month without that day (use "last" for m
 from __future__ import annotations
 
 import calendar
+import copy
 import json
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -341,9 +342,19 @@ class CronSchedule(_WallSchedule):
 
     kind: ClassVar[str] = "cron"
     expr: str
+    _proto: CronSim = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "_proto", CronSim(self.expr, _CRON_PROBE))
 
     def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        return CronSim(self.expr, wall)  # naive input: pure wall-clock iteration, > wall
+        # Parsing the expression is half the cost of a fresh CronSim, so copy a parsed one and
+        # set its start the way CronSim.__init__ does for a naive forward iterator.  Naive input
+        # means pure wall-clock iteration yielding times > wall; our DST rules then apply.
+        it = copy.copy(self._proto)
+        it.dt = wall - timedelta(microseconds=wall.microsecond)
+        return it
 
     def describe(self) -> str:
         try:
