@@ -1,0 +1,296 @@
+"""The connection to the hub: hello, heartbeats, dispatch/cancel/ack, replay, reconnect forever.
+
+Message flow: runners emit messages -> the spool writes them durably -> the sender task sends
+everything the spool holds past what this connection already sent.  After a reconnect the
+"already sent" marks start at the last ack, so unacked messages are replayed in order.
+
+Refusals (``reject``): the worker says why and what to do, then retries every
+``REJECT_RETRY`` seconds rather than exiting.  An admin expects an installed agent to recover by
+itself once the console side is fixed (token re-issued, worker re-enabled, console upgraded);
+a worker that exits needs a visit to the host.  The token is re-read from worker.ini before each
+retry, so fixing the file is enough, no restart needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from worker import __version__, scripts
+from worker.backoff import Backoff
+from worker.config import WorkerConfig
+from worker.protocol import MAX_FRAME_BYTES, ProtocolError, decode, encode, encode_dict
+from worker.runner import RunRequest, ScriptRun
+from worker.spool import Spool
+
+log = logging.getLogger(__name__)
+
+REJECT_RETRY = 60.0
+WELCOME_TIMEOUT = 15.0
+# Frames between MAX_FRAME_BYTES and this are answered with an `error`; bigger ones make
+# websockets close the connection (1009), and the worker reconnects.
+RECEIVE_LIMIT = 4 * MAX_FRAME_BYTES
+
+REJECT_ADVICE = {
+    "bad_token": "the token in worker.ini is not valid: copy the worker's token from the console "
+    "(Workers) into worker.ini",
+    "revoked": "this worker's token was revoked in the console: issue a new one and put it in "
+    "worker.ini",
+    "disabled": "this worker is disabled in the console: enable it there",
+    "unknown": "the console does not know this worker: add it in the console (Workers)",
+    "version": "the worker and console versions do not match: upgrade the older one",
+    "duplicate": "another worker with the same name is connected: give each worker its own name",
+    "malformed": "the console could not read the worker's hello: upgrade the worker",
+    "too_many_failures": "too many failed attempts from this host: wait, then check the token",
+}
+
+
+class Rejected(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class Worker:
+    def __init__(
+        self,
+        cfg: WorkerConfig,
+        reload_token: Callable[[], str] | None = None,
+        kill_grace: float = 3.0,
+    ) -> None:
+        self.cfg = cfg
+        self.reload_token = reload_token
+        self.kill_grace = kill_grace
+        self.spool = Spool(cfg.spool_dir, cfg.spool_max_bytes)
+        self.runs: dict[int, tuple[ScriptRun, asyncio.Task[Any]]] = {}
+        self.accepting = True
+        self.heartbeat_interval = cfg.heartbeat_interval
+        self.ws: ClientConnection | None = None
+        self.outbox_changed = asyncio.Event()
+        self.acked = asyncio.Event()
+        self._close_runs_left_by_crash()
+
+    # --- spool -----------------------------------------------------------------------------------
+
+    def _close_runs_left_by_crash(self) -> None:
+        for run_id in self.spool.unfinished():
+            log.warning("Run %s was interrupted by a worker restart; reporting it failed", run_id)
+            self._emit(
+                run_id,
+                [
+                    {
+                        "type": "finished",
+                        "v": 1,
+                        "run_id": run_id,
+                        "outcome": "failed",
+                        "exit_code": None,
+                        "reason": "the worker stopped while the script ran (crash or power loss); "
+                        "its result is unknown",
+                        "at": time.time(),
+                    }
+                ],
+            )
+
+    def _emit(self, run_id: int, messages: list[dict[str, Any]]) -> None:
+        if self.spool.append(run_id, messages):
+            self.outbox_changed.set()
+
+    def held_runs(self) -> list[int]:
+        return sorted(set(self.runs) | set(self.spool.runs))
+
+    # --- connection loop -------------------------------------------------------------------------
+
+    async def serve_forever(self, once: bool = False) -> int:
+        """Connect, serve, reconnect; returns only with ``once`` (0 served, 1 refused/failed)."""
+        backoff = Backoff()
+        while True:
+            try:
+                await self._connect_and_serve(backoff)
+                if once:
+                    return 0
+                log.warning("Connection to %s closed; reconnecting", self.cfg.server_url)
+                delay = backoff.next_delay()
+            except Rejected as exc:
+                advice = REJECT_ADVICE.get(exc.code, "check the console's log")
+                log.error(
+                    "The console refused this worker (%s): %s. What to do: %s. Retrying every %d s",
+                    exc.code,
+                    exc.reason,
+                    advice,
+                    REJECT_RETRY,
+                )
+                if once:
+                    return 1
+                delay = REJECT_RETRY
+                if self.reload_token:
+                    with contextlib.suppress(Exception):
+                        self.cfg.token = self.reload_token()
+            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                delay = backoff.next_delay()
+                log.warning(
+                    "Cannot reach the console at %s (%s); retrying in %.1f s",
+                    self.cfg.server_url,
+                    exc or type(exc).__name__,
+                    delay,
+                )
+                if once:
+                    return 1
+            await asyncio.sleep(delay)
+
+    async def _connect_and_serve(self, backoff: Backoff) -> None:
+        async with connect(
+            self.cfg.server_url, max_size=RECEIVE_LIMIT, open_timeout=WELCOME_TIMEOUT
+        ) as ws:
+            await ws.send(self._hello())
+            welcome = await asyncio.wait_for(self._first_reply(ws), WELCOME_TIMEOUT)
+            self.heartbeat_interval = float(welcome["heartbeat_interval"])
+            backoff.reset()
+            log.info("Connected to %s as %s", self.cfg.server_url, self.cfg.name)
+            self.ws = ws
+            sent: dict[int, int] = {}
+            tasks = [
+                asyncio.create_task(self._sender(ws, sent)),
+                asyncio.create_task(self._heartbeats(ws)),
+            ]
+            try:
+                await self._receiver(ws)
+            finally:
+                self.ws = None
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _hello(self) -> str:
+        return encode(
+            "hello",
+            name=self.cfg.name,
+            token=self.cfg.token,
+            host=socket.gethostname(),
+            os=f"{platform.system()} {platform.release()}",
+            version=__version__,
+            scripts=scripts.catalogue(self.cfg.scripts_dir),
+            slots=self.cfg.slots,
+            tags=self.cfg.tags,
+            runs=self.held_runs(),
+        )
+
+    async def _first_reply(self, ws: ClientConnection) -> Any:
+        while True:
+            frame = await ws.recv()
+            try:
+                msg = decode(frame)
+            except ProtocolError as exc:
+                log.warning("Unreadable reply to hello from the console: %s", exc)
+                await ws.send(encode("error", reason=f"unreadable frame: {exc}"))
+                continue
+            if msg.type == "reject":
+                raise Rejected(msg["code"], msg["reason"])
+            if msg.type == "welcome":
+                return msg
+            log.warning("Console sent %r before welcome; ignored", msg.type)
+
+    async def _sender(self, ws: ClientConnection, sent: dict[int, int]) -> None:
+        while True:
+            progressed = False
+            for run_id in list(self.spool.runs):
+                msgs = self.spool.pending(run_id, sent.get(run_id, 0))
+                for m in msgs:
+                    await ws.send(encode_dict(m))
+                if msgs:
+                    sent[run_id] = msgs[-1]["seq"]
+                    progressed = True
+            if not progressed:
+                await self.outbox_changed.wait()
+                self.outbox_changed.clear()
+
+    async def _heartbeats(self, ws: ClientConnection) -> None:
+        while True:
+            await ws.send(encode("heartbeat", running=sorted(self.runs), at=time.time()))
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _receiver(self, ws: ClientConnection) -> None:
+        async for frame in ws:
+            try:
+                msg = decode(frame)
+            except ProtocolError as exc:
+                log.warning("Ignored a bad frame from the console: %s", exc)
+                await ws.send(encode("error", reason=f"worker ignored a frame: {exc}"))
+                continue
+            await self._handle(ws, msg)
+
+    async def _handle(self, ws: ClientConnection, msg: Any) -> None:
+        if msg.type == "dispatch":
+            reason = self._start(msg)
+            if reason:
+                log.warning("Declined run %s: %s", msg["run_id"], reason)
+                await ws.send(encode("declined", run_id=msg["run_id"], reason=reason))
+        elif msg.type == "cancel":
+            entry = self.runs.get(msg["run_id"])
+            if entry is None:
+                await ws.send(
+                    encode("error", reason=f"cancel for run {msg['run_id']}: not running here")
+                )
+            else:
+                log.info("Cancelling run %s", msg["run_id"])
+                entry[0].cancel(msg["reason"] or "cancelled from the console")
+        elif msg.type == "ack":
+            self.spool.ack(msg["run_id"], msg["seq"])
+            self.acked.set()
+        elif msg.type == "welcome":
+            self.heartbeat_interval = float(msg["heartbeat_interval"])
+        else:
+            reason = f"worker does not accept {msg.type!r} messages"
+            log.warning("Console sent a %r message; ignored", msg.type)
+            await ws.send(encode("error", reason=reason))
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def _start(self, msg: Any) -> str | None:
+        """Start a dispatched run; return why not (nothing started) or None."""
+        run_id = msg["run_id"]
+        if not self.accepting:
+            return "the worker is shutting down"
+        if run_id in self.runs or self.spool.has(run_id):
+            return f"run {run_id} is already held by this worker"
+        if len(self.runs) >= self.cfg.slots:
+            return f"all {self.cfg.slots} slot(s) of this worker are busy"
+        try:
+            path = scripts.resolve(self.cfg.scripts_dir, msg["script"])
+        except scripts.UnsafeScript as exc:
+            return str(exc)
+        argv = scripts.command(path, msg["args"], self.cfg.interpreters)
+        request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"])
+        run = ScriptRun(request, lambda batch: self._emit(run_id, batch), self.kill_grace)
+        task = asyncio.create_task(run.run())
+        self.runs[run_id] = (run, task)
+        task.add_done_callback(lambda _t: self.runs.pop(run_id, None))
+        return None
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop taking work, give running jobs GRACE seconds, then kill and record them."""
+        self.accepting = False
+        tasks = [task for _, task in self.runs.values()]
+        if tasks:
+            log.info("Shutting down: waiting up to %g s for %d running job(s)", grace, len(tasks))
+            _, left = await asyncio.wait(tasks, timeout=grace)
+            for run, task in list(self.runs.values()):
+                if task in left:
+                    run.cancel("worker shutdown")
+            if left:
+                await asyncio.wait(left)
+        # Deliver what we can while still connected; the rest stays spooled for next start.
+        deadline = time.monotonic() + 5.0
+        while self.ws is not None and self.spool.runs and time.monotonic() < deadline:
+            self.acked.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.acked.wait(), deadline - time.monotonic())

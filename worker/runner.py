@@ -1,0 +1,282 @@
+"""Run one allow-listed script: live batched output, timeout, cancel, and whole-tree kill.
+
+The runner knows nothing about sockets or the spool: it hands protocol message dicts (without
+``seq``) to an ``emit`` callback, in order, one call per batch.  ``started`` comes first and
+``finished`` last, exactly once, whatever happens (spawn failure, timeout, cancel, shutdown).
+
+Process trees: POSIX children start in a new session (their own process group), so SIGTERM then
+SIGKILL to the group reaches everything they spawned; descendants that left the group (setsid,
+daemonising) are found with psutil beforehand and killed too.  Windows uses a Job Object
+(worker/winproc.py).  Per the known pitfall, psutil never waits on the direct child: we kill,
+``await proc.wait()`` so asyncio keeps its exit status, then reap the grandchildren.
+
+When the script exits normally but left processes holding its output pipes open, they get
+``ORPHAN_GRACE`` seconds and are then stopped, so a run always ends and leaves nothing behind
+(the same rule as Jenkins' process tree killer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from worker.protocol import PROTOCOL_VERSION
+
+log = logging.getLogger(__name__)
+
+IS_WINDOWS = sys.platform == "win32"
+FLUSH_SECONDS = 0.05
+FLUSH_BYTES = 64 * 1024
+READ_CHUNK = 64 * 1024
+KILL_GRACE = 3.0  # seconds between the polite and the hard stop
+ORPHAN_GRACE = 2.0
+
+Emit = Callable[[list[dict[str, Any]]], None]
+
+
+@dataclass
+class RunRequest:
+    run_id: int
+    argv: list[str]
+    cwd: str
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+
+
+def _msg(mtype: str, run_id: int, **fields: Any) -> dict[str, Any]:
+    return {"type": mtype, "v": PROTOCOL_VERSION, "run_id": run_id, **fields}
+
+
+class _Batcher:
+    """Collects decoded text per stream and emits whole lines every 50 ms or 64 KiB."""
+
+    def __init__(self, run_id: int, emit: Emit) -> None:
+        self.run_id = run_id
+        self.emit = emit
+        self.pending: list[tuple[str, str]] = []  # complete-line chunks, in arrival order
+        self.partial: dict[str, str] = {"stdout": "", "stderr": ""}
+        self.size = 0
+        self.wake = asyncio.Event()
+
+    def add(self, stream: str, text: str) -> None:
+        text = self.partial[stream] + text
+        cut = text.rfind("\n") + 1
+        if cut == 0 and len(text) < FLUSH_BYTES:
+            self.partial[stream] = text  # no newline yet: wait for the rest of the line
+            return
+        if cut == 0:
+            cut = len(text)  # a single huge line: send it in pieces rather than hold it forever
+        self.partial[stream] = text[cut:]
+        self._queue(stream, text[:cut])
+
+    def end(self, stream: str) -> None:
+        if self.partial[stream]:
+            self._queue(stream, self.partial[stream])
+            self.partial[stream] = ""
+
+    def _queue(self, stream: str, text: str) -> None:
+        if self.pending and self.pending[-1][0] == stream:
+            self.pending[-1] = (stream, self.pending[-1][1] + text)
+        else:
+            self.pending.append((stream, text))
+        self.size += len(text)
+        if self.size >= FLUSH_BYTES:
+            self.flush()
+        else:
+            self.wake.set()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        now = time.time()
+        batch = [
+            _msg("output", self.run_id, stream=stream, text=text, at=now)
+            for stream, text in self.pending
+        ]
+        self.pending = []
+        self.size = 0
+        self.emit(batch)
+
+    async def run(self) -> None:
+        while True:
+            await self.wake.wait()
+            await asyncio.sleep(FLUSH_SECONDS)  # the batching window itself, not a wait-for
+            self.wake.clear()
+            self.flush()
+
+
+class ScriptRun:
+    """One run.  ``await run()`` returns the ``finished`` message it emitted."""
+
+    def __init__(self, request: RunRequest, emit: Emit, kill_grace: float = KILL_GRACE) -> None:
+        self.request = request
+        self.emit = emit
+        self.kill_grace = kill_grace
+        self.proc: asyncio.subprocess.Process | None = None
+        self._stop = asyncio.Event()
+        self._stop_outcome = "cancelled"
+        self._stop_reason = ""
+        self._job: Any = None  # winproc.JobObject on Windows
+
+    def cancel(self, reason: str = "cancelled from the console") -> None:
+        if not self._stop.is_set():
+            self._stop_outcome, self._stop_reason = "cancelled", reason
+            self._stop.set()
+
+    async def run(self) -> dict[str, Any]:
+        req = self.request
+        try:
+            self.proc = await self._spawn()
+        except OSError as exc:
+            reason = f"cannot start {req.argv[0]!r}: {exc.strerror or exc}"
+            log.warning("Run %s: %s", req.run_id, reason)
+            return self._finish("failed", None, reason)
+        self.emit([_msg("started", req.run_id, pid=self.proc.pid, at=time.time())])
+        log.info("Run %s started: %s (pid %s)", req.run_id, " ".join(req.argv), self.proc.pid)
+        batcher = _Batcher(req.run_id, self.emit)
+        flusher = asyncio.create_task(batcher.run())
+        assert self.proc.stdout and self.proc.stderr
+        readers = [
+            asyncio.create_task(self._read(self.proc.stdout, "stdout", batcher)),
+            asyncio.create_task(self._read(self.proc.stderr, "stderr", batcher)),
+        ]
+        outcome = reason = None
+        try:
+            waiter = asyncio.create_task(self.proc.wait())
+            stopper = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait(
+                {waiter, stopper}, timeout=req.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            stopper.cancel()
+            if waiter not in done:
+                if stopper in done:
+                    outcome, reason = self._stop_outcome, self._stop_reason
+                else:
+                    outcome = "timed_out"
+                    reason = f"timed out after {req.timeout:g} s; the process tree was killed"
+                await self._kill_tree()
+            _, still_reading = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+            if still_reading:
+                reason = reason or (
+                    "the script exited but processes it started kept running; they were stopped"
+                )
+                await self._kill_tree()
+                await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+        finally:
+            for task in (*readers, flusher):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*readers, flusher, return_exceptions=True)
+            if self._job is not None:
+                self._job.close()
+        for stream in ("stdout", "stderr"):
+            batcher.end(stream)
+        batcher.flush()
+        code = self.proc.returncode
+        if outcome is None:
+            outcome = "succeeded" if code == 0 else "failed"
+        return self._finish(outcome, code, reason)
+
+    def _finish(self, outcome: str, code: int | None, reason: str | None) -> dict[str, Any]:
+        msg = _msg("finished", self.request.run_id, outcome=outcome, exit_code=code, at=time.time())
+        msg["reason"] = reason
+        self.emit([msg])
+        log.info("Run %s finished: %s (exit code %s)", self.request.run_id, outcome, code)
+        return msg
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        req = self.request
+        env = {**os.environ, **req.env, "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
+        kwargs: dict[str, Any] = {}
+        if IS_WINDOWS:
+            from worker import winproc
+
+            kwargs["creationflags"] = winproc.CREATION_FLAGS
+        else:
+            kwargs["start_new_session"] = True
+        proc = await asyncio.create_subprocess_exec(
+            *req.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=req.cwd,
+            env=env,
+            **kwargs,
+        )
+        if IS_WINDOWS:
+            try:
+                self._job = winproc.JobObject()
+                self._job.assign(proc.pid)
+            except OSError as exc:  # e.g. already in a job that forbids nesting (old Windows)
+                log.warning("Run %s: no Job Object (%s); using psutil tree kill", req.run_id, exc)
+                self._job = None
+        return proc
+
+    async def _read(self, stream: asyncio.StreamReader, name: str, batcher: _Batcher) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            chunk = await stream.read(READ_CHUNK)
+            if not chunk:
+                text = decoder.decode(b"", final=True)
+                if text:
+                    batcher.add(name, text)
+                batcher.end(name)
+                return
+            batcher.add(name, decoder.decode(chunk))
+
+    async def _kill_tree(self) -> None:
+        proc = self.proc
+        assert proc is not None
+        try:
+            descendants = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            descendants = []  # the direct child is gone; its group may still hold some
+        if IS_WINDOWS:
+            from worker import winproc
+
+            winproc.ask_to_stop(proc.pid)
+        else:
+            _signal_group(proc.pid, signal.SIGTERM)
+        _signal_procs(descendants, gentle=True)
+        if proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), self.kill_grace)
+            except asyncio.TimeoutError:
+                pass
+        # Hard stop for everything, including a leader that ignored SIGTERM.
+        if IS_WINDOWS:
+            if self._job is not None:
+                self._job.terminate()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        else:
+            _signal_group(proc.pid, signal.SIGKILL)
+        _signal_procs(descendants, gentle=False)
+        await proc.wait()
+        # Reap grandchildren only now (pitfall: never psutil-wait the direct child).
+        _, alive = await asyncio.to_thread(psutil.wait_procs, descendants, self.kill_grace)
+        for p in alive:
+            log.warning("Run %s: process %s survived the kill", self.request.run_id, p.pid)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _signal_procs(procs: list[psutil.Process], gentle: bool) -> None:
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate() if gentle else p.kill()
