@@ -571,7 +571,7 @@ def transition_run(run_id: int, new_state: str, **fields: Any) -> RunRecord:
         raise TypeError(f"transition_run got unknown fields {sorted(unknown)}")
     with _write():
         query = Run.select().where(Run.id == run_id)
-        if not validation_is_sqlite():
+        if not _is_sqlite():
             query = query.for_update()
         run = query.first()
         if run is None:
@@ -594,7 +594,7 @@ def transition_run(run_id: int, new_state: str, **fields: Any) -> RunRecord:
         return _fetch_run(run_id)
 
 
-def validation_is_sqlite() -> bool:
+def _is_sqlite() -> bool:
     return isinstance(database_proxy.obj, peewee.SqliteDatabase)
 
 
@@ -731,7 +731,7 @@ def _insert_rows(model, fields, rows: list[tuple]) -> None:
     table = f"{left}{model._meta.table_name}{right}"
     columns = ", ".join(f"{left}{f.column_name}{right}" for f in fields)
     placeholder = "(" + ", ".join([database.param] * len(fields)) + ")"
-    limit = ROW_PARAMS_LIMIT["sqlite" if validation_is_sqlite() else "postgresql"]
+    limit = ROW_PARAMS_LIMIT["sqlite" if _is_sqlite() else "postgresql"]
     per_statement = max(1, limit // len(fields))
     statements: dict[int, str] = {}
     for start in range(0, len(rows), per_statement):
