@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 
@@ -222,7 +223,7 @@ async def test_sigterm_gives_jobs_grace_then_records_worker_shutdown(hub, worker
 async def test_reject_is_explained(hub, worker_dir):
     hub.reject = ("bad_token", "token not recognised")
     proc = await start_worker(write_config(worker_dir, hub.url), "--once")
-    assert await stop_worker(proc) == 1
+    assert await asyncio.wait_for(proc.wait(), timeout(20)) == 1
     log = (worker_dir / "worker.log").read_text()
     assert "refused this worker (bad_token)" in log
     assert "token" in log.split("What to do:")[1]
