@@ -333,6 +333,8 @@ class MonthlySchedule(_WallSchedule):
 
 
 _CRON_PROBE = datetime(2000, 1, 1)
+_CRON_MAX_TIMES = 1440  # one per minute
+_CRON_MAX_DAYS = 50 * 366
 
 
 @dataclass(frozen=True)
@@ -342,23 +344,52 @@ class CronSchedule(_WallSchedule):
 
     kind: ClassVar[str] = "cron"
     expr: str
-    _proto: CronSim = field(init=False, repr=False, compare=False)
+    _sim: CronSim = field(init=False, repr=False, compare=False)
+    _times: tuple[time, ...] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "_proto", CronSim(self.expr, _CRON_PROBE))
+        sim = CronSim(self.expr, _CRON_PROBE)
+        object.__setattr__(self, "_sim", sim)
+        # cronsim's parsed fields: the times of day are the same on every matching day, so
+        # (unless there are very many) list them once and only ask cronsim which days match.
+        count = len(sim.hours) * len(sim.minutes) * len(sim.seconds)
+        times = None
+        if count <= _CRON_MAX_TIMES:
+            times = tuple(
+                time(h, m, sec)
+                for h in sorted(sim.hours)
+                for m in sorted(sim.minutes)
+                for sec in sorted(sim.seconds)
+            )
+        object.__setattr__(self, "_times", times)
 
     def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        # Parsing the expression is half the cost of a fresh CronSim, so copy a parsed one and
-        # set its start the way CronSim.__init__ does for a naive forward iterator.  Naive input
-        # means pure wall-clock iteration yielding times > wall; our DST rules then apply.
-        it = copy.copy(self._proto)
-        it.dt = wall - timedelta(microseconds=wall.microsecond)
-        return it
+        if self._times is None:
+            # Dense expressions: let cronsim walk.  A copy of the parsed one saves re-parsing;
+            # a naive start makes it iterate wall-clock times > wall, as CronSim.__init__ would.
+            it = copy.copy(self._sim)
+            it.dt = wall - timedelta(microseconds=wall.microsecond)
+            return it
+        return super()._walls_after(wall)
+
+    def _next_wall(self, wall: datetime) -> datetime | None:
+        times, sim = self._times, self._sim
+        assert times is not None
+        day = wall.date()
+        if day.month in sim.months and sim.match_day(day):
+            i = bisect_right(times, wall.time())
+            if i < len(times):
+                return datetime.combine(day, times[i])
+        for _ in range(_CRON_MAX_DAYS):  # cronsim gives up after 50 years too
+            day += _DAY
+            if day.month in sim.months and sim.match_day(day):
+                return datetime.combine(day, times[0])
+        return None
 
     def describe(self) -> str:
         try:
-            text = CronSim(self.expr, _CRON_PROBE).explain()
+            text = self._sim.explain()
         except Exception:  # explain() is best effort; the expression itself is valid
             text = ""
         detail = f": {text}" if text else ""

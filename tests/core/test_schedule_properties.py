@@ -80,11 +80,11 @@ def kind_fields(kind: str):
         )
         return by_day | by_nth
     if kind == "cron":
-        minute = st.sampled_from(["*/15", "0", "30", "0,45", "*/20"])
+        minute = st.sampled_from(["*/15", "0", "30", "0,45", "*/20", "*"])
         hour = st.sampled_from(["*", "1", "2", "1-3", "*/3", "0,12"])
         dom = st.sampled_from(["*", "*", "1", "L", "29", "15"])
         dow = st.sampled_from(["*", "*", "0", "1-5", "6"])
-        sec = st.sampled_from(["", "", "0 ", "30 "])
+        sec = st.sampled_from(["", "", "0 ", "30 ", "*/30 "])  # "*/30 * *": cronsim walks
         return st.tuples(sec, minute, hour, dom, dow).map(
             lambda p: {"expr": f"{p[0]}{p[1]} {p[2]} {p[3]} * {p[4]}"}
         )
@@ -174,13 +174,15 @@ def reference_instant(wall: datetime, tz: ZoneInfo) -> datetime:
     def reached(u: datetime) -> bool:
         return u.astimezone(tz).replace(tzinfo=None) >= wall
 
+    # Start 16 h early; every offset in ZONES is a multiple of 15 minutes, so the coarse grid
+    # lands exactly on the first occurrence and cannot step over a short stretch before a
+    # fall-back (it must not find the second occurrence instead).
     u = wall.replace(tzinfo=UTC) - timedelta(hours=16)
     assert not reached(u)
-    while not reached(u + timedelta(minutes=15)):
-        u += timedelta(minutes=15)
-    while not reached(u):  # now within 15 minutes: walk seconds
-        u += timedelta(seconds=1)
-    return u
+    for step in (timedelta(minutes=15), timedelta(minutes=1), timedelta(seconds=1)):
+        while not reached(u + step):  # u stays the last instant that has not reached it
+            u += step
+    return u + timedelta(seconds=1)
 
 
 def reference_next(data: dict, after: datetime, until: datetime) -> list[datetime]:
