@@ -28,7 +28,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from worker import __version__, scripts
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
-from worker.protocol import MAX_FRAME_BYTES, ProtocolError, decode, encode, encode_dict
+from worker.protocol import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    decode,
+    encode,
+    encode_dict,
+)
 from worker.runner import RunRequest, ScriptRun
 from worker.spool import Spool
 
@@ -52,6 +59,18 @@ REJECT_ADVICE = {
     "malformed": "the console could not read the worker's hello: upgrade the worker",
     "too_many_failures": "too many failed attempts from this host: wait, then check the token",
 }
+
+
+def _failed(run_id: int, reason: str) -> dict[str, Any]:
+    return {
+        "type": "finished",
+        "v": PROTOCOL_VERSION,
+        "run_id": run_id,
+        "outcome": "failed",
+        "exit_code": None,
+        "reason": reason,
+        "at": time.time(),
+    }
 
 
 class Rejected(Exception):
@@ -88,16 +107,11 @@ class Worker:
             self._emit(
                 run_id,
                 [
-                    {
-                        "type": "finished",
-                        "v": 1,
-                        "run_id": run_id,
-                        "outcome": "failed",
-                        "exit_code": None,
-                        "reason": "the worker stopped while the script ran (crash or power loss); "
+                    _failed(
+                        run_id,
+                        "the worker stopped while the script ran (crash or power loss); "
                         "its result is unknown",
-                        "at": time.time(),
-                    }
+                    )
                 ],
             )
 
@@ -123,11 +137,11 @@ class Worker:
             except Rejected as exc:
                 advice = REJECT_ADVICE.get(exc.code, "check the console's log")
                 log.error(
-                    "The console refused this worker (%s): %s. What to do: %s. Retrying every %d s",
+                    "The console refused this worker (%s): %s. What to do: %s. %s",
                     exc.code,
                     exc.reason,
                     advice,
-                    REJECT_RETRY,
+                    "Exiting (--once)." if once else f"Retrying every {REJECT_RETRY:g} s.",
                 )
                 if once:
                     return 1
@@ -153,17 +167,24 @@ class Worker:
         ) as ws:
             await ws.send(self._hello())
             welcome = await asyncio.wait_for(self._first_reply(ws), WELCOME_TIMEOUT)
-            self.heartbeat_interval = float(welcome["heartbeat_interval"])
+            self.heartbeat_interval = max(0.1, float(welcome["heartbeat_interval"]))
             backoff.reset()
             log.info("Connected to %s as %s", self.cfg.server_url, self.cfg.name)
             self.ws = ws
             sent: dict[int, int] = {}
             tasks = [
+                asyncio.create_task(self._receiver(ws)),
                 asyncio.create_task(self._sender(ws, sent)),
                 asyncio.create_task(self._heartbeats(ws)),
             ]
             try:
-                await self._receiver(ws)
+                # Whichever ends first ends the connection: a dead sender must not leave a
+                # connection that looks healthy but delivers nothing.
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    exc = task.exception()
+                    if exc and not isinstance(exc, websockets.exceptions.ConnectionClosed):
+                        log.error("Worker bug, reconnecting", exc_info=exc)
             finally:
                 self.ws = None
                 for t in tasks:
@@ -247,7 +268,7 @@ class Worker:
             self.spool.ack(msg["run_id"], msg["seq"])
             self.acked.set()
         elif msg.type == "welcome":
-            self.heartbeat_interval = float(msg["heartbeat_interval"])
+            self.heartbeat_interval = max(0.1, float(msg["heartbeat_interval"]))
         else:
             reason = f"worker does not accept {msg.type!r} messages"
             log.warning("Console sent a %r message; ignored", msg.type)
@@ -271,10 +292,22 @@ class Worker:
         argv = scripts.command(path, msg["args"], self.cfg.interpreters)
         request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"])
         run = ScriptRun(request, lambda batch: self._emit(run_id, batch), self.kill_grace)
-        task = asyncio.create_task(run.run())
+        task = asyncio.create_task(self._guarded(run))
         self.runs[run_id] = (run, task)
         task.add_done_callback(lambda _t: self.runs.pop(run_id, None))
         return None
+
+    async def _guarded(self, run: ScriptRun) -> None:
+        """A bug in the runner must still end the run with a result, or the console waits."""
+        try:
+            await run.run()
+        except Exception as exc:
+            log.exception("Worker bug while running run %s", run.request.run_id)
+            with contextlib.suppress(RuntimeError):  # finished may already be spooled
+                self._emit(
+                    run.request.run_id,
+                    [_failed(run.request.run_id, f"worker error: {exc!r}; see the worker's log")],
+                )
 
     async def shutdown(self, grace: float) -> None:
         """Stop taking work, give running jobs GRACE seconds, then kill and record them."""

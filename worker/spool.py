@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.protocol import PROTOCOL_VERSION, encode_dict
+from worker.protocol import PROTOCOL_VERSION, encode_dict, validate
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class Spool:
         def emit(msg: dict[str, Any]) -> None:
             nonlocal size
             msg = {**msg, "seq": run.last_seq + len(written) + 1}
+            # Our own bug if this raises; better here than replaying a poison message forever.
+            validate(msg)
             data = (encode_dict(msg) + "\n").encode("utf-8")
             written.append(msg)
             chunks.append(data)
