@@ -19,7 +19,6 @@ import calendar
 import copy
 import json
 from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, ClassVar
@@ -103,18 +102,14 @@ class _WallSchedule(Schedule):
         """The rule's first naive local wall time strictly after ``wall``, or None."""
         raise NotImplementedError
 
-    def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        while (candidate := self._next_wall(wall)) is not None:
-            yield candidate
-            wall = candidate
-
     def next_after(self, after: datetime) -> datetime | None:
         after = _aware(after)
         tz = self._zone
         try:
             # resolve() is monotone, so the first wall time resolving past `after` is the answer;
             # only in the second pass of a fall-back hour are a few wall times skipped here.
-            for wall in self._walls_after(local_wall(after, tz)):
+            wall: datetime | None = local_wall(after, tz)
+            while (wall := self._next_wall(wall)) is not None:  # type: ignore[arg-type]
                 instant = resolve(wall, tz)
                 if instant > after:
                     return instant
@@ -364,18 +359,14 @@ class CronSchedule(_WallSchedule):
             )
         object.__setattr__(self, "_times", times)
 
-    def _walls_after(self, wall: datetime) -> Iterator[datetime]:
-        if self._times is None:
-            # Dense expressions: let cronsim walk.  A copy of the parsed one saves re-parsing;
-            # a naive start makes it iterate wall-clock times > wall, as CronSim.__init__ would.
-            it = copy.copy(self._sim)
-            it.dt = wall - timedelta(microseconds=wall.microsecond)
-            return it
-        return super()._walls_after(wall)
-
     def _next_wall(self, wall: datetime) -> datetime | None:
         times, sim = self._times, self._sim
-        assert times is not None
+        if times is None:
+            # A dense expression: let cronsim walk.  A copy of the parsed one saves re-parsing;
+            # a naive start makes it iterate wall-clock times > wall, as CronSim.__init__ would.
+            it = copy.copy(sim)
+            it.dt = wall - timedelta(microseconds=wall.microsecond)
+            return next(it, None)
         day = wall.date()
         if day.month in sim.months and sim.match_day(day):
             i = bisect_right(times, wall.time())
