@@ -1,0 +1,101 @@
+"""The allow-list rules and interpreter choice, on real paths in tmp, no processes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker import scripts
+from worker.config import DEFAULT_INTERPRETERS
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "scripts"
+    d.mkdir()
+    (d / "job.py").write_text("print('hi')\n")
+    (d / "deploy.ps1").write_text("Write-Output hi\n")
+    (d / "sub").mkdir()
+    (d / "sub" / "inner.py").write_text("")
+    outside = tmp_path / "outside.py"
+    outside.write_text("")
+    os.symlink(outside, d / "link_out.py")
+    os.symlink(d / "job.py", d / "link_in.py")
+    os.symlink(tmp_path, d / "dirlink")
+    return d
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "empty"),
+        (".", "folder reference"),
+        ("..", "folder reference"),
+        ("../outside.py", "'..'"),
+        ("..\\outside.py", "'..'"),
+        ("sub/inner.py", "path separator"),
+        ("sub\\inner.py", "path separator"),
+        ("/etc/passwd", "path separator"),
+        ("C:\\Windows\\notepad.exe", "drive letter"),
+        ("C:job.py", "drive letter"),
+        ("job.py:stream", "reserved character"),
+        ("job.py.", "trailing dot"),
+        (" job.py", "spaces"),
+        ("job\x00.py", "reserved character"),
+        ("link_out.py", "outside the scripts folder"),
+        ("dirlink", "outside the scripts folder"),
+        ("sub", "not a regular file"),
+        ("nope.py", "unknown script"),
+    ],
+)
+def test_unsafe_names_are_refused_with_a_reason(folder, name, reason):
+    with pytest.raises(scripts.UnsafeScript, match=reason.replace(".", r"\.")):
+        scripts.resolve(folder, name)
+
+
+def test_plain_names_and_links_inside_resolve(folder):
+    assert scripts.resolve(folder, "job.py") == (folder / "job.py").resolve()
+    assert scripts.resolve(folder, "link_in.py") == (folder / "job.py").resolve()
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(scripts.UnsafeScript, match=r"scripts folder .* does not exist"):
+        scripts.resolve(tmp_path / "absent", "job.py")
+
+
+def test_catalogue_lists_only_runnable_files_with_sha256(folder):
+    entries = {e["name"]: e["sha256"] for e in scripts.catalogue(folder)}
+    assert set(entries) == {"job.py", "deploy.ps1", "link_in.py"}
+    assert entries["job.py"] == hashlib.sha256(b"print('hi')\n").hexdigest()
+    assert scripts.catalogue(folder / "absent") == []
+
+
+def test_python_runs_with_own_interpreter_unbuffered(folder):
+    argv = scripts.command(folder / "job.py", ["a b", "--c"], DEFAULT_INTERPRETERS, frozen=False)
+    assert argv == [sys.executable, "-u", str(folder / "job.py"), "a b", "--c"]
+
+
+def test_frozen_python_reinvokes_the_worker_in_script_mode(folder):
+    argv = scripts.command(
+        folder / "job.py", ["x"], DEFAULT_INTERPRETERS, frozen=True, executable="C:/w/worker.exe"
+    )
+    assert argv == ["C:/w/worker.exe", "--run-script", str(folder / "job.py"), "x"]
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [
+        ("deploy.ps1", ["powershell", "-NoProfile", "-ExecutionPolicy", "Bypass", "-File"]),
+        ("x.BAT", ["cmd", "/c"]),
+        ("x.cmd", ["cmd", "/c"]),
+        ("x.sh", ["bash"]),
+        ("tool.exe", []),
+    ],
+)
+def test_interpreter_by_extension_never_a_shell_string(tmp_path, name, prefix):
+    path = tmp_path / name
+    assert scripts.command(path, ["1"], DEFAULT_INTERPRETERS) == [*prefix, str(path), "1"]
