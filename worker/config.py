@@ -135,6 +135,11 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Wor
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.lineno} comes before any section; the file must start with "
+            "[worker] (compare it with the template)"
+        ) from None
     except (configparser.Error, UnicodeDecodeError, OSError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
     if not parser.has_section("worker"):

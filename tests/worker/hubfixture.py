@@ -169,8 +169,11 @@ def write_config(folder: Path, url: str, **keys: Any) -> Path:
     return path
 
 
-async def start_worker(config: Path, *extra: str) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBTRIGGER_", "REFLEX_"))}
+async def start_worker(
+    config: Path, *extra: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("JOBTRIGGER_", "REFLEX_"))}
+    env = {**clean, **(env or {})}
     log = open(config.parent / "worker.log", "ab")  # noqa: SIM115 - the child owns it
     try:
         return await asyncio.create_subprocess_exec(

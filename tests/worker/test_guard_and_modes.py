@@ -1,0 +1,63 @@
+"""The worker stays small (no Qt, peewee, desktop) and its script-runner mode works."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+from tests.conftest import ROOT, timeout
+from worker.backoff import Backoff
+
+FORBIDDEN = ("PySide6", "shiboken6", "peewee", "qasync", "desktop")
+
+
+def test_importing_the_worker_loads_no_gui_orm_or_console_code():
+    code = (
+        "import sys, worker, worker.client, worker.runner, worker.spool, worker.config, "
+        "worker.scripts, worker.backoff, worker.console, worker.stopsignals, worker.__main__\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout(30), check=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == ""
+
+
+def test_guard_would_notice_a_forbidden_import():
+    # the same probe does report a module when one is loaded, so the test above can fail
+    code = "import sys, peewee\nprint('peewee' in sys.modules)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout(30), check=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == "True"
+
+
+def test_run_script_mode_runs_a_python_file_with_args_and_exit_code(tmp_path):
+    script = tmp_path / "job.py"
+    (tmp_path / "helper.py").write_text("VALUE = 'from helper'\n")
+    script.write_text(
+        "import sys, helper\n"
+        "print(__name__, sys.argv[1:], helper.VALUE)\n"
+        "sys.exit(int(sys.argv[1]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "--run-script", str(script), "7", "--config"],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout(30),
+    )  # fmt: skip
+    assert result.returncode == 7
+    assert result.stdout == "__main__ ['7', '--config'] from helper\n"
+
+
+def test_backoff_grows_with_jitter_caps_and_resets():
+    backoff = Backoff(first=0.5, cap=30, rng=random.Random(1))
+    delays = [backoff.next_delay() for _ in range(12)]
+    steps = [min(30, 0.5 * 2**i) for i in range(12)]
+    assert all(step / 2 <= d <= step for d, step in zip(delays, steps))
+    assert max(delays) <= 30 and delays[-1] >= 15
+    assert len(set(delays)) == len(delays)  # jittered, not lockstep
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5
