@@ -6,9 +6,10 @@ store saves and export files carry); :func:`validate` returns the same messages 
 DST rules (DESIGN.md), applied the same way to every wall-clock kind (hourly, daily, weekly,
 monthly, cron, once): each rule produces local wall times; a wall time that does not exist fires
 at the first instant after the gap, a wall time that happens twice fires once (its first
-occurrence), and several wall times that land on the same instant fire once.  So a cron
-``*/5 * * * *`` pauses for the repeated hour of a fall-back night; use an interval schedule for
-elapsed time ("every 5 minutes" that ignores DST).
+occurrence), and several wall times that land on the same instant fire once.  So an hourly
+schedule or a cron ``*/5 * * * *`` pauses for the repeated hour of a fall-back night, and on a
+spring-forward night everything named inside the gap fires once at its end; use an interval
+schedule for elapsed time ("every 5 minutes" that ignores DST).
 
 Monthly day 29/30/31 does not fire in a month without that day (use "last" for month ends).
 """
