@@ -9,6 +9,17 @@ from collections.abc import Iterable
 from desktop.core import runs as run_states
 from desktop.store import queries
 from desktop.store.records import JobRecord, RunRecord
+from desktop.ui.rows import JobRow, RunRow, job_row, run_row
+
+
+def job_rows() -> list[JobRow]:
+    """Every job as a table row.  Built here, on the database thread, because describing
+    10,000 schedules takes a quarter second that the GUI thread must not lose."""
+    return [job_row(r) for r in queries.list_jobs()]
+
+
+def run_rows(job_id: int, limit: int, before_id: int | None) -> list[RunRow]:
+    return [run_row(r) for r in queries.list_runs(job_id, limit, before_id)]
 
 
 def jobs_by_id(ids: Iterable[int]) -> dict[int, JobRecord | None]:

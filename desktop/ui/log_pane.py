@@ -9,12 +9,14 @@ joined into one insert.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFontDatabase,
@@ -43,6 +45,12 @@ log = logging.getLogger(__name__)
 
 MAX_LINES = 20_000
 PAGE_CHUNKS = 2_000
+# A QPlainTextEdit insert costs ~13 us a line here, so the view takes at most this many lines
+# per frame (~10,000 lines/s, more than anyone reads) and queues at most a moment's worth.
+FRAME_MS = 30
+LINES_PER_FRAME = 300
+MAX_QUEUED_LINES = 3_000
+LOAD_SLICE_LINES = 1_000
 STDERR_COLOUR = "#d64541"
 
 # reader(run_id, after_seq, limit) -> chunks with .seq, .stream, .text, oldest first
@@ -61,6 +69,14 @@ class LogPane(QWidget):
         self._pending: list[Any] = []
         self.load_task = None
         self._newline_due = False
+        self.max_lines = max_lines
+        self._queue: deque[tuple[str, str, int]] = deque()
+        self._queued_lines = 0
+        self._skipped = 0
+        self._drain_timer = QTimer(self)
+        self._drain_timer.setSingleShot(True)
+        self._drain_timer.setInterval(FRAME_MS)
+        self._drain_timer.timeout.connect(self._drain)
 
         self.title = QLabel("Select a run to see its output")
         self.follow = QToolButton(text="Follow", checkable=True, checked=True)
@@ -104,6 +120,9 @@ class LogPane(QWidget):
         self._stdout_fmt = QTextCharFormat()
         self._stderr_fmt = QTextCharFormat()
         self._stderr_fmt.setForeground(QColor(STDERR_COLOUR))
+        self._marker_fmt = QTextCharFormat()
+        self._marker_fmt.setForeground(QColor("#8c8c8c"))
+        self._marker_fmt.setFontItalic(True)
 
         self.find_edit.returnPressed.connect(lambda: self.find(backward=False))
         self.find_next.clicked.connect(lambda: self.find(backward=False))
@@ -126,6 +145,10 @@ class LogPane(QWidget):
         self.run_id = run_id
         self.last_seq = 0
         self._pending = []
+        self._queue.clear()
+        self._queued_lines = 0
+        self._skipped = 0
+        self._drain_timer.stop()
         self.view.clear()
         self._newline_due = False
         self.title.setText(title or (f"Run {run_id}" if run_id else "Select a run"))
@@ -137,14 +160,42 @@ class LogPane(QWidget):
         self.load_task = spawn(self._load(run_id), f"loading the output of run {run_id}")
 
     async def _load(self, run_id: int) -> None:
+        """Stored output: page through it, keep only the tail the widget would keep anyway,
+        then insert that in slices so the loop keeps turning."""
+        tail: deque[tuple[str, str, int]] = deque()
+        tail_lines = 0
+        dropped = 0
         try:
             while True:
                 page = await self.reader(run_id, self.last_seq, PAGE_CHUNKS)
                 if self.run_id != run_id:
                     return  # the person moved on while this page was loading
-                self._insert([c for c in page if c.seq > self.last_seq])
+                for c in page:
+                    if c.seq <= self.last_seq:
+                        continue
+                    self.last_seq = c.seq
+                    n = c.text.count("\n") or 1
+                    tail.append((c.stream, c.text, n))
+                    tail_lines += n
+                    while tail_lines - tail[0][2] >= self.max_lines - 1:  # room for a marker
+                        tail_lines -= tail[0][2]
+                        dropped += tail.popleft()[2]
                 if len(page) < PAGE_CHUNKS:
                     break
+            if dropped:
+                self._insert_marker(
+                    f"[{dropped:,} earlier lines are not shown here; Save… writes all of them]"
+                )
+            while tail:
+                batch, n = [], 0
+                while tail and n < LOAD_SLICE_LINES:
+                    item = tail.popleft()
+                    batch.append(item)
+                    n += item[2]
+                self._insert_items(batch)
+                await asyncio.sleep(0)  # one slice per loop turn
+                if self.run_id != run_id:
+                    return
         finally:
             if self.run_id == run_id:
                 self._loading = False
@@ -154,34 +205,70 @@ class LogPane(QWidget):
 
     # --- live output
     def append(self, chunks: Iterable[Any]) -> None:
-        """Output events (any runs): keep those of the shown run that are new."""
+        """Output events (any runs): queue those of the shown run that are new.  The queue is
+        drained a slice per frame; if it holds more than a moment's worth, the oldest queued
+        lines are skipped in the view (with a marker) so the view stays live; the database
+        keeps every line."""
         mine = [c for c in chunks if c.run_id == self.run_id]
         if not mine:
             return
         if self._loading:
             self._pending.extend(mine)
             return
-        self._insert([c for c in mine if c.seq > self.last_seq])
+        mine.sort(key=lambda c: c.seq)
+        for c in mine:
+            if c.seq <= self.last_seq:
+                continue  # a replay the view already has
+            self.last_seq = c.seq
+            n = c.text.count("\n") or 1
+            self._queue.append((c.stream, c.text, n))
+            self._queued_lines += n
+        while len(self._queue) > 1 and self._queued_lines - self._queue[0][2] >= MAX_QUEUED_LINES:
+            n = self._queue.popleft()[2]
+            self._queued_lines -= n
+            self._skipped += n
+        if self._queue and not self._drain_timer.isActive():
+            self._drain()  # the first slice at once: a trickle of lines shows without delay
 
-    def _insert(self, chunks: list[Any]) -> None:
-        if not chunks:
+    def _drain(self) -> None:
+        if self._skipped:
+            self._insert_marker(
+                f"[{self._skipped:,} lines skipped in this view to keep up; "
+                "Save… writes all of them]"
+            )
+            self._skipped = 0
+        batch, n = [], 0
+        while self._queue and n < LINES_PER_FRAME:
+            item = self._queue.popleft()
+            batch.append(item)
+            n += item[2]
+        self._queued_lines -= n
+        self._insert_items(batch)
+        if self._queue:
+            self._drain_timer.start()
+        else:
+            self._drain_timer.stop()
+
+    def drain_all(self) -> None:
+        """Show everything queued now (tests; switching runs does not need it)."""
+        while self._queue or self._skipped:
+            self._drain()
+
+    def _insert_items(self, items: list[tuple[str, str, int]]) -> None:
+        if not items:
             return
-        chunks.sort(key=lambda c: c.seq)
         bar = self.view.verticalScrollBar()
         keep = bar.value()
         cursor = QTextCursor(self.view.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.beginEditBlock()
         run_stream, run_text = None, []
-        for c in chunks:
-            if c.seq <= self.last_seq:
-                continue  # a replay the DB already had
-            self.last_seq = c.seq
-            if c.stream != run_stream and run_text:
+        for stream, text, _n in items:
+            if stream != run_stream and run_text:
                 self._put(cursor, run_stream, "".join(run_text))
                 run_text = []
-            run_stream = c.stream
-            run_text.append(c.text)
+            run_stream = stream
+            run_text.append(text)
         if run_text:
             self._put(cursor, run_stream, "".join(run_text))
         cursor.endEditBlock()
@@ -190,6 +277,14 @@ class LogPane(QWidget):
         else:
             bar.setValue(min(keep, bar.maximum()))
         self._update_buttons()
+
+    def _insert_marker(self, text: str) -> None:
+        cursor = QTextCursor(self.view.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if self._newline_due or not self.view.document().isEmpty():
+            cursor.insertBlock()
+        cursor.insertText(text, self._marker_fmt)
+        self._newline_due = True
 
     def _put(self, cursor: QTextCursor, stream: str | None, text: str) -> None:
         fmt = self._stderr_fmt if stream == "stderr" else self._stdout_fmt

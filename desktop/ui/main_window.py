@@ -322,8 +322,7 @@ class MainWindow(QMainWindow):
         """Initial data: settings, all jobs, workers, counts.  Call once after core.start()."""
         self.settings = await self.core.db.call(data.display_settings)
         self.apply_display_tz(self.settings.get("display_tz", DEFAULT_DISPLAY_TZ))
-        records = await self.core.db.call(queries.list_jobs)
-        self.jobs_model.set_rows([job_row(r) for r in records])
+        self.jobs_model.set_rows(await self.core.db.call(data.job_rows))
         await self.refresh_workers()
         await self.refresh_status()
         self.status_timer.start()
@@ -339,8 +338,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Job Trigger — times in {name}")
 
     async def _load_runs_page(self, job_id, before_id, limit):
-        records = await self.core.db.call(queries.list_runs, job_id, limit, before_id)
-        return [run_row(r) for r in records]
+        return await self.core.db.call(data.run_rows, job_id, limit, before_id)
 
     async def _read_output(self, run_id, after_seq, limit):
         return await self.core.db.call(queries.read_output, run_id, after_seq, limit)

@@ -29,7 +29,7 @@ from desktop.ui.rows import JobRow, RunRow, WorkerRow
 
 log = logging.getLogger(__name__)
 
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1  # lower-case text the jobs filter matches
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
 ROW_ROLE = Qt.ItemDataRole.UserRole + 3
 
@@ -65,6 +65,47 @@ class _KeyedTableModel(QAbstractTableModel):
         self._rows: list[Any] = []
         self._index: dict[Any, int] = {}
         self.display_tz = DEFAULT_DISPLAY_TZ
+        # (column, descending) when the model keeps its rows sorted, else None
+        self.sorting: tuple[int, bool] | None = None
+
+    # Sorting lives in the model, not in QSortFilterProxyModel: the proxy would call data() from
+    # C++ for every comparison (~280,000 Python calls to sort 10,000 jobs, over a second);
+    # list.sort with a key is milliseconds, and single-row changes move one row by bisection.
+    def sort_key(self, row: Any, column: int) -> Any:
+        return None
+
+    def _key(self, row: Any) -> Any:
+        assert self.sorting is not None
+        return self.sort_key(row, self.sorting[0])
+
+    def _before(self, a: Any, b: Any) -> bool:
+        """Does key a sort strictly before key b in the current order?"""
+        return a > b if self.sorting[1] else a < b
+
+    def _position(self, row: Any, rows: list[Any]) -> int:
+        """Where `row` goes in `rows` (sorted): after every row that is not after it."""
+        key = self._key(row)
+        lo, hi = 0, len(rows)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._before(key, self._key(rows[mid])):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(self.HEADERS):
+            self.sorting = None
+            return
+        self.sorting = (column, order == Qt.SortOrder.DescendingOrder)
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        keys = [(self.key_of(self._rows[i.row()]), i.column()) for i in old]
+        self._rows.sort(key=self._key, reverse=self.sorting[1])
+        self._reindex()
+        self.changePersistentIndexList(old, [self.index(self._index[k], c) for k, c in keys])
+        self.layoutChanged.emit()
 
     # --- Qt interface
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
@@ -109,6 +150,8 @@ class _KeyedTableModel(QAbstractTableModel):
         """Replace everything (initial load only; events use upsert/remove)."""
         self.beginResetModel()
         self._rows = list(rows)
+        if self.sorting is not None:
+            self._rows.sort(key=self._key, reverse=self.sorting[1])
         self._index = {}
         self._reindex()
         self.endResetModel()
@@ -118,16 +161,40 @@ class _KeyedTableModel(QAbstractTableModel):
         i = self._index.get(key)
         if i is not None:
             self._rows[i] = row
+            if self.sorting is not None:
+                i = self._resort(i)
             self.dataChanged.emit(self.index(i, 0), self.index(i, self.columnCount() - 1))
             return
-        pos = 0 if at_top else len(self._rows)
+        if self.sorting is not None:
+            pos = self._position(row, self._rows)
+        else:
+            pos = 0 if at_top else len(self._rows)
         self.beginInsertRows(QModelIndex(), pos, pos)
         self._rows.insert(pos, row)
-        if at_top:
-            self._reindex()
-        else:
+        if pos == len(self._rows) - 1:
             self._index[key] = pos
+        else:
+            self._reindex(pos)
         self.endInsertRows()
+
+    def _resort(self, i: int) -> int:
+        """Row i changed: move it where the sort order wants it; returns its new row."""
+        row = self._rows[i]
+        key = self._key(row)
+        in_place = (i == 0 or not self._before(key, self._key(self._rows[i - 1]))) and (
+            i == len(self._rows) - 1 or not self._before(self._key(self._rows[i + 1]), key)
+        )
+        if in_place:
+            return i
+        rest = self._rows[:i] + self._rows[i + 1 :]
+        j = self._position(row, rest)
+        # Qt counts the destination in the numbering before the move
+        self.beginMoveRows(QModelIndex(), i, i, QModelIndex(), j + 1 if j > i else j)
+        self._rows = rest
+        self._rows.insert(j, row)
+        self._reindex(min(i, j))
+        self.endMoveRows()
+        return j
 
     def remove(self, key: Any) -> bool:
         i = self._index.get(key)
@@ -152,6 +219,28 @@ class JobsTableModel(_KeyedTableModel):
     HEADERS = ("Name", "Schedule", "Target", "Next run", "Last run", "Last outcome", "Enabled")
     NAME, SCHEDULE, TARGET, NEXT, LAST, OUTCOME, ENABLED = range(7)
 
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.sorting = (self.NAME, False)
+
+    def sort_key(self, job: JobRow, column: int) -> Any:
+        if column == self.NEXT:
+            first = _ts(job.next_fire_at) if job.enabled and job.next_fire_at else float("inf")
+        elif column == self.LAST:
+            first = _ts(job.last_run_at)
+        elif column == self.ENABLED:
+            first = int(job.enabled)
+        elif column == self.OUTCOME:
+            first = outcome_label(job.last_run_state)
+        elif column == self.SCHEDULE:
+            first = job.schedule_text.casefold()
+        elif column == self.TARGET:
+            first = job.target_text.casefold()
+        else:
+            first = ""
+        # ties (and the Name column) by name, then id: a stable, total order
+        return (first, job.name.casefold(), job.id)
+
     def data(self, index: _Index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self._rows):
             return None
@@ -174,16 +263,8 @@ class JobsTableModel(_KeyedTableModel):
                 return outcome_label(job.last_run_state)
             if col == self.ENABLED:
                 return "Yes" if job.enabled else "No"
-        elif role == SORT_ROLE:
-            if col == self.NEXT:
-                return _ts(job.next_fire_at) if job.enabled else float("inf")
-            if col == self.LAST:
-                return _ts(job.last_run_at)
-            if col == self.ENABLED:
-                return int(job.enabled)
-            if col == self.OUTCOME:
-                return outcome_label(job.last_run_state)
-            return self.data(index, Qt.ItemDataRole.DisplayRole).casefold()
+        elif role == SEARCH_ROLE:
+            return job.search_text
         elif role == Qt.ItemDataRole.DecorationRole and col == self.OUTCOME:
             colour = outcome_colour(job.last_run_state)
             return outcome_icon(colour) if colour else None
@@ -330,6 +411,10 @@ class WorkersTableModel(_KeyedTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.now = utcnow()
+        self.sorting = (self.NAME, False)
+
+    def sort_key(self, w: WorkerRow, column: int) -> Any:
+        return w.name.casefold()
 
     @staticmethod
     def key_of(row: WorkerRow) -> str:

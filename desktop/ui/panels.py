@@ -16,7 +16,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.ui.models import ID_ROLE, ROW_ROLE, SORT_ROLE, JobsTableModel, WorkersTableModel
+from desktop.ui.models import (
+    ID_ROLE,
+    ROW_ROLE,
+    SEARCH_ROLE,
+    JobsTableModel,
+    WorkersTableModel,
+)
 
 
 def _table(model, *, sortable: bool) -> QTableView:
@@ -37,18 +43,28 @@ def _table(model, *, sortable: bool) -> QTableView:
     return view
 
 
+class JobsFilterProxy(QSortFilterProxyModel):
+    """Filters on each job's pre-built search text; sorting is passed to the source model,
+    which sorts far faster than the proxy can (see _KeyedTableModel.sort)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setFilterRole(SEARCH_ROLE)
+        self.setFilterKeyColumn(0)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        self.sourceModel().sort(column, order)
+
+
 class JobsPanel(QWidget):
     selectedJobChanged = Signal(object)  # job id or None
 
     def __init__(self, model: JobsTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = JobsFilterProxy(self)
         self.proxy.setSourceModel(model)
-        self.proxy.setSortRole(SORT_ROLE)
-        self.proxy.setFilterKeyColumn(-1)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.proxy.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.filter = QLineEdit(placeholderText="Filter jobs by name, schedule, target… (Ctrl+L)")
         self.filter.setClearButtonEnabled(True)
         self.count = QLabel()

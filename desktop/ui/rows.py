@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from desktop.ui.formatting import describe_target, duration_between
+from desktop.ui.formatting import describe_target, duration_between, outcome_label
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class JobRow:
     last_run_at: datetime | None
     last_run_state: str | None
     enabled: bool
+    search_text: str = ""  # what the filter box matches, lower case
 
 
 @dataclass(frozen=True)
@@ -92,16 +93,22 @@ def describe_schedule(data: dict) -> str:
 
 
 def job_row(record: Any) -> JobRow:
+    schedule_text = describe_schedule(schedule_dict(record))
+    target_text = describe_target(record.target_kind, record.target_value)
+    state = getattr(record, "last_run_state", None)
     return JobRow(
         id=record.id,
         name=record.name,
-        schedule_text=describe_schedule(schedule_dict(record)),
-        target_text=describe_target(record.target_kind, record.target_value),
+        schedule_text=schedule_text,
+        target_text=target_text,
         script=record.script,
         next_fire_at=getattr(record, "next_fire_at", None),
         last_run_at=getattr(record, "last_run_at", None),
         last_run_state=getattr(record, "last_run_state", None),
         enabled=bool(record.enabled),
+        search_text="\n".join(
+            (record.name, schedule_text, target_text, record.script, outcome_label(state))
+        ).casefold(),
     )
 
 

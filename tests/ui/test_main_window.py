@@ -30,6 +30,7 @@ async def settle(window: MainWindow) -> None:
     """Deliver buffered events now and wait until every task they started is done."""
     for _ in range(50):
         window.bridge.flush()
+        window.log_pane.drain_all()
         tasks = [t for t in asyncqt.pending_tasks() if not t.done()]
         if not tasks:
             return

@@ -6,11 +6,10 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QModelIndex, Qt
 
 from desktop.ui.models import (
     ID_ROLE,
-    SORT_ROLE,
     JobsTableModel,
     RunsTableModel,
     WorkersTableModel,
@@ -79,18 +78,19 @@ def test_jobs_model_passes_modeltester_through_every_kind_of_change(qtmodelteste
     model.upsert(job(9))
     model.remove(2)
     qtmodeltester.check(model, force_py=True)
+    # kept sorted by name: the renamed job moved to the end
     assert [r.name for r in model.rows()] == [
         "job-00001",
-        "renamed",
         "job-00004",
         "job-00005",
         "job-00009",
+        "renamed",
     ]
-    assert model.row_for_key(9) == 4
-    idx = model.index(1, JobsTableModel.OUTCOME)
+    assert model.row_for_key(9) == 3
+    idx = model.index(4, JobsTableModel.OUTCOME)
     assert model.data(idx) == "Failed"
     assert model.data(idx, Qt.ItemDataRole.DecorationRole) is not None
-    assert model.data(model.index(1, JobsTableModel.NEXT)) == "disabled"
+    assert model.data(model.index(4, JobsTableModel.NEXT)) == "disabled"
 
 
 def test_jobs_model_shows_times_in_the_display_zone():
@@ -111,26 +111,76 @@ def test_jobs_upsert_of_one_row_emits_one_row_change_not_a_reset():
     assert changes == [(4999, 4999)] and resets == []
 
 
-def test_jobs_proxy_filters_and_sorts_by_real_times():
+def test_jobs_panel_filters_and_sorts_by_real_times(qtbot):
+    from desktop.ui.panels import JobsPanel
+    from desktop.ui.rows import job_row
+
     model = JobsTableModel()
+    panel = JobsPanel(model)
+    qtbot.addWidget(panel)
+
+    def rec(i, name, hours):
+        return job(i, name=name, next_fire_at=T0 + timedelta(hours=hours))
+
+    model.set_rows([rec(1, "backup-db", 2), rec(2, "rotate-logs", 1), rec(3, "Backup-files", 3)])
+    proxy = panel.proxy
+
+    def shown():
+        return [proxy.index(r, 0).data(ID_ROLE) for r in range(proxy.rowCount())]
+
+    assert shown() == [1, 3, 2]  # by name, case-insensitive
+    panel.view.sortByColumn(JobsTableModel.NEXT, Qt.SortOrder.AscendingOrder)
+    assert shown() == [2, 1, 3]
+    panel.view.sortByColumn(JobsTableModel.NEXT, Qt.SortOrder.DescendingOrder)
+    assert shown() == [3, 1, 2]
+    panel.filter.setText("BACKUP")
+    assert shown() == []  # rows built by hand have no search text yet
+    from types import SimpleNamespace
+
     model.set_rows(
         [
-            job(1, name="backup-db", next_fire_at=T0 + timedelta(hours=2)),
-            job(2, name="rotate-logs", next_fire_at=T0 + timedelta(hours=1)),
-            job(3, name="backup-files", next_fire_at=T0 + timedelta(hours=3)),
+            job_row(
+                SimpleNamespace(
+                    id=i,
+                    name=n,
+                    schedule={"v": 1, "kind": "manual", "tz": "UTC"},
+                    target_kind="any",
+                    target_value="",
+                    script="s.py",
+                    enabled=True,
+                    next_fire_at=T0 + timedelta(hours=i),
+                )
+            )
+            for i, n in ((1, "backup-db"), (2, "rotate-logs"), (3, "Backup-files"))
         ]
     )
-    proxy = QSortFilterProxyModel()
-    proxy.setSourceModel(model)
-    proxy.setSortRole(SORT_ROLE)
-    proxy.setFilterKeyColumn(-1)
-    proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-    proxy.sort(JobsTableModel.NEXT, Qt.SortOrder.AscendingOrder)
-    ids = [proxy.index(r, 0).data(ID_ROLE) for r in range(proxy.rowCount())]
-    assert ids == [2, 1, 3]
-    proxy.setFilterFixedString("BACKUP")
-    ids = [proxy.index(r, 0).data(ID_ROLE) for r in range(proxy.rowCount())]
-    assert ids == [1, 3]
+    assert shown() == [3, 1]
+    assert panel.count.text() == "2 of 3 jobs"
+
+
+def test_sorted_model_moves_a_changed_row_and_keeps_selection(qtbot, qtmodeltester):
+    from desktop.ui.panels import JobsPanel
+
+    model = JobsTableModel()
+    panel = JobsPanel(model)
+    qtbot.addWidget(panel)
+    model.set_rows([job(i, next_fire_at=T0 + timedelta(minutes=i)) for i in range(1, 101)])
+    panel.view.sortByColumn(JobsTableModel.NEXT, Qt.SortOrder.AscendingOrder)
+    panel.select(50)
+    moves = []
+    model.rowsMoved.connect(lambda *a: moves.append((a[1], a[4])))
+    model.upsert(job(50, next_fire_at=T0 + timedelta(minutes=1000)))  # now the latest
+    assert moves == [(49, 100)]
+    assert model.row_at(99).id == 50 and model.row_for_key(51) == 49
+    assert panel.selected_id() == 50  # the selection followed the row
+    model.upsert(job(50, next_fire_at=T0 - timedelta(minutes=1)))  # now the earliest
+    assert model.row_at(0).id == 50
+    model.upsert(job(500, next_fire_at=T0 + timedelta(minutes=20, seconds=30)))  # a new job
+    assert model.row_at(model.row_for_key(500) - 1).id == 20
+    assert [model.row_at(i).next_fire_at for i in range(101)] == sorted(
+        model.row_at(i).next_fire_at for i in range(101)
+    )
+    qtmodeltester.check(model, force_py=True)
 
 
 def test_workers_model_passes_modeltester_and_ages_heartbeats(qtmodeltester):

@@ -111,6 +111,7 @@ def test_log_pane_caps_lines_keeps_order_and_drops_replays(qtbot):
     pane.append([Chunk(5, i, "stdout", f"line {i}\n") for i in range(1, 3001)])
     pane.append([Chunk(5, 2999, "stdout", "replayed\n"), Chunk(6, 1, "stdout", "other run\n")])
     pane.append([Chunk(5, 3001, "stderr", "partial "), Chunk(5, 3002, "stderr", "line\n")])
+    pane.drain_all()
     lines = pane.text().split("\n")
     assert len(lines) == 1000
     assert lines[0] == "line 2002" and lines[-2] == "line 3000"
@@ -118,11 +119,47 @@ def test_log_pane_caps_lines_keeps_order_and_drops_replays(qtbot):
     assert "replayed" not in pane.text() and "other run" not in pane.text()
 
 
+def test_log_pane_skips_visibly_when_a_flood_outruns_the_view(qtbot):
+    pane = LogPane()
+    qtbot.addWidget(pane)
+    pane.run_id = 2
+    pane.append([Chunk(2, i, "stdout", f"line {i}\n") for i in range(1, 20_001)])
+    # one slice is shown at once, the rest waits for the next frames
+    assert 0 < pane.view.blockCount() <= 400
+    pane.drain_all()
+    text = pane.text()
+    assert "lines skipped in this view to keep up" in text
+    assert text.endswith("line 20000")
+    assert pane.view.blockCount() < 4_000  # the view did not do 20,000 inserts
+
+
+@pytest.mark.asyncio
+async def test_log_pane_loads_the_tail_of_a_long_stored_output(qtbot):
+    stored = [Chunk(9, i, "stdout", f"{i}\n") for i in range(1, 50_001)]
+
+    async def reader(run_id, after_seq, limit):
+        rest = [c for c in stored if c.seq > after_seq]
+        return rest[:limit] if limit else rest
+
+    pane = LogPane(max_lines=5_000)
+    qtbot.addWidget(pane)
+    pane.set_reader(reader)
+    pane.show_run(9)
+    await pane.load_task
+    lines = pane.text().split("\n")
+    assert "45,001 earlier lines are not shown" in lines[0]
+    assert lines[1] == "45002" and lines[-1] == "50000" and len(lines) == 5_000
+    pane.append([Chunk(9, 50_001, "stdout", "live\n"), Chunk(9, 40, "stdout", "old\n")])
+    pane.drain_all()
+    assert pane.text().endswith("50000\nlive")
+
+
 def test_log_pane_find_and_copy(qtbot):
     pane = LogPane()
     qtbot.addWidget(pane)
     pane.run_id = 1
     pane.append([Chunk(1, 1, "stdout", "alpha\nbeta\ngamma\nbeta again\n")])
+    pane.drain_all()
     pane.find_edit.setText("beta")
     assert pane.find()
     assert pane.view.textCursor().blockNumber() == 1
