@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker import protocol as p
 
@@ -49,3 +51,41 @@ def test_oversize_frame_is_refused_before_parsing():
 def test_encoding_an_invalid_message_fails_at_the_sender():
     with pytest.raises(p.ProtocolError):
         p.encode("ack", run_id="1", seq=1)
+
+
+# --- decoding never fails with anything but ProtocolError -----------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+_field_names = st.sampled_from(
+    ["run_id", "seq", "stream", "text", "script", "args", "env", "timeout", "code", "reason"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    mtype=st.sampled_from(sorted(p.SCHEMAS)),
+    fields=st.dictionaries(_field_names, _json, max_size=6),
+)
+def test_any_json_object_decodes_or_raises_protocol_error(mtype, fields):
+    frame = json.dumps({"type": mtype, "v": 1, **fields})
+    try:
+        msg = p.decode(frame)
+    except p.ProtocolError as exc:
+        assert str(exc)  # a reason a person can read
+    else:
+        assert msg.type == mtype and set(msg.fields) == set(p.SCHEMAS[mtype])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200))
+def test_arbitrary_bytes_decode_or_raise_protocol_error(frame):
+    try:
+        result = p.decode(frame)
+    except p.ProtocolError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(result, p.Message)
