@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
@@ -133,6 +133,9 @@ class MainWindow(QMainWindow):
         self.runs_model.dataChanged.connect(self._refresh_chart)
         self.runs_model.modelReset.connect(self._refresh_chart)
         self.jobs_panel.view.doubleClicked.connect(lambda _i: self.act_edit.trigger())
+        enter = QShortcut(QKeySequence(Qt.Key.Key_Return), self.jobs_panel.view)
+        enter.setContext(Qt.ShortcutContext.WidgetShortcut)
+        enter.activated.connect(self.act_edit.trigger)
         self.jobs_panel.view.customContextMenuRequested.connect(self._jobs_menu)
         self.runs_view.customContextMenuRequested.connect(self._runs_menu)
         self.workers_panel.view.customContextMenuRequested.connect(self._workers_menu)

@@ -1,0 +1,96 @@
+"""The composition root: startup problems become a clear dialog (not a traceback) and exit 1;
+--smoke-test opens the window, renders it and exits 0; Quit ends main() cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import sqlite3
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from desktop import app
+from desktop.store.errors import DatabaseLocked
+from desktop.ui import asyncqt
+from tests.conftest import timeout
+from tests.ui.storecore import StoreCore
+
+
+def args(db: str, **kw) -> argparse.Namespace:
+    base = dict(db=db, host=None, port=0, no_local_worker=True, smoke_test=False, headless=False)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_startup_problems_are_said_plainly():
+    title, text = app.startup_problem(OSError(errno.EADDRINUSE, "in use"), "127.0.0.1", 8000)
+    assert title == "Port in use" and "127.0.0.1:8000" in text and "--port" in text
+    title, text = app.startup_problem(DatabaseLocked("the database is locked by pid 7"), "h", 1)
+    assert title == "Database problem" and "locked by pid 7" in text
+    assert app.startup_problem(ZeroDivisionError(), "h", 1) is None
+
+
+@pytest.mark.asyncio
+async def test_a_newer_database_shows_a_dialog_and_exits_1(tmp_path):
+    path = tmp_path / "new.db"
+    store = StoreCore(f"sqlite:///{path}")
+    await store.start()
+    await store.stop()
+    with sqlite3.connect(path) as conn:  # as if a newer Job Trigger had upgraded it
+        table = conn.execute(
+            "select name from sqlite_master where name like '%schema%version%'"
+        ).fetchone()[0]
+        conn.execute(f"insert into {table} (version, applied_at) values (999, '2030-01-01')")
+    shown: list[QMessageBox] = []
+
+    def answer(dialog):
+        shown.append(dialog)
+        dialog.done(0)
+
+    asyncqt.dialog_watchers.append(answer)
+    try:
+        code = await asyncio.wait_for(app.main(args(f"sqlite:///{path}")), timeout(20))
+    finally:
+        asyncqt.dialog_watchers.remove(answer)
+    assert code == 1
+    assert len(shown) == 1 and shown[0].text() == "Database problem"
+    assert "newer" in shown[0].informativeText()
+
+
+@pytest.mark.asyncio
+async def test_main_shows_the_window_and_quit_ends_it(tmp_path, monkeypatch):
+    made = []
+
+    def fake_core(url, host, port, local_worker):
+        core = StoreCore(url)
+        made.append((core, host, port, local_worker))
+        return core
+
+    monkeypatch.setattr(app, "make_core", fake_core)
+    seen = []
+
+    def on_window(window):
+        seen.append(window.jobs_model.columnCount())
+        window.act_quit.trigger()
+
+    code = await asyncio.wait_for(
+        app.main(args(f"sqlite:///{tmp_path / 'a.db'}", port=None), on_window=on_window),
+        timeout(20),
+    )
+    assert code == 0 and seen == [7]
+    core, host, port, local = made[0]
+    # hub address and local worker come from the stored settings unless given on the line
+    assert (host, port, local) == ("127.0.0.1", 8000, False)
+    assert core.db._closed  # the core was stopped
+
+
+@pytest.mark.asyncio
+async def test_smoke_test_renders_and_exits_0(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(app, "make_core", lambda url, host, port, local: StoreCore(url))
+    code = await asyncio.wait_for(
+        app.main(args(f"sqlite:///{tmp_path / 's.db'}", smoke_test=True)), timeout(20)
+    )
+    assert code == 0
+    assert "smoke test: window" in capsys.readouterr().out
