@@ -1,12 +1,14 @@
-"""Renders the main window, the job editor and the workers panel to docs/screenshots/*.png with
-realistic data, so the README shows the current UI and a person can look at it.
+"""Renders the main window, the job editor and the workers panel with realistic data.  Every
+run checks that they render; with JOBTRIGGER_SCREENSHOTS=1 the PNGs go to docs/screenshots/ (for
+the README) instead of a temporary folder, so a normal test run leaves the checkout clean.
 
-    python -m pytest tests/ui/test_screenshots.py     (writes the PNGs)
+    JOBTRIGGER_SCREENSHOTS=1 python -m pytest tests/ui/test_screenshots.py
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from tests.conftest import timeout
 from tests.ui.storecore import StoreCore
 from tests.ui.test_main_window import Dialogs, settle
 
-OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 SCHEDULES = [
     ("nightly-backup", "backup.ps1", {"kind": "daily", "times": ["02:00"]}, "tag", "windows"),
@@ -86,7 +88,8 @@ async def play_runs(core: StoreCore, job_id: int) -> int:
 
 @pytest.mark.asyncio
 async def test_render_screenshots(tmp_path, qtbot):
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = DOCS if os.environ.get("JOBTRIGGER_SCREENSHOTS") == "1" else tmp_path / "shots"
+    out.mkdir(parents=True, exist_ok=True)
     core = StoreCore(f"sqlite:///{tmp_path / 'shots.db'}")
     await core.start()
     await populate(core)
@@ -117,24 +120,24 @@ async def test_render_screenshots(tmp_path, qtbot):
         window.select_run(window.runs_model.row_at(0).id)
         await settle(window)
         await window.refresh_status()
-        path = OUT / "main-window.png"
+        path = out / "main-window.png"
         assert window.grab().save(str(path))
 
         task = asyncio.ensure_future(window.edit_job(job_id))
         editor = await dialogs.next()
         editor.resize(1250, 640)
         await settle(window)
-        assert editor.grab().save(str(OUT / "job-editor.png"))
+        assert editor.grab().save(str(out / "job-editor.png"))
         editor.forms["daily"].times.setText("02:00, 25:00")
-        assert editor.grab().save(str(OUT / "job-editor-invalid.png"))
+        assert editor.grab().save(str(out / "job-editor-invalid.png"))
         editor.reject()
         await asyncio.wait_for(task, timeout(10))
 
         window.tabs.setCurrentIndex(1)
         await settle(window)
-        assert window.grab().save(str(OUT / "workers-panel.png"))
+        assert window.grab().save(str(out / "workers-panel.png"))
         for name in ("main-window", "job-editor", "workers-panel"):
-            assert (OUT / f"{name}.png").stat().st_size > 10_000
+            assert (out / f"{name}.png").stat().st_size > 10_000
     finally:
         asyncqt.dialog_watchers.remove(dialogs)
         window.shutdown()
