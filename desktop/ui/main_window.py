@@ -649,11 +649,14 @@ class MainWindow(QMainWindow):
         dlg.setWindowTitle(f"Run {record.name} with arguments")
         dlg.setLabelText("Arguments for this run only (quote words with spaces):")
         dlg.setTextValue(shlex.join(record.args))
-        self.args_dialog = dlg
-        if not await ask(dlg):
-            return None
         try:
-            args = shlex.split(dlg.textValue())
+            if not await ask(dlg):
+                return None
+            text = dlg.textValue()
+        finally:
+            dlg.deleteLater()
+        try:
+            args = shlex.split(text)
         except ValueError as exc:
             show_message(self, "Arguments not understood", f"{exc}. Close the quote and try again.")
             return None
@@ -680,15 +683,19 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ workers
     async def add_worker(self) -> str | None:
         dlg = AddWorkerDialog(self, taken={w.name for w in self.workers_model.rows()})
-        self.worker_dialog = dlg
-        if not await ask(dlg):
-            return None
-        name, tags, slots = dlg.values()
+        try:
+            if not await ask(dlg):
+                return None
+            name, tags, slots = dlg.values()
+        finally:
+            dlg.deleteLater()
         token = await self.core.add_worker(name, tags, slots)
         await self._refresh_all_status()
         token_dlg = TokenDialog(self, self.core.hub_url, name, token, tags, slots)
-        self.token_dialog = token_dlg
-        await ask(token_dlg)
+        try:
+            await ask(token_dlg)
+        finally:
+            token_dlg.deleteLater()
         return token
 
     async def revoke_worker(self) -> bool:
@@ -718,10 +725,12 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ settings etc.
     async def edit_settings(self) -> dict[str, str]:
         dlg = SettingsDialog(self, self.settings)
-        self.settings_dialog = dlg
-        if not await ask(dlg):
-            return {}
-        changes = dlg.changes()
+        try:
+            if not await ask(dlg):
+                return {}
+            changes = dlg.changes()
+        finally:
+            dlg.deleteLater()
         for key, value in changes.items():
             try:
                 await self.core.db.call(queries.set_setting, key, value)

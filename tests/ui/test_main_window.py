@@ -262,3 +262,40 @@ async def test_ten_thousand_jobs_and_one_change_updates_one_row(tmp_path, qtbot)
         window.shutdown()
         await asyncqt.cancel_pending()
         await core.stop()
+
+
+@pytest.mark.asyncio
+async def test_settings_change_the_display_zone_everywhere(tmp_path, qtbot):
+    async with console(tmp_path, qtbot, [JOB]) as (core, window, dialogs, errors):
+        task = asyncio.ensure_future(window.edit_settings())
+        dlg = await dialogs.next()
+        dlg.display_tz.setText("Europe/London")
+        dlg.retention_days.setValue(30)
+        dlg.accept()
+        assert await task == {"display_tz": "Europe/London", "retention_days": "30"}
+        assert window.jobs_model.display_tz == "Europe/London"
+        assert window.runs_model.display_tz == "Europe/London"
+        assert await core.db.call(queries.get_setting, "display_tz") == "Europe/London"
+        assert "Europe/London" in window.windowTitle()
+        assert errors == []
+
+
+@pytest.mark.asyncio
+async def test_run_with_arguments_passes_words_not_a_command_line(tmp_path, qtbot):
+    async with console(tmp_path, qtbot, [{**JOB, "args": ["--default"]}]) as (
+        core,
+        window,
+        dialogs,
+        errors,
+    ):
+        job_id = window.jobs_panel.selected_id()
+        task = asyncio.ensure_future(window.run_with_args(job_id))
+        dlg = await dialogs.next()
+        assert dlg.textValue() == "--default"
+        dlg.setTextValue('--target "C:\\My Files" ; rm -rf /')
+        dlg.accept()
+        run_id = await asyncio.wait_for(task, timeout(10))
+        run = await core.db.call(queries.get_run, run_id)
+        assert run.args == ("--target", "C:\\My Files", ";", "rm", "-rf", "/")
+        assert run.trigger == "manual"
+        assert errors == []
