@@ -390,12 +390,29 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ events
     def _on_jobs_changed(self, changes: dict[int, bool]) -> None:
+        if any(job_id <= 0 for job_id in changes):
+            # "something changed" without an id (e.g. a CLI import seen via the change marker)
+            spawn(self.reload_all_jobs(), "refreshing jobs")
+            return
         for job_id, deleted in changes.items():
             if deleted:
                 self.jobs_model.remove(job_id)
         live = [j for j, deleted in changes.items() if not deleted]
         if live:
             spawn(self._reload_jobs(live), "refreshing jobs")
+
+    async def reload_all_jobs(self) -> None:
+        """Bring the table in line with the database row by row (no reset: selection, scroll
+        position and sort stay)."""
+        rows = await self.core.db.call(data.job_rows)
+        fresh = {r.id: r for r in rows}
+        for old in self.jobs_model.rows():
+            if old.id not in fresh:
+                self.jobs_model.remove(old.id)
+        for row in rows:
+            if self.jobs_model.get(row.id) != row:
+                self.jobs_model.upsert(row)
+        self._update_actions()
 
     async def _reload_jobs(self, ids: list[int]) -> None:
         records = await self.core.db.call(data.jobs_by_id, ids)

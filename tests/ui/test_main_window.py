@@ -299,3 +299,25 @@ async def test_run_with_arguments_passes_words_not_a_command_line(tmp_path, qtbo
         assert run.args == ("--target", "C:\\My Files", ";", "rm", "-rf", "/")
         assert run.trigger == "manual"
         assert errors == []
+
+
+@pytest.mark.asyncio
+async def test_a_change_without_a_job_id_reloads_row_by_row(tmp_path, qtbot):
+    async with console(tmp_path, qtbot, [JOB, {**JOB, "name": "other"}]) as (
+        core,
+        window,
+        _dialogs,
+        errors,
+    ):
+        keep = window.jobs_panel.selected_id()
+        other = next(r.id for r in window.jobs_model.rows() if r.id != keep)
+        # another process (the CLI) changes the database behind the window's back
+        await core.db.call(queries.delete_job, other)
+        await core.db.call(queries.create_job, {**JOB, "name": "imported", "script": "import.py"})
+        resets = []
+        window.jobs_model.modelReset.connect(lambda: resets.append(1))
+        core.events.publish(JobChanged(0))
+        await settle(window)
+        assert sorted(r.name for r in window.jobs_model.rows()) == ["imported", "nightly"]
+        assert resets == [] and window.jobs_panel.selected_id() == keep
+        assert errors == []
