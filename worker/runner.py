@@ -8,7 +8,7 @@ Process trees: POSIX children start in a new session (their own process group), 
 SIGKILL to the group reaches everything they spawned; descendants that left the group (setsid,
 daemonising) are found with psutil beforehand and killed too.  Windows uses a Job Object
 (worker/winproc.py).  Per the known pitfall, psutil never waits on the direct child: we kill,
-``await proc.wait()`` so asyncio keeps its exit status, then reap the grandchildren.
+await asyncio's own exit notification so it keeps the exit status, then reap grandchildren.
 
 When the script exits normally but left processes holding its output pipes open, they get
 ``ORPHAN_GRACE`` seconds and are then stopped, so a run always ends and leaves nothing behind
@@ -116,6 +116,17 @@ class _Batcher:
             self.flush()
 
 
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    def __init__(self, exited: asyncio.Future[None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.exited = exited
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 class ScriptRun:
     """One run.  ``await run()`` returns the ``finished`` message it emitted."""
 
@@ -128,6 +139,8 @@ class ScriptRun:
         self._stop_outcome = "cancelled"
         self._stop_reason = ""
         self._job: Any = None  # winproc.JobObject on Windows
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def cancel(self, reason: str = "cancelled from the console") -> None:
         if not self._stop.is_set():
@@ -152,14 +165,12 @@ class ScriptRun:
             asyncio.create_task(self._read(self.proc.stderr, "stderr", batcher)),
         ]
         outcome = reason = None
+        stopper = asyncio.create_task(self._stop.wait())
         try:
-            waiter = asyncio.create_task(self.proc.wait())
-            stopper = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait(
-                {waiter, stopper}, timeout=req.timeout, return_when=asyncio.FIRST_COMPLETED
+                {self._exited, stopper}, timeout=req.timeout, return_when=asyncio.FIRST_COMPLETED
             )
-            stopper.cancel()
-            if waiter not in done:
+            if self._exited not in done:
                 if stopper in done:
                     outcome, reason = self._stop_outcome, self._stop_reason
                 else:
@@ -172,12 +183,21 @@ class ScriptRun:
                     "the script exited but processes it started kept running; they were stopped"
                 )
                 await self._kill_tree()
-                await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+                _, still_reading = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+            if still_reading:
+                log.warning(
+                    "Run %s: a process that left the script's process tree still holds its "
+                    "output open; the rest of its output is not collected",
+                    req.run_id,
+                )
         finally:
+            stopper.cancel()
             for task in (*readers, flusher):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*readers, flusher, return_exceptions=True)
+                await asyncio.gather(*readers, flusher, stopper, return_exceptions=True)
+            if self._transport is not None:
+                self._transport.close()  # the pipes, so asyncio's bookkeeping finishes too
             if self._job is not None:
                 self._job.close()
         for stream in ("stdout", "stderr"):
@@ -196,6 +216,11 @@ class ScriptRun:
         return msg
 
     async def _spawn(self) -> asyncio.subprocess.Process:
+        """Like asyncio.create_subprocess_exec, but with a protocol that reports the exit.
+
+        On Python 3.10/3.11, ``Process.wait()`` only returns once the output pipes are closed
+        too, so a background process that inherited them would hide the script's exit forever.
+        """
         req = self.request
         env = {**os.environ, **req.env, "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
         kwargs: dict[str, Any] = {}
@@ -205,7 +230,11 @@ class ScriptRun:
             kwargs["creationflags"] = winproc.CREATION_FLAGS
         else:
             kwargs["start_new_session"] = True
-        proc = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        self._exited = loop.create_future()
+        exited = self._exited
+        self._transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitAwareProtocol(exited, limit=READ_CHUNK, loop=loop),
             *req.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -214,6 +243,7 @@ class ScriptRun:
             env=env,
             **kwargs,
         )
+        proc = asyncio.subprocess.Process(self._transport, protocol, loop)
         if IS_WINDOWS:
             try:
                 self._job = winproc.JobObject()
@@ -249,11 +279,7 @@ class ScriptRun:
         else:
             _signal_group(proc.pid, signal.SIGTERM)
         _signal_procs(descendants, gentle=True)
-        if proc.returncode is None:
-            try:
-                await asyncio.wait_for(proc.wait(), self.kill_grace)
-            except asyncio.TimeoutError:
-                pass
+        await asyncio.wait({self._exited}, timeout=self.kill_grace)
         # Hard stop for everything, including a leader that ignored SIGTERM.
         if IS_WINDOWS:
             if self._job is not None:
@@ -264,7 +290,7 @@ class ScriptRun:
         else:
             _signal_group(proc.pid, signal.SIGKILL)
         _signal_procs(descendants, gentle=False)
-        await proc.wait()
+        await asyncio.wait({self._exited}, timeout=self.kill_grace)
         # Reap grandchildren only now (pitfall: never psutil-wait the direct child).
         _, alive = await asyncio.to_thread(psutil.wait_procs, descendants, self.kill_grace)
         for p in alive:

@@ -240,3 +240,35 @@ async def test_logs_connected(hub, worker_dir):
     finally:
         await stop_worker(proc)
     assert f"Connected to {hub.url}" in (worker_dir / "worker.log").read_text()
+
+
+async def test_leftover_background_processes_are_stopped_when_the_script_exits(hub, worker_dir):
+    proc = await start_worker(write_config(worker_dir, hub.url))
+    try:
+        await hub.connected()
+        await hub.dispatch(80, "orphan_maker.py")
+        result = await hub.wait_finished(80)
+        orphan = int(re.search(r"orphan (\d+)", hub.text(80)).group(1))
+        assert (result["outcome"], result["exit_code"]) == ("succeeded", 0)
+        assert "kept running" in result["reason"]
+        assert not _alive(orphan)
+    finally:
+        await stop_worker(proc)
+
+
+async def test_missing_interpreter_fails_the_run_with_a_reason(hub, worker_dir):
+    config = write_config(worker_dir, hub.url)
+    with open(config, "a") as f:
+        f.write("[interpreters]\n.ps1 = no-such-powershell-here -File\n")
+    proc = await start_worker(config)
+    try:
+        await hub.connected()
+        await hub.dispatch(81, "hello.ps1")
+        result = await hub.wait_finished(81)
+        assert result["outcome"] == "failed" and result["exit_code"] is None
+        assert "cannot start 'no-such-powershell-here'" in result["reason"]
+        assert [m.type for m in hub.ordered(81)] == ["finished"]
+        await hub.dispatch(82, "echo_job.py")
+        assert (await hub.wait_finished(82))["outcome"] == "succeeded"
+    finally:
+        await stop_worker(proc)
