@@ -272,3 +272,32 @@ async def test_missing_interpreter_fails_the_run_with_a_reason(hub, worker_dir):
         assert (await hub.wait_finished(82))["outcome"] == "succeeded"
     finally:
         await stop_worker(proc)
+
+
+async def test_heartbeats_list_running_runs_and_duplicate_dispatch_is_declined(hub, worker_dir):
+    proc = await start_worker(write_config(worker_dir, hub.url))
+    try:
+        await hub.connected()
+        await hub.dispatch(90, "sleeper.py")
+        await hub.wait_for(lambda: "sleeping" in hub.text(90))
+        await hub.wait_for(lambda: any(90 in m["running"] for m in hub.of_type("heartbeat")))
+        await hub.dispatch(90, "sleeper.py")
+        await hub.wait_for(lambda: hub.of_type("declined", 90))
+        assert "already held" in hub.of_type("declined", 90)[0]["reason"]
+        assert len(hub.of_type("started", 90)) == 1
+    finally:
+        await stop_worker(proc)
+
+
+async def test_shutdown_lets_a_job_finish_within_the_grace(hub, worker_dir):
+    proc = await start_worker(write_config(worker_dir, hub.url, shutdown_grace_seconds=60))
+    try:
+        await hub.connected()
+        await hub.dispatch(91, "sleeper.py", "0.5")
+        await hub.wait_for(lambda: "sleeping" in hub.text(91))
+        proc.terminate()
+        result = await hub.wait_finished(91)
+        assert (result["outcome"], hub.text(91)) == ("succeeded", "sleeping\nwoke up\n")
+        assert await stop_worker(proc) == 0
+    finally:
+        await stop_worker(proc)
