@@ -325,7 +325,9 @@ class MainWindow(QMainWindow):
         """Initial data: settings, all jobs, workers, counts.  Call once after core.start()."""
         self.settings = await self.core.db.call(data.display_settings)
         self.apply_display_tz(self.settings.get("display_tz", DEFAULT_DISPLAY_TZ))
-        self.jobs_model.set_rows(await self.core.db.call(data.job_rows))
+        self.jobs_model.set_rows(
+            await self.core.db.call(data.job_rows, *(self.jobs_model.sorting or (0, False)))
+        )
         await self.refresh_workers()
         await self.refresh_status()
         self.status_timer.start()

@@ -31,6 +31,7 @@ class JobRow:
     last_run_state: str | None
     enabled: bool
     search_text: str = ""  # what the filter box matches, lower case
+    name_key: str = ""  # the name, case-folded once for sorting
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def job_row(record: Any) -> JobRow:
         last_run_at=getattr(record, "last_run_at", None),
         last_run_state=getattr(record, "last_run_state", None),
         enabled=bool(record.enabled),
+        name_key=record.name.casefold(),
         search_text="\n".join(
             (record.name, schedule_text, target_text, record.script, outcome_label(state))
         ).casefold(),
@@ -145,3 +147,32 @@ def worker_row(status: Any, enabled: bool = True) -> WorkerRow:
         slots=int(getattr(status, "slots", 1) or 1),
         tags=tuple(tags),
     )
+
+
+_INF = float("inf")
+_NEG = float("-inf")
+
+# Columns of the jobs table (JobsTableModel.HEADERS order).
+NAME, SCHEDULE, TARGET, NEXT, LAST, OUTCOME, ENABLED = range(7)
+
+
+def job_sort_key(column: int):
+    """Sort key for a jobs-table column: ties by name, then id, so the order is total.  Plain
+    functions without Qt: sorting also happens on the database thread before a load."""
+    if column == NEXT:
+        return lambda j: (
+            j.next_fire_at.timestamp() if j.enabled and j.next_fire_at else _INF,
+            j.name_key,
+            j.id,
+        )
+    if column == LAST:
+        return lambda j: (j.last_run_at.timestamp() if j.last_run_at else _NEG, j.name_key, j.id)
+    if column == OUTCOME:
+        return lambda j: (outcome_label(j.last_run_state), j.name_key, j.id)
+    if column == ENABLED:
+        return lambda j: (j.enabled, j.name_key, j.id)
+    if column == SCHEDULE:
+        return lambda j: (j.schedule_text.casefold(), j.name_key, j.id)
+    if column == TARGET:
+        return lambda j: (j.target_text.casefold(), j.name_key, j.id)
+    return lambda j: (j.name_key, j.id)

@@ -32,6 +32,7 @@ def job(i: int, **kw) -> JobRow:
         enabled=True,
     )
     base.update(kw)
+    base.setdefault("name_key", base["name"].casefold())
     return JobRow(**base)
 
 
