@@ -298,16 +298,21 @@ class Worker:
         return None
 
     async def _guarded(self, run: ScriptRun) -> None:
-        """A bug in the runner must still end the run with a result, or the console waits."""
+        """A bug or a full disk in the runner must still stop the process and end the run with a
+        result, or the console would wait for it forever."""
+        run_id = run.request.run_id
         try:
             await run.run()
         except Exception as exc:
-            log.exception("Worker bug while running run %s", run.request.run_id)
-            with contextlib.suppress(RuntimeError):  # finished may already be spooled
-                self._emit(
-                    run.request.run_id,
-                    [_failed(run.request.run_id, f"worker error: {exc!r}; see the worker's log")],
-                )
+            log.exception("Run %s failed inside the worker", run_id)
+            if run.proc is not None and run.proc.returncode is None:
+                with contextlib.suppress(Exception):
+                    await run.kill_tree()
+            if self.spool.runs.get(run_id) is None or not self.spool.runs[run_id].finished:
+                try:
+                    self._emit(run_id, [_failed(run_id, f"worker error: {exc!r}; see its log")])
+                except Exception:
+                    log.exception("Run %s: cannot record its result in the spool", run_id)
 
     async def shutdown(self, grace: float) -> None:
         """Stop taking work, give running jobs GRACE seconds, then kill and record them."""

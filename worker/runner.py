@@ -176,13 +176,13 @@ class ScriptRun:
                 else:
                     outcome = "timed_out"
                     reason = f"timed out after {req.timeout:g} s; the process tree was killed"
-                await self._kill_tree()
+                await self.kill_tree()
             _, still_reading = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
             if still_reading:
                 reason = reason or (
                     "the script exited but processes it started kept running; they were stopped"
                 )
-                await self._kill_tree()
+                await self.kill_tree()
                 _, still_reading = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
             if still_reading:
                 log.warning(
@@ -265,7 +265,7 @@ class ScriptRun:
                 return
             batcher.add(name, decoder.decode(chunk))
 
-    async def _kill_tree(self) -> None:
+    async def kill_tree(self) -> None:
         proc = self.proc
         assert proc is not None
         try:

@@ -161,7 +161,7 @@ def write_config(folder: Path, url: str, **keys: Any) -> Path:
         "slots": 2,
         "heartbeat_interval": 0.5,
         "spool_dir": "spool",
-        "shutdown_grace_seconds": 5,
+        "shutdown_grace_seconds": 1,
         **keys,
     }
     path = folder / "worker.ini"
