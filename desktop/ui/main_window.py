@@ -62,7 +62,9 @@ class MainWindow(QMainWindow):
     quitRequested = Signal()
     loaded = Signal()
 
-    def __init__(self, core: Any, *, db_url: str = "", tray: bool = True) -> None:
+    def __init__(self, core: Any, *, db_url: str = "", tray: Any = True) -> None:
+        """`tray`: True = a system tray icon when the desktop has a tray, False = none, or an
+        object with QSystemTrayIcon's showMessage/setIcon/setToolTip/hide (tests)."""
         super().__init__()
         self.core = core
         self.db_url = db_url
@@ -144,7 +146,10 @@ class MainWindow(QMainWindow):
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(STATUS_REFRESH_MS)
         self.status_timer.timeout.connect(self._tick)
-        self.tray = self._make_tray() if tray else None
+        if tray is True:
+            self.tray = self._make_tray()
+        else:
+            self.tray = tray or None
         set_error_handler(self._report_error)
 
     # ------------------------------------------------------------------ setup

@@ -321,3 +321,72 @@ async def test_a_change_without_a_job_id_reloads_row_by_row(tmp_path, qtbot):
         assert sorted(r.name for r in window.jobs_model.rows()) == ["imported", "nightly"]
         assert resets == [] and window.jobs_panel.selected_id() == keep
         assert errors == []
+
+
+class RecordingTray:
+    """Stands in for QSystemTrayIcon (the offscreen platform has no tray)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+        self.tooltip = ""
+        self.icon = None
+
+    def showMessage(self, title, text, *_icon):  # noqa: N802 - Qt's name
+        self.messages.append((title, text))
+
+    def setIcon(self, icon):  # noqa: N802
+        self.icon = icon
+
+    def setToolTip(self, text):  # noqa: N802
+        self.tooltip = text
+
+    def hide(self):
+        pass
+
+
+@pytest.mark.asyncio
+async def test_tray_notifies_failures_and_offline_workers_and_close_keeps_running(tmp_path, qtbot):
+    core = StoreCore(f"sqlite:///{tmp_path / 'tray.db'}")
+    await core.start()
+    await core.db.call(queries.create_job, JOB)
+    await core.db.call(queries.add_worker, "w1", [], 1)
+    tray = RecordingTray()
+    window = MainWindow(core, tray=tray)
+    qtbot.addWidget(window)
+    quits = []
+    window.quitRequested.connect(lambda: quits.append(1))
+    try:
+        window.show()
+        await window.load()
+        assert "System Offline" in tray.tooltip
+        core.connect_worker("w1")
+        await settle(window)
+        job_id = window.jobs_panel.selected_id()
+        run_id = await window.run_now(job_id)
+        await core.start_run(run_id, "w1")
+        await core.finish_run(run_id, "failed", 2)
+        await settle(window)
+        assert ("Run failed", f"nightly: run {run_id} failed") in tray.messages
+        core.online.pop("w1")
+        from desktop.core.events import WorkerChanged
+
+        core.events.publish(WorkerChanged("w1", False))
+        await settle(window)
+        assert any(title == "Worker offline" and "w1" in text for title, text in tray.messages)
+
+        # closing the window hides it; the first time it says why; Quit really quits
+        window.close()
+        assert not window.isVisible() and quits == []
+        assert tray.messages[-1][0] == "Job Trigger is still running"
+        await settle(window)
+        assert await core.db.call(queries.get_setting, "ui.tray_explained") == "1"
+        window.show()
+        window.close()
+        assert not window.isVisible()
+        assert [m[0] for m in tray.messages].count("Job Trigger is still running") == 1
+        window.act_quit.trigger()
+        assert quits == [1]
+    finally:
+        window.shutdown()
+        await asyncqt.cancel_pending()
+        await core.stop()
