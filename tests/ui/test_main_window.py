@@ -331,13 +331,13 @@ class RecordingTray:
         self.tooltip = ""
         self.icon = None
 
-    def showMessage(self, title, text, *_icon):  # noqa: N802 - Qt's name
+    def showMessage(self, title, text, *_icon):
         self.messages.append((title, text))
 
-    def setIcon(self, icon):  # noqa: N802
+    def setIcon(self, icon):
         self.icon = icon
 
-    def setToolTip(self, text):  # noqa: N802
+    def setToolTip(self, text):
         self.tooltip = text
 
     def hide(self):
