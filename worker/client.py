@@ -18,6 +18,7 @@ import contextlib
 import logging
 import platform
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -97,6 +98,11 @@ class Worker:
         self.ws: ClientConnection | None = None
         self.outbox_changed = asyncio.Event()
         self.acked = asyncio.Event()
+        self.fallback_encoding: str | None = None
+        if sys.platform == "win32":
+            from worker import winproc
+
+            self.fallback_encoding = winproc.console_encoding()
         self._close_runs_left_by_crash()
 
     # --- spool -----------------------------------------------------------------------------------
@@ -291,7 +297,12 @@ class Worker:
             return str(exc)
         argv = scripts.command(path, msg["args"], self.cfg.interpreters)
         request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"])
-        run = ScriptRun(request, lambda batch: self._emit(run_id, batch), self.kill_grace)
+        run = ScriptRun(
+            request,
+            lambda batch: self._emit(run_id, batch),
+            self.kill_grace,
+            fallback_encoding=self.fallback_encoding,
+        )
         task = asyncio.create_task(self._guarded(run))
         self.runs[run_id] = (run, task)
         task.add_done_callback(lambda _t: self.runs.pop(run_id, None))

@@ -116,6 +116,30 @@ class _Batcher:
             self.flush()
 
 
+class OutputDecoder:
+    """UTF-8, incrementally (a character split across reads stays whole).
+
+    With a FALLBACK (Windows: the console's OEM code page, which cmd and many tools still
+    write), a chunk that is not valid UTF-8 is decoded with it instead of turning every accented
+    letter into U+FFFD; without one, bad bytes become U+FFFD.
+    """
+
+    def __init__(self, fallback: str | None = None) -> None:
+        self.fallback = fallback
+        errors = "strict" if fallback else "replace"
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors=errors)
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        if not self.fallback:
+            return self._utf8.decode(data, final)
+        pending, _ = self._utf8.getstate()
+        try:
+            return self._utf8.decode(data, final)
+        except UnicodeDecodeError:
+            self._utf8.reset()
+            return (pending + data).decode(self.fallback, errors="replace")
+
+
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
     def __init__(self, exited: asyncio.Future[None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -130,8 +154,15 @@ class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 class ScriptRun:
     """One run.  ``await run()`` returns the ``finished`` message it emitted."""
 
-    def __init__(self, request: RunRequest, emit: Emit, kill_grace: float = KILL_GRACE) -> None:
+    def __init__(
+        self,
+        request: RunRequest,
+        emit: Emit,
+        kill_grace: float = KILL_GRACE,
+        fallback_encoding: str | None = None,
+    ) -> None:
         self.request = request
+        self.fallback_encoding = fallback_encoding
         self.emit = emit
         self.kill_grace = kill_grace
         self.proc: asyncio.subprocess.Process | None = None
@@ -254,7 +285,7 @@ class ScriptRun:
         return proc
 
     async def _read(self, stream: asyncio.StreamReader, name: str, batcher: _Batcher) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder = OutputDecoder(self.fallback_encoding)
         while True:
             chunk = await stream.read(READ_CHUNK)
             if not chunk:

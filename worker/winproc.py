@@ -102,6 +102,11 @@ class JobObject:
             self.handle = None
 
 
+def console_encoding() -> str:
+    """The OEM code page that cmd.exe and console tools write when not told to use UTF-8."""
+    return f"cp{_kernel32.GetOEMCP()}"
+
+
 def ask_to_stop(pid: int) -> None:
     """The gentle step: Ctrl+Break to the run's own process group."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.runner import FLUSH_BYTES, _Batcher
+from worker.runner import FLUSH_BYTES, OutputDecoder, _Batcher
 
 
 def make() -> tuple[_Batcher, list[list[dict]]]:
@@ -50,3 +50,19 @@ async def test_64_kib_flushes_at_once_and_huge_lines_are_split():
     assert batches == []  # below the size limit: waits for the 50 ms window
     b.add("stdout", "y" * FLUSH_BYTES)  # one line with no newline yet, over the limit
     assert pairs(batches) == [("stdout", "x" * 100 + "\n" + "y" * FLUSH_BYTES)]
+
+
+def test_decoder_keeps_split_utf8_characters_whole_and_replaces_bad_bytes():
+    d = OutputDecoder()
+    data = "naïve €\n".encode()
+    assert "".join(d.decode(data[i : i + 1]) for i in range(len(data))) == "naïve €\n"
+    assert d.decode(b"bad \xff byte\n") == "bad \ufffd byte\n"
+
+
+def test_decoder_falls_back_to_the_console_code_page():
+    d = OutputDecoder("cp850")
+    assert d.decode("Größe\n".encode()) == "Größe\n"  # UTF-8 still wins when valid
+    assert d.decode("Größe\n".encode("cp850")) == "Größe\n"
+    euro = "€".encode()
+    assert d.decode(euro[:2]) == ""  # incomplete: held back
+    assert d.decode(euro[2:] + b"\n") == "€\n"
