@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
+import signal
 import sqlite3
 
 import pytest
@@ -94,3 +96,23 @@ async def test_smoke_test_renders_and_exits_0(tmp_path, monkeypatch, capsys):
     )
     assert code == 0
     assert "smoke test: window" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT to self is a POSIX test")
+@pytest.mark.asyncio
+async def test_sigint_stops_the_console_cleanly(tmp_path, monkeypatch):
+    cores = []
+
+    def fake_core(url, host, port, local):
+        cores.append(StoreCore(url))
+        return cores[-1]
+
+    monkeypatch.setattr(app, "make_core", fake_core)
+    code = await asyncio.wait_for(
+        app.main(
+            args(f"sqlite:///{tmp_path / 'i.db'}"),
+            on_window=lambda window: os.kill(os.getpid(), signal.SIGINT),
+        ),
+        timeout(20),
+    )
+    assert code == 0 and cores[0].db._closed
