@@ -116,3 +116,20 @@ async def test_sigint_stops_the_console_cleanly(tmp_path, monkeypatch):
         timeout(20),
     )
     assert code == 0 and cores[0].db._closed
+
+
+def test_importing_the_composition_root_loads_no_qt():
+    """Qt stays under desktop/ui: desktop.app loads it only when run_gui/main runs."""
+    import subprocess
+    import sys
+
+    code = "import sys, desktop.app; print(sorted(m for m in sys.modules if 'PySide6' in m))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
