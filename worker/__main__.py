@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from worker import __version__
-from worker.config import ConfigError, ConfigMissing, load
+from worker.config import ConfigError, ConfigMissing, WorkerConfig, load
 from worker.console import pause_if_double_clicked
 
 log = logging.getLogger("worker")
@@ -59,12 +59,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(cfg_path: Path | None, once: bool) -> int:
+async def serve(cfg: WorkerConfig, once: bool) -> int:
     from worker import stopsignals
     from worker.client import Worker
 
-    cfg = load(cfg_path)
-    worker = Worker(cfg, reload_token=lambda: load(cfg.path).token)
+    try:
+        worker = Worker(cfg, reload_token=lambda: load(cfg.path).token)
+    except OSError as exc:
+        log.error(
+            "Cannot use the spool folder %s (%s): check spool_dir in %s and that this account "
+            "may write there",
+            cfg.spool_dir,
+            exc,
+            cfg.path,
+        )
+        return 2
     log.info(
         "Job Trigger worker %s (%s), scripts in %s, %d slot(s)",
         __version__,
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
     try:
-        load(args.config)  # fail early with the file named, before any connection attempt
+        cfg = load(args.config)
     except ConfigMissing as exc:
         print(exc, file=sys.stderr)
         pause_if_double_clicked()
@@ -107,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         pause_if_double_clicked()
         return 2
-    return asyncio.run(serve(args.config, args.once))
+    return asyncio.run(serve(cfg, args.once))
 
 
 if __name__ == "__main__":

@@ -129,3 +129,13 @@ async def test_version_flag():
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), timeout(30))
     assert proc.returncode == 0 and out.decode().startswith("Job Trigger worker ")
+
+
+def test_unwritable_spool_folder_is_explained(tmp_path):
+    (tmp_path / "blocker").write_text("a file where the spool folder should be")
+    ini = tmp_path / "worker.ini"
+    ini.write_text("[worker]\ntoken = x\nspool_dir = blocker/spool\n")
+    result = run_worker("--config", str(ini), "--once", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Cannot use the spool folder" in result.stderr and str(ini) in result.stderr
+    assert "Traceback" not in result.stderr
