@@ -81,6 +81,13 @@ async def serve(cfg: WorkerConfig, once: bool) -> int:
         cfg.scripts_dir,
         cfg.slots,
     )
+    if not cfg.scripts_dir.is_dir():
+        log.warning(
+            "The scripts folder %s does not exist: create it and put the scripts this worker may "
+            "run there (or set scripts_dir in %s). Until then every job is declined.",
+            cfg.scripts_dir,
+            cfg.path,
+        )
     stop = asyncio.Event()
     stopsignals.install(asyncio.get_running_loop(), stop)
     serving = asyncio.create_task(worker.serve_forever(once=once))

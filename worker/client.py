@@ -158,10 +158,10 @@ class Worker:
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 delay = backoff.next_delay()
                 log.warning(
-                    "Cannot reach the console at %s (%s); retrying in %.1f s",
+                    "Cannot reach the console at %s (%s); %s",
                     self.cfg.server_url,
                     exc or type(exc).__name__,
-                    delay,
+                    "giving up (--once)" if once else f"retrying in {delay:.1f} s",
                 )
                 if once:
                     return 1
