@@ -203,7 +203,7 @@ class Spool:
         run.segments = keep
         return False
 
-    def pending(self, run_id: int, after_seq: int, limit: int = 500) -> list[dict[str, Any]]:
+    def pending(self, run_id: int, after_seq: int, limit: int = 100) -> list[dict[str, Any]]:
         """Up to LIMIT spooled messages of RUN_ID with seq > max(AFTER_SEQ, acked), in order."""
         run = self.runs.get(run_id)
         if run is None:
