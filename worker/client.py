@@ -62,6 +62,14 @@ REJECT_ADVICE = {
 }
 
 
+def _describe_close(ws: ClientConnection) -> str:
+    """Both directions of the closing handshake, e.g. "sent 1009 (message too big) ..."."""
+    try:
+        return str(ws.protocol.close_exc)
+    except Exception:  # still open (a task failed first) or websockets internals changed
+        return f"code {ws.close_code}"
+
+
 def _failed(run_id: int, reason: str) -> dict[str, Any]:
     return {
         "type": "finished",
@@ -96,6 +104,7 @@ class Worker:
         self.accepting = True
         self.heartbeat_interval = cfg.heartbeat_interval
         self.ws: ClientConnection | None = None
+        self.last_close = ""
         self.outbox_changed = asyncio.Event()
         self.acked = asyncio.Event()
         self.fallback_encoding: str | None = None
@@ -138,7 +147,11 @@ class Worker:
                 await self._connect_and_serve(backoff)
                 if once:
                     return 0
-                log.warning("Connection to %s closed; reconnecting", self.cfg.server_url)
+                log.warning(
+                    "Connection to %s closed (%s); reconnecting",
+                    self.cfg.server_url,
+                    self.last_close,
+                )
                 delay = backoff.next_delay()
             except Rejected as exc:
                 advice = REJECT_ADVICE.get(exc.code, "check the console's log")
@@ -193,6 +206,7 @@ class Worker:
                         log.error("Worker bug, reconnecting", exc_info=exc)
             finally:
                 self.ws = None
+                self.last_close = _describe_close(ws)
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)

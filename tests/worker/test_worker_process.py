@@ -301,3 +301,18 @@ async def test_shutdown_lets_a_job_finish_within_the_grace(hub, worker_dir):
         assert await stop_worker(proc) == 0
     finally:
         await stop_worker(proc)
+
+
+async def test_giant_frame_drops_the_connection_and_the_worker_comes_back(hub, worker_dir):
+    proc = await start_worker(write_config(worker_dir, hub.url))
+    try:
+        await hub.connected()
+        await hub.send_raw("y" * (5 * 1024 * 1024))  # past the 4 MiB receive limit
+        await hub.wait_for(lambda: len(hub.hellos) == 2)
+        await hub.connected()
+        await hub.dispatch(95, "echo_job.py")
+        assert (await hub.wait_finished(95))["outcome"] == "succeeded"
+    finally:
+        await stop_worker(proc)
+    log = (worker_dir / "worker.log").read_text()
+    assert "sent 1009 (message too big)" in log
