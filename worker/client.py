@@ -43,6 +43,7 @@ from worker.spool import Spool
 log = logging.getLogger(__name__)
 
 REJECT_RETRY = 60.0
+GOOD_CONNECTION_SECONDS = 10.0
 WELCOME_TIMEOUT = 15.0
 # Frames between MAX_FRAME_BYTES and this are answered with an `error`; bigger ones make
 # websockets close the connection (1009), and the worker reconnects.
@@ -187,7 +188,7 @@ class Worker:
             await ws.send(self._hello())
             welcome = await asyncio.wait_for(self._first_reply(ws), WELCOME_TIMEOUT)
             self.heartbeat_interval = max(0.1, float(welcome["heartbeat_interval"]))
-            backoff.reset()
+            connected_at = time.monotonic()
             log.info("Connected to %s as %s", self.cfg.server_url, self.cfg.name)
             self.ws = ws
             sent: dict[int, int] = {}
@@ -207,6 +208,10 @@ class Worker:
             finally:
                 self.ws = None
                 self.last_close = _describe_close(ws)
+                # Only a connection that held counts as good: a hub that drops every worker right
+                # after welcome must not be hammered at the shortest delay.
+                if time.monotonic() - connected_at >= GOOD_CONNECTION_SECONDS:
+                    backoff.reset()
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
