@@ -37,6 +37,7 @@ from worker.protocol import (
     encode,
     encode_dict,
 )
+from worker.ratelimit import DEFAULT_RATE, RateLimit
 from worker.runner import RunRequest, ScriptRun
 from worker.spool import Spool
 
@@ -60,6 +61,8 @@ REJECT_ADVICE = {
     "duplicate": "another worker with the same name is connected: give each worker its own name",
     "malformed": "the console could not read the worker's hello: upgrade the worker",
     "too_many_failures": "too many failed attempts from this host: wait, then check the token",
+    "flood": "the console thought this worker sent too much at once: upgrade the worker, or "
+    "report it if it keeps happening",
 }
 
 
@@ -96,8 +99,10 @@ class Worker:
         cfg: WorkerConfig,
         reload_token: Callable[[], str] | None = None,
         kill_grace: float = 3.0,
+        send_rate: int = DEFAULT_RATE,
     ) -> None:
         self.cfg = cfg
+        self.send_rate = send_rate
         self.reload_token = reload_token
         self.kill_grace = kill_grace
         self.spool = Spool(cfg.spool_dir, cfg.spool_max_bytes)
@@ -246,12 +251,17 @@ class Worker:
             log.warning("Console sent %r before welcome; ignored", msg.type)
 
     async def _sender(self, ws: ClientConnection, sent: dict[int, int]) -> None:
+        pace = RateLimit(self.send_rate)
         while True:
             progressed = False
             for run_id in list(self.spool.runs):
                 msgs = self.spool.pending(run_id, sent.get(run_id, 0))
                 for m in msgs:
+                    wait = pace.delay(time.monotonic())
+                    if wait > 0:
+                        await asyncio.sleep(wait)  # pacing, see worker/ratelimit.py
                     await ws.send(encode_dict(m))
+                    pace.sent(time.monotonic())
                 if msgs:
                     sent[run_id] = msgs[-1]["seq"]
                     progressed = True

@@ -6,8 +6,11 @@ import random
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, timeout
 from worker.backoff import Backoff
+from worker.ratelimit import RateLimit
 
 FORBIDDEN = ("PySide6", "shiboken6", "peewee", "qasync", "desktop")
 
@@ -15,7 +18,8 @@ FORBIDDEN = ("PySide6", "shiboken6", "peewee", "qasync", "desktop")
 def test_importing_the_worker_loads_no_gui_orm_or_console_code():
     code = (
         "import sys, worker, worker.client, worker.runner, worker.spool, worker.config, "
-        "worker.scripts, worker.backoff, worker.console, worker.stopsignals, worker.__main__\n"
+        "worker.scripts, worker.backoff, worker.console, worker.stopsignals, worker.ratelimit, "
+        "worker.__main__\n"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
         "print(','.join(bad))\n"
     )
@@ -61,3 +65,14 @@ def test_backoff_grows_with_jitter_caps_and_resets():
     assert len(set(delays)) == len(delays)  # jittered, not lockstep
     backoff.reset()
     assert backoff.next_delay() <= 0.5
+
+
+def test_rate_limit_allows_a_burst_up_to_the_rate_then_paces():
+    limit = RateLimit(rate=3)
+    for t in (0.0, 0.1, 0.2):
+        assert limit.delay(t) == 0.0
+        limit.sent(t)
+    assert limit.delay(0.3) == pytest.approx(0.7)  # the oldest leaves the window at 1.0
+    assert limit.delay(1.0) == 0.0
+    limit.sent(1.0)
+    assert limit.delay(1.05) == pytest.approx(0.05)  # 0.1 leaves at 1.1
