@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
 import runpy
 import sys
 from pathlib import Path
@@ -123,6 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         pause_if_double_clicked()
         return 2
+    if cfg.log_file:
+        try:
+            handler = logging.handlers.RotatingFileHandler(
+                cfg.log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
+            )
+        except OSError as exc:
+            print(
+                f"Configuration error: {cfg.path}: log_file {cfg.log_file}: {exc}", file=sys.stderr
+            )
+            pause_if_double_clicked()
+            return 2
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger().addHandler(handler)
     return asyncio.run(serve(cfg, args.once))
 
 

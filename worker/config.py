@@ -57,6 +57,8 @@ spool_dir = spool
 spool_max_mb = 256
 ; On shutdown, seconds that running jobs get to finish before they are killed.
 shutdown_grace_seconds = 30
+; Also write the log to this file (relative to this file; rotated at 10 MB, 5 kept).
+; log_file = worker.log
 
 [interpreters]
 ; Program (and its arguments) that runs each file extension; .py always runs with the
@@ -96,6 +98,7 @@ class WorkerConfig:
     spool_dir: Path = Path("spool")
     spool_max_bytes: int = 256 * 1024 * 1024
     shutdown_grace_seconds: float = 30.0
+    log_file: Path | None = None
     interpreters: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_INTERPRETERS.items()}
     )
@@ -166,6 +169,8 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Wor
     cfg.token = sec.get("token", "").strip()
     cfg.scripts_dir = base / (sec.get("scripts_dir", "").strip() or "scripts")
     cfg.spool_dir = base / (sec.get("spool_dir", "").strip() or "spool")
+    log_file = sec.get("log_file", "").strip()
+    cfg.log_file = base / log_file if log_file else None
     cfg.slots = int(number("slots", int, 1, 1))
     cfg.tags = [t.strip() for t in sec.get("tags", "").split(",") if t.strip()]
     cfg.heartbeat_interval = number("heartbeat_interval", float, 10.0, 0.1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,16 @@ def test_unwritable_spool_folder_is_explained(tmp_path):
     assert result.returncode == 2
     assert "Cannot use the spool folder" in result.stderr and str(ini) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_log_file_receives_the_log(tmp_path):
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{s.getsockname()[1]}/ws"
+    ini = tmp_path / "worker.ini"
+    ini.write_text(f"[worker]\ntoken = x\nserver_url = {url}\nlog_file = logs.txt\n")
+    result = run_worker("--config", str(ini), "--once", cwd=tmp_path)
+    assert result.returncode == 1
+    logged = (tmp_path / "logs.txt").read_text()
+    assert f"Cannot reach the console at {url}" in logged
+    assert "scripts folder" in logged  # the missing folder is reported too
