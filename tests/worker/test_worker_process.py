@@ -45,7 +45,7 @@ async def test_timeout_kills_the_whole_process_tree(hub, worker_dir):
     proc = await start_worker(write_config(worker_dir, hub.url))
     try:
         await hub.connected()
-        await hub.dispatch(5, "spawner.py", timeout=timeout(3))
+        await hub.dispatch(5, "spawner.py", timeout=timeout(5))
         await hub.wait_for(lambda: "grandchild" in hub.text(5))
         pids = [int(p) for p in re.findall(r"(?:child|grandchild) (\d+)", hub.text(5))]
         assert len(pids) == 2
