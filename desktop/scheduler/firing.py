@@ -1,0 +1,128 @@
+"""Turning due occurrences and ended runs into run rows.  These functions run on the database
+thread (``await db.call(fire_due, now)``) and compose the store's queries; the decisions come
+from desktop.core (misfire, policies) and decisions.py.
+
+Crash safety: runs are created (unique per job + occurrence + attempt) BEFORE the job's next
+fire time moves on.  A crash in between makes the next start see the same occurrences due again,
+and the unique index turns the second creation into a no-op, so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from desktop.core import runs as states
+from desktop.core import schedules
+from desktop.core.misfire import DEFAULT_GRACE, plan_misfire
+from desktop.core.policies import retry_delay, should_retry
+from desktop.scheduler.decisions import on_occurrence
+from desktop.store import queries
+from desktop.store.errors import NotFound
+from desktop.store.records import JobRecord, RunRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Fired:
+    runs: list[RunRecord] = field(default_factory=list)  # new rows (queued or skipped)
+    job_ids: list[int] = field(default_factory=list)  # jobs whose next fire time moved
+    missed: int = 0
+
+
+def fire_due(now: datetime, grace: timedelta = DEFAULT_GRACE) -> Fired:
+    fired = Fired()
+    jobs = queries.due_jobs(now)
+    if not jobs:
+        return fired
+    active: dict[int, list[str]] = {}
+    for run in queries.active_runs():
+        active.setdefault(run.job_id, []).append(run.state)
+    for job in jobs:
+        try:
+            _fire_job(job, now, grace, active.setdefault(job.id, []), fired)
+        except NotFound:
+            continue  # deleted meanwhile
+        fired.job_ids.append(job.id)
+    return fired
+
+
+def _fire_job(
+    job: JobRecord, now: datetime, grace: timedelta, job_states: list[str], fired: Fired
+) -> None:
+    try:
+        schedule = schedules.parse(job.schedule)
+    except schedules.ScheduleError as exc:
+        log.error(
+            "job %r has an unreadable schedule (%s); it will not fire until edited", job.name, exc
+        )
+        queries.set_next_fire(job.id, None)
+        return
+    plan = plan_misfire(schedule, job.next_fire_at, now, job.misfire_policy, job.misfire_cap, grace)
+    for at in plan.run:
+        if on_occurrence(job.concurrency, job_states) == "run":
+            record = queries.create_run(job.id, at)
+        else:
+            record = queries.create_run(
+                job.id,
+                at,
+                state=states.SKIPPED,
+                reason=f"the previous run was still active (concurrency: {job.concurrency})",
+            )
+        if record is not None:
+            fired.runs.append(record)
+            job_states.append(record.state)
+    if plan.missed:
+        more = plan.missed_count - len(plan.missed)
+        reason = (
+            f"not run: it came due while the console was not running or was late "
+            f"(misfire policy {job.misfire_policy})"
+        )
+        if more > 0:
+            reason += f"; {more}{'' if plan.missed_count_exact else '+'} earlier ones not listed"
+        fired.missed += queries.record_missed(job.id, plan.missed, reason)
+    recorded = plan.run + plan.missed
+    queries.set_next_fire(job.id, plan.next_fire, max(recorded) if recorded else None)
+
+
+def plan_retry(run_id: int, now: datetime) -> RunRecord | None:
+    """After a run ended: the next attempt's row (queued, waiting until its backoff delay has
+    passed) if the job's retry policy wants one; None otherwise or when it already exists."""
+    run = queries.get_run(run_id)
+    if run is None:
+        return None
+    job = queries.get_job(run.job_id)
+    if job is None or not should_retry(run.state, run.attempt, job.max_retries):
+        return None
+    delay = retry_delay(
+        run.attempt, job.retry_delay_seconds, job.retry_backoff, job.retry_max_delay_seconds
+    )
+    return queries.create_run(
+        job.id,
+        run.scheduled_at,
+        attempt=run.attempt + 1,
+        trigger=states.RETRY,
+        args=run.args,
+        not_before=now + timedelta(seconds=delay),
+        reason=f"retry {run.attempt} of {job.max_retries}: attempt {run.attempt} was {run.state}",
+    )
+
+
+def manual_run(job_id: int, now: datetime, args: list[str] | None = None) -> RunRecord:
+    """A "run now" row; the occurrence is the request time (unique to the microsecond)."""
+    job = queries.get_job(job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist (deleted?)")
+    for bump in range(1000):
+        record = queries.create_run(
+            job_id,
+            now + timedelta(microseconds=bump),
+            trigger=states.MANUAL,
+            args=args,
+            reason="run now" + (" with arguments " + " ".join(args) if args else ""),
+        )
+        if record is not None:
+            return record
+    raise RuntimeError("could not record a manual run")

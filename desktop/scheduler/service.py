@@ -1,0 +1,333 @@
+"""The scheduler: due jobs -> run rows -> dispatch to workers; queue timeouts, lost runs, retries.
+
+No polling tick.  One loop runs :meth:`Scheduler.step`, which does all the work that is due and
+returns when it next has something to do (the earliest next fire time, retry ``not_before``,
+queue deadline or lost deadline); the loop sleeps until then or until :meth:`wake` is called
+(jobs changed, a worker joined or left, a run ended, a manual run).  The decisions are pure
+(decisions.py, desktop.core); this module only does I/O.  The clock is injectable: tests call
+``step()`` with a clock they set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from desktop.core import runs as states
+from desktop.core.events import EventBus, JobChanged, RunChanged
+from desktop.core.misfire import DEFAULT_GRACE
+from desktop.core.timeutil import utcnow
+from desktop.hub.commit import CommitResult
+from desktop.hub.server import Hub, HubListener, LiveWorker
+from desktop.scheduler import decisions as d
+from desktop.scheduler import firing
+from desktop.store import queries
+from desktop.store.errors import NotFound, StoreError
+from desktop.store.executor import DbExecutor
+from desktop.store.records import JobRecord, RunRecord
+from worker.protocol import make
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_ERROR = timedelta(seconds=5)
+
+
+def _active_with_jobs() -> tuple[list[RunRecord], dict[int, JobRecord]]:
+    runs = queries.active_runs()
+    jobs = {}
+    for job_id in {r.job_id for r in runs}:
+        job = queries.get_job(job_id)
+        if job is not None:
+            jobs[job_id] = job
+    return runs, jobs
+
+
+class Scheduler(HubListener):
+    def __init__(
+        self,
+        db: DbExecutor,
+        hub: Hub,
+        events: EventBus,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        lost_grace: timedelta = timedelta(seconds=60),
+        misfire_grace: timedelta = DEFAULT_GRACE,
+    ) -> None:
+        self.db = db
+        self.hub = hub
+        self.events = events
+        self.clock = clock
+        self.lost_grace = lost_grace
+        self.misfire_grace = misfire_grace
+        self.watching_since = clock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._declined: dict[int, set[str]] = {}  # run id -> workers that declined it
+        self._side_tasks: set[asyncio.Task] = set()
+        # how late each fire was (seconds), for the lateness measurement in tests
+        self.lateness: list[float] = []
+
+    # --- life -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.watching_since = self.clock()
+        self._task = asyncio.create_task(self._loop(), name="scheduler")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._side_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                deadline = await self.step()
+            except StoreError as exc:
+                log.error("scheduler: database problem, retrying in 5 s: %s", exc)
+                deadline = self.clock() + RETRY_AFTER_ERROR
+            except Exception:
+                log.exception("scheduler step failed; retrying in 5 s")
+                deadline = self.clock() + RETRY_AFTER_ERROR
+            timeout = None
+            if deadline is not None:
+                timeout = max(0.0, (deadline - self.clock()).total_seconds())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_done)
+
+    def _side_done(self, task: asyncio.Task) -> None:
+        self._side_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("scheduler task failed", exc_info=task.exception())
+
+    def _changed(self, record: RunRecord) -> None:
+        self.events.publish(RunChanged(record.id, record.job_id, record.state))
+
+    # --- one pass -------------------------------------------------------------------------------
+
+    async def step(self) -> datetime | None:
+        """Do everything due now; return when the next thing is due (None: only on wake)."""
+        now = self.clock()
+        fired = await self.db.call(firing.fire_due, now, self.misfire_grace)
+        for record in fired.runs:
+            if record.trigger == states.SCHEDULE:
+                self.lateness.append((now - record.scheduled_at).total_seconds())
+            self._changed(record)
+        for job_id in fired.job_ids:
+            self.events.publish(JobChanged(job_id))
+        runs, jobs = await self.db.call(_active_with_jobs)
+        wake_at = [await self.db.call(queries.earliest_next_fire)]
+        wake_at += await self._dispatch_queued(runs, jobs, now)
+        wake_at += await self._check_lost(runs, now)
+        return d.earliest(wake_at)
+
+    def _worker_views(self, runs: list[RunRecord]) -> dict[str, d.WorkerView]:
+        busy: dict[str, int] = {}
+        for r in runs:
+            if r.state in (states.DISPATCHED, states.RUNNING) and r.worker_name:
+                busy[r.worker_name] = busy.get(r.worker_name, 0) + 1
+        return {
+            w.name: d.WorkerView(w.name, w.tags, w.scripts, w.slots, busy.get(w.name, 0))
+            for w in self.hub.workers.values()
+        }
+
+    async def _dispatch_queued(
+        self, runs: list[RunRecord], jobs: dict[int, JobRecord], now: datetime
+    ) -> list[datetime | None]:
+        wake_at: list[datetime | None] = []
+        views = self._worker_views(runs)
+        job_states: dict[int, dict[int, str]] = {}
+        for r in runs:
+            job_states.setdefault(r.job_id, {})[r.id] = r.state
+        for run in runs:
+            if run.state != states.QUEUED:
+                continue
+            job = jobs.get(run.job_id)
+            if job is None:
+                continue
+            deadline = d.queue_deadline(run.created_at, run.not_before, job.queue_timeout_seconds)
+            if deadline is not None and deadline <= now:
+                reason = d.why_no_worker(
+                    job.target_kind, job.target_value, job.script, views.values()
+                )
+                await self._transition(
+                    run,
+                    states.MISSED,
+                    reason=f"waited {job.queue_timeout_seconds} s for a worker ({reason})",
+                )
+                job_states[run.job_id][run.id] = states.MISSED
+                continue
+            if run.not_before is not None and run.not_before > now:
+                wake_at.append(run.not_before)
+                continue
+            others = [st for rid, st in job_states[run.job_id].items() if rid != run.id]
+            if not d.may_dispatch(job.concurrency, others):
+                wake_at.append(deadline)
+                continue
+            name = d.choose_worker(
+                job.target_kind,
+                job.target_value,
+                job.script,
+                views.values(),
+                self._declined.get(run.id, ()),
+            )
+            if name is None:
+                wake_at.append(deadline)
+                continue
+            if await self._dispatch(run, job, name, now):
+                v = views[name]
+                views[name] = d.WorkerView(v.name, v.tags, v.scripts, v.slots, v.busy + 1)
+                job_states[run.job_id][run.id] = states.DISPATCHED
+        return wake_at
+
+    async def _dispatch(self, run: RunRecord, job: JobRecord, worker: str, now: datetime) -> bool:
+        try:
+            record = await self.db.call(
+                queries.transition_run,
+                run.id,
+                states.DISPATCHED,
+                worker_name=worker,
+                dispatched_at=now,
+            )
+        except (states.TransitionError, NotFound):
+            return False  # cancelled meanwhile
+        self._changed(record)
+        message = make(
+            "dispatch",
+            run_id=run.id,
+            attempt=run.attempt,
+            script=job.script,
+            args=list(run.args if run.args is not None else job.args),
+            env=dict(job.env),
+            timeout=job.timeout_seconds,
+            job=job.name,
+        )
+        if await self.hub.send(worker, message):
+            log.info("run %s of %s dispatched to %s", run.id, job.name, worker)
+            return True
+        await self._requeue(run.id, f"worker {worker} went away before the dispatch")
+        return False
+
+    async def _requeue(self, run_id: int, reason: str) -> None:
+        try:
+            record = await self.db.call(
+                queries.transition_run, run_id, states.QUEUED, reason=reason, worker_name=None
+            )
+        except (states.TransitionError, NotFound):
+            return
+        self._changed(record)
+        self.wake()
+
+    async def _check_lost(self, runs: list[RunRecord], now: datetime) -> list[datetime | None]:
+        wake_at: list[datetime | None] = []
+        for run in runs:
+            if run.state not in (states.DISPATCHED, states.RUNNING):
+                continue
+            live = self.hub.workers.get(run.worker_name or "")
+            if live is not None and run.id in live.running:
+                self.hub.run_reports[run.id] = live.last_heartbeat
+            deadline = d.lost_deadline(
+                run.dispatched_at,
+                self.hub.run_reports.get(run.id),
+                self.watching_since,
+                self.lost_grace,
+            )
+            if deadline > now:
+                wake_at.append(deadline)
+                continue
+            where = run.worker_name or "its worker"
+            record = await self._transition(
+                run,
+                states.LOST,
+                reason=f"no word from {where} about this run for "
+                f"{self.lost_grace.total_seconds():.0f} s (worker offline or restarted)",
+            )
+            if record is not None:
+                await self._after_end(record)
+        return wake_at
+
+    async def _transition(self, run: RunRecord, state: str, **fields) -> RunRecord | None:
+        try:
+            record = await self.db.call(queries.transition_run, run.id, state, **fields)
+        except (states.TransitionError, NotFound) as exc:
+            log.info("run %s not moved to %s: %s", run.id, state, exc)
+            return None
+        self._changed(record)
+        return record
+
+    async def _after_end(self, record: RunRecord) -> None:
+        self._declined.pop(record.id, None)
+        retry = await self.db.call(firing.plan_retry, record.id, self.clock())
+        if retry is not None:
+            log.info(
+                "run %s (%s) was %s: attempt %d queued for %s",
+                record.id,
+                record.job_name,
+                record.state,
+                retry.attempt,
+                retry.not_before,
+            )
+            self._changed(retry)
+        self.wake()
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def run_now(self, job_id: int, args: list[str] | None = None) -> RunRecord:
+        record = await self.db.call(firing.manual_run, job_id, self.clock(), args)
+        self._changed(record)
+        self.wake()
+        return record
+
+    async def cancel(self, run_id: int, reason: str = "cancelled from the console") -> None:
+        run = await self.db.call(queries.get_run, run_id)
+        if run is None:
+            raise NotFound(f"there is no run {run_id}")
+        if run.state == states.QUEUED:
+            await self._transition(run, states.CANCELLED, reason=reason)
+            self.wake()
+            return
+        if run.state not in (states.DISPATCHED, states.RUNNING):
+            raise states.TransitionError(f"run {run_id} already ended ({run.state})")
+        sent = run.worker_name and await self.hub.send(
+            run.worker_name, make("cancel", run_id=run_id, reason=reason)
+        )
+        if not sent:
+            # its worker is away: record the decision now; a late result from it is kept out
+            record = await self._transition(
+                run, states.CANCELLED, reason=f"{reason} (worker {run.worker_name} was offline)"
+            )
+            if record is not None:
+                self.wake()
+
+    # --- hub listener ---------------------------------------------------------------------------
+
+    def worker_joined(self, worker: LiveWorker, held_runs: list[int]) -> None:
+        self.wake()
+
+    def worker_left(self, name: str) -> None:
+        self.wake()
+
+    def run_declined(self, worker: str, run_id: int, reason: str) -> None:
+        log.warning("worker %s declined run %s: %s", worker, run_id, reason)
+        self._declined.setdefault(run_id, set()).add(worker)
+        self._spawn(self._requeue(run_id, f"declined by {worker}: {reason}"))
+
+    def runs_committed(self, result: CommitResult) -> None:
+        for record in result.ended:
+            self._spawn(self._after_end(record))
+        if result.changed:
+            self.wake()
