@@ -73,7 +73,7 @@ class HubListener:
     def runs_committed(self, result: CommitResult) -> None: ...
 
 
-@dataclass
+@dataclass(eq=False)  # identity: connections are kept in sets
 class _Conn:
     ws: ServerConnection
     session: s.Session
