@@ -1,0 +1,102 @@
+"""Pure scheduler decisions: eligibility, least busy, slots, concurrency, deadlines."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from desktop.scheduler import decisions as d
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def w(name, busy=0, slots=1, tags=(), scripts=("a.py",)):
+    return d.WorkerView(name, frozenset(tags), frozenset(scripts), slots, busy)
+
+
+def test_worker_must_have_the_script():
+    workers = [w("w1", scripts=("other.py",)), w("w2")]
+    assert d.choose_worker("any", "", "a.py", workers) == "w2"
+    assert d.choose_worker("any", "", "missing.py", workers) is None
+
+
+def test_named_worker_only():
+    workers = [w("w1"), w("w2")]
+    assert d.choose_worker("worker", "w2", "a.py", workers) == "w2"
+    assert d.choose_worker("worker", "w3", "a.py", workers) is None
+
+
+def test_tag_only_matching_workers():
+    workers = [w("w1", tags=("linux",)), w("w2", tags=("windows", "sql"))]
+    assert d.choose_worker("tag", "sql", "a.py", workers) == "w2"
+    assert d.choose_worker("tag", "mac", "a.py", workers) is None
+
+
+def test_least_busy_per_slot_then_name():
+    workers = [w("b", busy=1, slots=4), w("a", busy=1, slots=2), w("c", busy=0, slots=1)]
+    assert d.choose_worker("any", "", "a.py", workers) == "c"
+    workers = [w("b", busy=1, slots=4), w("a", busy=1, slots=2)]
+    assert d.choose_worker("any", "", "a.py", workers) == "b"  # 25% busy beats 50%
+    assert d.choose_worker("any", "", "a.py", [w("b"), w("a")]) == "a"  # ties by name
+
+
+def test_slots_are_respected_and_declined_workers_excluded():
+    assert d.choose_worker("any", "", "a.py", [w("w1", busy=2, slots=2)]) is None
+    workers = [w("w1"), w("w2", busy=0)]
+    assert d.choose_worker("any", "", "a.py", workers, exclude={"w1"}) == "w2"
+
+
+def test_reasons_for_no_worker():
+    assert d.why_no_worker("any", "", "a.py", []) == "no worker is online"
+    assert "has the script 'x.py'" in d.why_no_worker("any", "", "x.py", [w("w1")])
+    assert "tagged 'sql'" in d.why_no_worker("tag", "sql", "a.py", [w("w1")])
+    assert "busy" in d.why_no_worker("any", "", "a.py", [w("w1", busy=1)])
+
+
+@pytest.mark.parametrize(
+    "policy, active, expected",
+    [
+        ("allow", ["running"], "run"),
+        ("skip", [], "run"),
+        ("skip", ["succeeded"], "run"),  # ended runs do not count
+        ("skip", ["running"], "skip"),
+        ("skip", ["queued"], "skip"),
+        ("queue", ["running"], "run"),  # one may wait
+        ("queue", ["running", "queued"], "skip"),  # but only one
+        ("queue", [], "run"),
+    ],
+)
+def test_on_occurrence(policy, active, expected):
+    assert d.on_occurrence(policy, active) == expected
+
+
+def test_may_dispatch_holds_queue_runs_behind_the_running_one():
+    assert not d.may_dispatch("queue", ["running"])
+    assert not d.may_dispatch("queue", ["dispatched"])
+    assert d.may_dispatch("queue", ["queued"])
+    assert d.may_dispatch("allow", ["running"])
+    assert d.may_dispatch("skip", [])
+
+
+def test_queue_deadline_counts_from_when_the_run_could_start():
+    assert d.queue_deadline(T0, None, None) is None
+    assert d.queue_deadline(T0, None, 30) == T0 + timedelta(seconds=30)
+    later = T0 + timedelta(minutes=5)  # a retry waiting for its backoff is not "queued" yet
+    assert d.queue_deadline(T0, later, 30) == later + timedelta(seconds=30)
+
+
+def test_lost_deadline_from_the_latest_sign_of_life():
+    grace = timedelta(seconds=60)
+    start = T0 - timedelta(hours=1)
+    assert d.lost_deadline(T0, None, start, grace) == T0 + grace
+    report = T0 + timedelta(seconds=45)
+    assert d.lost_deadline(T0, report, start, grace) == report + grace
+    # a console that just started gives every in-flight run a full grace period
+    restart = T0 + timedelta(hours=2)
+    assert d.lost_deadline(T0, report, restart, grace) == restart + grace
+
+
+def test_earliest_ignores_none():
+    assert d.earliest([None, T0 + timedelta(1), T0, None]) == T0
+    assert d.earliest([None]) is None
