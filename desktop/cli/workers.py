@@ -1,0 +1,159 @@
+"""``python -m desktop [--db URL] workers list|add|revoke|enable|disable``.
+
+``add`` prints the token once (only its hash is stored) or writes a ready worker.ini with
+``--write-ini PATH``.  A running console notices revocations and disables within about a second
+(change marker) and disconnects the worker at once.  No Qt here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from desktop.cli import UserError
+from desktop.cli.jobs import display_zone, format_time, print_table, store_command
+from desktop.store import queries as q
+from desktop.store.errors import NotFound
+
+
+def _slots(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be from 1 to 1000")
+    return value
+
+
+def _tags(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def hub_url_from_settings() -> str:
+    host = q.get_setting("hub_host") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        import socket
+
+        host = socket.gethostname()
+    port = q.get_setting("hub_port") or "8000"
+    scheme = "wss" if q.get_setting("hub_tls_cert") else "ws"
+    return f"{scheme}://{host}:{port}/ws/heartbeat"
+
+
+@store_command
+def cmd_list(args: argparse.Namespace) -> int:
+    zone = display_zone()
+    workers = q.list_workers()
+    if not workers:
+        print("no workers; add one with `workers add NAME`")
+        return 0
+    rows = []
+    for w in workers:
+        state = "revoked" if w.revoked else ("enabled" if w.enabled else "disabled")
+        rows.append(
+            [
+                w.name,
+                state,
+                ",".join(w.tags) or "-",
+                str(w.slots),
+                w.host or "-",
+                w.version or "-",
+                format_time(w.last_seen_at, zone),
+            ]
+        )
+    print_table(["NAME", "STATE", "TAGS", "SLOTS", "HOST", "VERSION", "LAST SEEN"], rows)
+    return 0
+
+
+@store_command
+def cmd_add(args: argparse.Namespace) -> int:
+    from desktop.localworker import write_ini
+
+    ini: Path | None = args.write_ini
+    if ini is not None and ini.exists():
+        raise UserError(f"{ini} already exists; choose another path or remove it first")
+    record, token = q.add_worker(args.name, args.tags, args.slots, actor="cli")
+    if ini is None:
+        print(f"worker {record.name} added. Its token (shown only this once):")
+        print(token)
+        print("Put it in the worker's worker.ini as `token = ...`, or use --write-ini next time.")
+        return 0
+    url = args.server_url or hub_url_from_settings()
+    try:
+        write_ini(
+            ini,
+            server_url=url,
+            name=record.name,
+            token=token,
+            tags=record.tags,
+            slots=record.slots,
+        )
+    except OSError as exc:
+        q.revoke_worker(record.name, actor="cli")
+        raise UserError(
+            f"cannot write {ini}: {exc.strerror}; the new worker was revoked again, add it "
+            "under another name or fix the path"
+        ) from None
+    print(
+        f"worker {record.name} added; {ini} written (server_url {url}). Copy it next to the "
+        "worker program with a scripts folder and start the worker."
+    )
+    return 0
+
+
+def _named(func):
+    @store_command
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            func(args.name)
+        except NotFound as exc:
+            raise UserError(f"{exc}; `workers list` shows the names") from None
+        return 0
+
+    return wrapper
+
+
+@_named
+def cmd_revoke(name: str) -> None:
+    q.revoke_worker(name, actor="cli")
+    print(f"worker {name} revoked: its token no longer works; a running console disconnects it")
+
+
+@_named
+def cmd_enable(name: str) -> None:
+    q.set_worker_enabled(name, True, actor="cli")
+    print(f"worker {name} enabled")
+
+
+@_named
+def cmd_disable(name: str) -> None:
+    q.set_worker_enabled(name, False, actor="cli")
+    print(f"worker {name} disabled: a running console disconnects it")
+
+
+def register(subparsers) -> None:
+    workers = subparsers.add_parser("workers", help="list, add, revoke, enable, disable workers")
+    sub = workers.add_subparsers(dest="workers_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("list", help="registered workers")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("add", help="register a worker and print its token once")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--tags", type=_tags, default=[], help="comma separated tags, e.g. win,sql")
+    p.add_argument("--slots", type=_slots, default=1, help="runs at the same time (default 1)")
+    p.add_argument("--write-ini", type=Path, metavar="PATH", help="write a ready worker.ini")
+    p.add_argument(
+        "--server-url", metavar="URL", help="hub address for the ini (default from settings)"
+    )
+    p.set_defaults(func=cmd_add)
+
+    for action, func, text in (
+        ("revoke", cmd_revoke, "its token stops working; a running console disconnects it"),
+        ("enable", cmd_enable, "allow it to connect again"),
+        ("disable", cmd_disable, "refuse it until enabled (the token stays)"),
+    ):
+        p = sub.add_parser(action, help=text)
+        p.add_argument("name", metavar="NAME")
+        p.set_defaults(func=func)
