@@ -128,6 +128,35 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@store_command
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """A queued run is cancelled here and now; a running one needs the console, which tells its
+    worker (desktop/store/scheduling.py: the request is picked up within about a second)."""
+    from desktop.core.runs import TransitionError
+    from desktop.store import scheduling
+    from desktop.store.errors import NotFound
+
+    run = q.get_run(args.run_id)
+    if run is None:
+        raise UserError(
+            f"there is no run {args.run_id} (pruned, or a typo?); `runs list` shows ids"
+        )
+    if run.state in ("dispatched", "running") and not scheduling.console_alive():
+        raise UserError(
+            f"run {run.id} is {run.state} but no console is running to tell its worker; start "
+            "the console (python -m desktop, or --headless) and try again"
+        )
+    try:
+        outcome = scheduling.request_cancel(run.id)
+    except (NotFound, TransitionError) as exc:
+        raise UserError(str(exc)) from None
+    if outcome == "cancelled":
+        print(f"run {run.id} cancelled (it was still queued)")
+    else:
+        print(f"cancel of run {run.id} sent to the console; `runs show {run.id}` shows the result")
+    return 0
+
+
 def register(subparsers) -> None:
     runs = subparsers.add_parser("runs", help="list runs or show one run with its output")
     sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
@@ -143,4 +172,6 @@ def register(subparsers) -> None:
     p.add_argument("--no-output", action="store_true", help="details only")
     p.set_defaults(func=cmd_show)
 
-    # `runs cancel RUN_ID` (hub task) registers here: it needs the running console, not the store.
+    p = sub.add_parser("cancel", help="cancel a queued or running run (needs the running console)")
+    p.add_argument("run_id", type=_positive, metavar="RUN_ID")
+    p.set_defaults(func=cmd_cancel)
