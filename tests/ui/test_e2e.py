@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from desktop.service import Core
 
+from desktop.service import Core
 from desktop.ui import asyncqt
 from desktop.ui.main_window import MainWindow
 from desktop.ui.models import JobsTableModel, RunsTableModel
