@@ -157,3 +157,45 @@ async def test_create_run_and_watch_a_job_with_a_real_worker(tmp_path, qtbot):
             log.close()
             print((tmp_path / "worker.log").read_text(errors="replace")[-3000:])
         await core.stop()
+
+
+@pytest.mark.asyncio
+async def test_first_start_has_a_sample_job_and_a_local_worker_that_runs_it(tmp_path, monkeypatch):
+    """`python -m desktop` on a fresh machine: the database, the sample job and a local worker
+    appear by themselves, and Run now streams output within seconds."""
+    import argparse
+
+    from desktop import app
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the local worker's folder
+    seen: dict = {}
+
+    async def use_it(window: MainWindow) -> None:
+        await wait_until(window, lambda: window.jobs_model.rowCount() > 0, 10, "the sample job")
+        job = next(r for r in window.jobs_model.rows() if r.name == "test_job")
+        window.jobs_panel.select(job.id)
+        await wait_until(
+            window,
+            lambda: any(w.online for w in window.workers_model.rows()),
+            60,
+            "the local worker to connect",
+        )
+        run_id = await window.run_now(job.id)
+        await wait_until(
+            window, lambda: "test_job done" in window.log_pane.text(), 60, "the sample's output"
+        )
+        seen["text"] = window.log_pane.text()
+        seen["worker"] = window.runs_model.get(run_id).worker
+        window.act_quit.trigger()
+
+    args = argparse.Namespace(
+        db=f"sqlite:///{tmp_path / 'fresh.db'}",
+        host=None,
+        port=0,
+        no_local_worker=False,
+        smoke_test=False,
+    )
+    code = await asyncio.wait_for(app.main(args, on_window=use_it), timeout(120))
+    assert code == 0
+    assert "test_job starting" in seen["text"] and "line 3 of 3" in seen["text"]
+    assert seen["worker"].startswith("local-")
