@@ -133,3 +133,29 @@ def test_importing_the_composition_root_loads_no_qt():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.asyncio
+async def test_port_in_use_shows_a_dialog_and_exits_1(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        shown: list[QMessageBox] = []
+
+        def answer(dialog):
+            shown.append(dialog)
+            dialog.done(0)
+
+        asyncqt.dialog_watchers.append(answer)
+        try:
+            code = await asyncio.wait_for(
+                app.main(args(f"sqlite:///{tmp_path / 'p.db'}", port=port)), timeout(20)
+            )
+        finally:
+            asyncqt.dialog_watchers.remove(answer)
+    assert code == 1
+    assert shown[0].text() == "Port in use"
+    assert f"127.0.0.1:{port}" in shown[0].informativeText()
