@@ -208,9 +208,7 @@ class Hub:
                 except ProtocolError as exc:
                     msg = exc
                 actions = session.feed(msg, loop.time())
-                await self._perform(conn, actions)
-                if conn.closing:
-                    break
+                await self._perform(conn, actions)  # a closed session ignores the rest
         except ConnectionClosed:
             pass
         finally:
@@ -234,9 +232,10 @@ class Hub:
                         action.code,
                         action.reason,
                     )
-                    await conn.ws.close(
-                        CLOSE_POLICY, action.reason.encode()[:120].decode(errors="ignore")
-                    )
+                    # Not awaited here: the reader must keep draining what the peer already
+                    # sent (a flood fills the queue), or it never sees the close reply.
+                    reason = action.reason.encode()[:120].decode(errors="ignore")
+                    self._spawn(conn, conn.ws.close(CLOSE_POLICY, reason))
             elif isinstance(action, s.Authenticate):
                 self._spawn(conn, self._authenticate(conn, action.hello))
             elif isinstance(action, s.STORE_ACTIONS):
