@@ -169,7 +169,7 @@ async def test_wrong_token_is_refused_with_a_reason(stack):
     async with connect(stack.core.hub_url) as ws:
         await ws.send(hello("raw", "wrong"))
         reject, code, _ = await answer(ws)
-    assert reject["code"] == "bad_token"
+    assert reject["code"] == "bad_token" and code == 1008
     assert "token is wrong" in reject["reason"]
 
 
