@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from desktop.core import runs as states
+from desktop.core.timeutil import utcnow
 from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
 from desktop.store import queries
 from desktop.store.errors import NotFound
@@ -48,9 +49,8 @@ def _ts(at: float | None) -> datetime | None:
 
 
 def _when(name: str, at: float | None) -> dict[str, datetime]:
-    """The worker's timestamp when it has a usable one; else the store takes now."""
-    ts = _ts(at)
-    return {name: ts} if ts is not None else {}
+    """The worker's timestamp when it has a usable one, else now."""
+    return {name: _ts(at) or utcnow()}
 
 
 def _raise_ack(acked: dict[int, int], run_id: int, seq: int) -> None:

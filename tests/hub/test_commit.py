@@ -1,0 +1,102 @@
+"""commit_batch on the real store: one batch for many runs, replays dropped and re-acked, unknown
+runs let go, a late real result replaces "lost", a decided run keeps its outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from desktop.hub.commit import commit_batch
+from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
+from desktop.store import queries
+from desktop.store.db import open_store
+
+T = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(tmp_path):
+    database = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    job = queries.create_job({"name": "j", "script": "a.py", "schedule": {"kind": "manual"}})
+    yield job.id
+    database.close()
+
+
+def dispatched(job_id: int, minute: int) -> int:
+    run = queries.create_run(job_id, T.replace(minute=minute))
+    queries.transition_run(run.id, "dispatched", worker_name="w1")
+    return run.id
+
+
+def out(run_id, seq, text, stream="stdout"):
+    return ("w1", StoreOutput(run_id, seq, stream, text, 1_700_000_000.0))
+
+
+def test_a_whole_run_in_one_batch_and_many_runs_at_once(store):
+    a, b = dispatched(store, 1), dispatched(store, 2)
+    items = [("w1", StoreStarted(a, 1, 1_700_000_000.0)), ("w1", StoreStarted(b, 1, 1.7e9))]
+    items += [out(a, 2, "a1\n"), out(b, 2, "b1\n"), out(a, 3, "a2\n", "stderr")]
+    items += [("w1", StoreFinished(a, 4, "succeeded", 0, "", 1.7e9 + 1))]
+    result = commit_batch(items)
+    assert result.acked == {a: 4, b: 2}
+    assert [r.state for r in result.changed] == ["running", "running", "succeeded"]
+    assert [r.id for r in result.ended] == [a]
+    assert [(c.run_id, c.seq) for c in result.new_output] == [(a, 2), (b, 2), (a, 3)]
+    assert [c.text for c in queries.read_output(a)] == ["a1\n", "a2\n"]
+    run = queries.get_run(a)
+    assert (run.state, run.exit_code, run.last_seq, run.worker_name) == ("succeeded", 0, 4, "w1")
+
+
+def test_replays_are_dropped_and_acked_with_the_committed_seq(store):
+    a = dispatched(store, 1)
+    commit_batch([("w1", StoreStarted(a, 1, 1.7e9)), out(a, 2, "x\n"), out(a, 3, "y\n")])
+    # the worker did not get the ack (console restart): it sends everything again, plus more
+    again = commit_batch(
+        [("w1", StoreStarted(a, 1, 1.7e9)), out(a, 2, "x\n"), out(a, 3, "y\n"), out(a, 4, "z\n")]
+    )
+    assert again.acked == {a: 4}
+    assert [c.seq for c in again.new_output] == [4]
+    assert again.changed == []
+    assert [c.text for c in queries.read_output(a)] == ["x\n", "y\n", "z\n"]
+    done = commit_batch([("w1", StoreFinished(a, 5, "failed", 2, "exit 2", 1.7e9))])
+    assert [r.state for r in done.ended] == ["failed"]
+    replay = commit_batch([("w1", StoreFinished(a, 5, "failed", 2, "exit 2", 1.7e9))])
+    assert replay.ended == [] and replay.acked == {a: 5}  # recorded once
+
+
+def test_unknown_runs_are_acked_so_the_worker_can_let_go(store):
+    result = commit_batch(
+        [
+            ("w1", StoreStarted(999, 1, 1.7e9)),
+            out(999, 2, "?"),
+            ("w1", StoreFinished(999, 3, "succeeded", 0, "", 1.7e9)),
+        ]
+    )
+    assert result.acked == {999: 3}
+    assert result.changed == [] and result.new_output == []
+
+
+def test_real_result_replaces_lost(store):
+    a = dispatched(store, 1)
+    commit_batch([("w1", StoreStarted(a, 1, 1.7e9))])
+    queries.transition_run(a, "lost", reason="no heartbeat")
+    late = commit_batch(
+        [out(a, 2, "still here\n"), ("w1", StoreFinished(a, 3, "succeeded", 0, "", 1.7e9))]
+    )
+    assert [r.state for r in late.ended] == ["succeeded"]
+    assert queries.get_run(a).state == "succeeded"
+
+
+def test_a_cancelled_run_keeps_its_outcome(store):
+    a = dispatched(store, 1)
+    queries.transition_run(a, "cancelled", reason="worker offline")
+    result = commit_batch([("w1", StoreFinished(a, 2, "succeeded", 0, "", 1.7e9))])
+    assert result.ended == [] and result.acked == {a: 2}
+    assert queries.get_run(a).state == "cancelled"
+
+
+def test_a_broken_worker_clock_does_not_break_the_commit(store):
+    a = dispatched(store, 1)
+    result = commit_batch([("w1", StoreStarted(a, 1, 1e300))])
+    assert result.changed[0].started_at is not None
