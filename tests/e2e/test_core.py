@@ -1,0 +1,122 @@
+"""The Core facade as the UI uses it: events, worker status, catalogue, CLI changes noticed, the
+local worker on a fresh database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import desktop.localworker as lw
+from desktop.core.events import JobChanged, OutputAppended, RunChanged, WorkerChanged
+from desktop.service import Core
+from desktop.store import queries
+from tests.e2e.conftest import prepare_db, wait_until
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_facade_events_status_and_catalogue(stack):
+    seen = []
+    stack.core.events.subscribe(seen.append)
+    await stack.add_worker("w1", tags=["a"], slots=2)
+    await stack.online("w1")
+    assert WorkerChanged("w1", True) in seen
+    (status,) = stack.core.worker_status()
+    assert (status.name, status.online, status.slots, status.tags) == ("w1", True, 2, ("a",))
+    assert status.last_heartbeat.tzinfo is not None
+    assert stack.core.script_catalogue() == ["test_job.py"]
+    job = await stack.core.save_job(
+        {"name": "j", "script": "test_job.py", "schedule": {"kind": "manual"}}
+    )
+    assert JobChanged(job.id) in seen
+    run_id = await stack.core.run_now(job.id, ["0", "2", "0"])
+    await stack.until_state(run_id, "succeeded")
+    states = [e.state for e in seen if isinstance(e, RunChanged) and e.run_id == run_id]
+    assert states == ["queued", "dispatched", "running", "succeeded"]
+    text = "".join(e.text for e in seen if isinstance(e, OutputAppended) and e.run_id == run_id)
+    assert "line 2 of 2" in text
+    with pytest.raises(Exception, match="already ended"):
+        await stack.core.cancel_run(run_id)
+    await stack.core.set_worker_enabled("w1", False)
+
+    async def offline():
+        return not stack.core.worker_status()[0].online
+
+    await wait_until(stack.core, offline, 15, "the disabled worker to be disconnected")
+    assert stack.core.script_catalogue() == []
+
+
+async def test_changes_from_another_process_are_noticed(stack):
+    seen = []
+    stack.core.events.subscribe(seen.append)
+    # what the CLI does, on its own connection
+    loop = asyncio.get_running_loop()
+
+    def cli_add_job():
+        from desktop.store.db import open_store
+
+        database = open_store(stack.core.db_url)
+        try:
+            queries.create_job(
+                {"name": "from-cli", "script": "x.py", "schedule": {"kind": "manual"}}, actor="cli"
+            )
+        finally:
+            database.close()
+
+    await loop.run_in_executor(None, cli_add_job)
+
+    async def noticed():
+        return JobChanged(0) in seen
+
+    await wait_until(stack.core, noticed, 10, "JobChanged(0) after a CLI change")
+
+
+async def test_local_worker_on_a_fresh_database(tmp_path, monkeypatch):
+    monkeypatch.setattr(lw, "data_folder", lambda: tmp_path / "data" / "local-worker")
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    prepare_db(url)
+    core = Core(url, "127.0.0.1", 0, local_worker=True)
+    await core.start()
+    try:
+        name = lw.local_name()
+
+        async def online():
+            return any(s.name == name and s.online for s in core.worker_status())
+
+        await wait_until(core, online, 30, "the local worker")
+        job = await core.db.call(queries.get_job_by_name, "test_job")
+        assert job is not None and job.schedule["kind"] == "manual"
+        run_id = await core.run_now(job.id)
+
+        async def done():
+            r = await core.db.call(queries.get_run, run_id)
+            return r.state == "succeeded" and r
+
+        record = await wait_until(core, done, 30, "the sample job to succeed")
+        assert record.worker_name == name
+        ini = (tmp_path / "data" / "local-worker" / "worker.ini").read_text()
+        assert core.hub_url in ini
+        # it restarts when it dies
+        first_pid = core.local_worker.proc.pid
+        core.local_worker.proc.kill()
+
+        async def back():
+            proc = core.local_worker.proc
+            return proc.pid != first_pid and any(
+                s.name == name and s.online for s in core.worker_status()
+            )
+
+        await wait_until(core, back, 30, "the local worker to be restarted")
+    finally:
+        await core.stop()
+    assert core.local_worker.proc.returncode is not None
+    # a second start on the same database: same worker, the ini's token still valid, no 2nd job
+    core = Core(url, "127.0.0.1", 0, local_worker=True)
+    await core.start()
+    try:
+        await wait_until(core, online, 30, "the local worker after a restart")
+        jobs = await core.db.call(queries.list_jobs)
+        assert [j.name for j in jobs] == ["test_job"]
+    finally:
+        await core.stop()
