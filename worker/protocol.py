@@ -15,8 +15,9 @@ This module is stdlib-only: the worker must stay small.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 PROTOCOL_VERSION = 1
 # Output batches are at most 64 KiB of text; JSON escaping can roughly double that.
@@ -173,7 +174,8 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "server_version": (_str(50), _O),
     },
     "reject": {
-        # bad_token, revoked, disabled, version, duplicate, malformed, too_many_failures
+        # bad_token, revoked, disabled, unknown, version, duplicate, malformed, flood,
+        # too_many_failures (docs/PROTOCOL.md says what each means)
         "code": (_str(50), _R),
         "reason": (_str(), _R),
     },
