@@ -20,10 +20,7 @@ from datetime import datetime, timezone
 from desktop.core import runs as states
 from desktop.core.timeutil import utcnow
 from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
-from desktop.store import queries
-from desktop.store.errors import NotFound
-from desktop.store.migrations import write_transaction
-from desktop.store.models import database_proxy
+from desktop.store import queries, scheduling
 from desktop.store.records import OutputChunk, RunRecord
 
 log = logging.getLogger(__name__)
@@ -59,83 +56,94 @@ def _raise_ack(acked: dict[int, int], run_id: int, seq: int) -> None:
 
 
 def commit_batch(items: list[Item]) -> CommitResult:
+    """Everything in one transaction: the runs' states are read once, each report is checked
+    against the run model (desktop.core.runs) in order, and only what changes is written."""
     result = CommitResult()
     started = [(w, a) for w, a in items if isinstance(a, StoreStarted)]
     outputs = [a for _, a in items if isinstance(a, StoreOutput)]
     finished = [(w, a) for w, a in items if isinstance(a, StoreFinished)]
-    with write_transaction(database_proxy):
+    with scheduling.transaction():
+        current = dict(scheduling.run_states(a.run_id for _, a in items))
+        changed: set[int] = set()
+        ended: set[int] = set()
         for worker, a in started:
-            _started(worker, a, result)
+            _started(worker, a, current, changed, result)
         if outputs:
-            _outputs(outputs, result)
+            _outputs(outputs, current, result)
         for worker, a in finished:
-            _finished(worker, a, result)
+            _finished(worker, a, current, changed, ended, result)
+        records = scheduling.fetch_runs(changed)
+    result.changed = records
+    result.ended = [r for r in records if r.id in ended]
     return result
 
 
-def _started(worker: str, a: StoreStarted, result: CommitResult) -> None:
-    try:
-        record = queries.transition_run(
-            a.run_id, states.RUNNING, seq=a.seq, worker_name=worker, **_when("started_at", a.at)
-        )
-    except NotFound:
+def _started(worker, a: StoreStarted, current, changed: set, result: CommitResult) -> None:
+    if a.run_id not in current:
         log.warning("worker %s started unknown run %s; acked and ignored", worker, a.run_id)
         _raise_ack(result.acked, a.run_id, a.seq)
         return
-    except states.TransitionError:
-        # a replay, or a run that was already decided (cancelled, lost): keep the seq moving
-        _raise_ack(result.acked, a.run_id, queries.advance_seq(a.run_id, a.seq))
+    state, last_seq = current[a.run_id]
+    if a.seq <= last_seq:
+        _raise_ack(result.acked, a.run_id, last_seq)  # a replay
         return
-    result.changed.append(record)
-    _raise_ack(result.acked, a.run_id, record.last_seq)
+    if states.can_transition(state, states.RUNNING):
+        cols = {"state": states.RUNNING, "worker_name": worker, "last_seq": a.seq}
+        cols.update(_when("started_at", a.at))
+        state = states.RUNNING
+        changed.add(a.run_id)
+    else:
+        cols = {"last_seq": a.seq}  # already decided (cancelled, lost): keep the seq moving
+    scheduling.update_run(a.run_id, cols)
+    current[a.run_id] = (state, a.seq)
+    _raise_ack(result.acked, a.run_id, a.seq)
 
 
-def _outputs(outputs: list[StoreOutput], result: CommitResult) -> None:
+def _outputs(outputs: list[StoreOutput], current, result: CommitResult) -> None:
     chunks = [OutputChunk(a.run_id, a.seq, a.stream, a.text, _ts(a.at)) for a in outputs]
-    before: dict[int, int] = {}
-    for run_id in {c.run_id for c in chunks}:
-        record = queries.get_run(run_id)
-        if record is not None:
-            before[run_id] = record.last_seq
     committed = queries.append_output(chunks)
     for chunk in chunks:
         if chunk.run_id not in committed:
             _raise_ack(result.acked, chunk.run_id, chunk.seq)  # unknown run: let it go
             continue
         _raise_ack(result.acked, chunk.run_id, committed[chunk.run_id])
-        if chunk.seq > before.get(chunk.run_id, 0):
+        if chunk.run_id in current and chunk.seq > current[chunk.run_id][1]:
             result.new_output.append(chunk)
+    for run_id, seq in committed.items():
+        if run_id in current:
+            current[run_id] = (current[run_id][0], max(seq, current[run_id][1]))
 
 
-def _finished(worker: str, a: StoreFinished, result: CommitResult) -> None:
-    record = queries.get_run(a.run_id)
-    if record is None:
+def _finished(worker, a: StoreFinished, current, changed: set, ended: set, result) -> None:
+    if a.run_id not in current:
         log.warning("worker %s finished unknown run %s; acked and ignored", worker, a.run_id)
         _raise_ack(result.acked, a.run_id, a.seq)
         return
-    if record.last_seq >= a.seq:
-        _raise_ack(result.acked, a.run_id, record.last_seq)  # a replay
+    state, last_seq = current[a.run_id]
+    if a.seq <= last_seq:
+        _raise_ack(result.acked, a.run_id, last_seq)  # a replay
         return
-    try:
-        record = queries.transition_run(
-            a.run_id,
-            a.outcome,
-            seq=a.seq,
-            exit_code=a.exit_code,
-            reason=a.reason,
-            worker_name=worker,
-            **_when("finished_at", a.at),
-        )
-    except states.TransitionError:
+    if states.can_transition(state, a.outcome):
+        cols = {
+            "state": a.outcome,
+            "exit_code": a.exit_code,
+            "reason": (a.reason or "")[:1000],
+            "worker_name": worker,
+            "last_seq": a.seq,
+        }
+        cols.update(_when("finished_at", a.at))
+        state = a.outcome
+        changed.add(a.run_id)
+        ended.add(a.run_id)
+    else:
         log.info(
             "run %s: %s reported %s but the run is already %s; kept",
             a.run_id,
             worker,
             a.outcome,
-            record.state,
+            state,
         )
-        _raise_ack(result.acked, a.run_id, queries.advance_seq(a.run_id, a.seq))
-        return
-    result.changed.append(record)
-    result.ended.append(record)
-    _raise_ack(result.acked, a.run_id, record.last_seq)
+        cols = {"last_seq": a.seq}
+    scheduling.update_run(a.run_id, cols)
+    current[a.run_id] = (state, a.seq)
+    _raise_ack(result.acked, a.run_id, a.seq)

@@ -25,9 +25,12 @@ AUTHENTICATING = "authenticating"
 READY = "ready"
 CLOSED = "closed"
 
-# Messages per second one worker may send.  The worker batches output (64 KiB or 50 ms per
-# stream per run), so even a full worker stays far below this; a flood is a bug or an attack.
+# Messages per second one worker may send: this many, plus PER_SLOT_FLOOD for each slot it
+# announced (many short runs at once legitimately send ~3 messages each).  The worker batches
+# output (64 KiB or 50 ms per stream per run), so a real worker stays far below; a flood is a
+# bug or an attack.
 DEFAULT_FLOOD_LIMIT = 2000
+PER_SLOT_FLOOD = 50
 
 WORKER_TYPES = frozenset(
     {"hello", "heartbeat", "started", "output", "finished", "declined", "error"}
@@ -200,6 +203,8 @@ class Session:
             return []
         self.state = READY
         self.worker = worker
+        if self.hello is not None:
+            self.flood_limit += PER_SLOT_FLOOD * self.hello["slots"]
         self.last_heard = now
         return [
             Send(

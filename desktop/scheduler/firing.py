@@ -18,7 +18,7 @@ from desktop.core import schedules
 from desktop.core.misfire import DEFAULT_GRACE, plan_misfire
 from desktop.core.policies import retry_delay, should_retry
 from desktop.scheduler.decisions import on_occurrence
-from desktop.store import queries
+from desktop.store import queries, scheduling
 from desktop.store.errors import NotFound
 from desktop.store.records import JobRecord, RunRecord
 
@@ -85,6 +85,29 @@ def _fire_job(
         fired.missed += queries.record_missed(job.id, plan.missed, reason)
     recorded = plan.run + plan.missed
     queries.set_next_fire(job.id, plan.next_fire, max(recorded) if recorded else None)
+
+
+def dispatch_many(choices: list[tuple[int, str]], now: datetime) -> list[RunRecord]:
+    """Mark many queued runs dispatched (run id, worker) in ONE transaction; runs that were
+    cancelled meanwhile are left out of the result."""
+    return scheduling.dispatch_runs(choices, now)
+
+
+def plan_retries(run_ids: list[int], now: datetime) -> list[RunRecord]:
+    """plan_retry for many ended runs in one transaction; returns the new retry rows.  Runs of
+    jobs without retries cost one shared query, not one each."""
+    out = []
+    with scheduling.transaction():
+        runs = scheduling.fetch_runs(run_ids)
+        jobs = {job_id: queries.get_job(job_id) for job_id in {r.job_id for r in runs}}
+        for run in runs:
+            job = jobs.get(run.job_id)
+            if job is None or not should_retry(run.state, run.attempt, job.max_retries):
+                continue
+            record = plan_retry(run.id, now)
+            if record is not None:
+                out.append(record)
+    return out
 
 
 def plan_retry(run_id: int, now: datetime) -> RunRecord | None:

@@ -153,6 +153,7 @@ class Scheduler(HubListener):
         job_states: dict[int, dict[int, str]] = {}
         for r in runs:
             job_states.setdefault(r.job_id, {})[r.id] = r.state
+        choices: list[tuple[int, str]] = []
         for run in runs:
             if run.state != states.QUEUED:
                 continue
@@ -188,24 +189,20 @@ class Scheduler(HubListener):
             if name is None:
                 wake_at.append(deadline)
                 continue
-            if await self._dispatch(run, job, name, now):
-                v = views[name]
-                views[name] = d.WorkerView(v.name, v.tags, v.scripts, v.slots, v.busy + 1)
-                job_states[run.job_id][run.id] = states.DISPATCHED
+            choices.append((run.id, name))
+            v = views[name]
+            views[name] = d.WorkerView(v.name, v.tags, v.scripts, v.slots, v.busy + 1)
+            job_states[run.job_id][run.id] = states.DISPATCHED
+        if choices:
+            # one transaction for every dispatch of this pass, then the messages
+            records = await self.db.call(firing.dispatch_many, choices, now)
+            for record in records:
+                self._changed(record)
+                await self._send_dispatch(record, jobs[record.job_id])
         return wake_at
 
-    async def _dispatch(self, run: RunRecord, job: JobRecord, worker: str, now: datetime) -> bool:
-        try:
-            record = await self.db.call(
-                queries.transition_run,
-                run.id,
-                states.DISPATCHED,
-                worker_name=worker,
-                dispatched_at=now,
-            )
-        except (states.TransitionError, NotFound):
-            return False  # cancelled meanwhile
-        self._changed(record)
+    async def _send_dispatch(self, run: RunRecord, job: JobRecord) -> None:
+        worker = run.worker_name or ""
         message = make(
             "dispatch",
             run_id=run.id,
@@ -217,10 +214,9 @@ class Scheduler(HubListener):
             job=job.name,
         )
         if await self.hub.send(worker, message):
-            log.info("run %s of %s dispatched to %s", run.id, job.name, worker)
-            return True
-        await self._requeue(run.id, f"worker {worker} went away before the dispatch")
-        return False
+            log.debug("run %s of %s dispatched to %s", run.id, job.name, worker)
+        else:
+            await self._requeue(run.id, f"worker {worker} went away before the dispatch")
 
     async def _requeue(self, run_id: int, reason: str) -> None:
         try:
@@ -269,18 +265,12 @@ class Scheduler(HubListener):
         self._changed(record)
         return record
 
-    async def _after_end(self, record: RunRecord) -> None:
-        self._declined.pop(record.id, None)
-        retry = await self.db.call(firing.plan_retry, record.id, self.clock())
-        if retry is not None:
-            log.info(
-                "run %s (%s) was %s: attempt %d queued for %s",
-                record.id,
-                record.job_name,
-                record.state,
-                retry.attempt,
-                retry.not_before,
-            )
+    async def _after_end(self, *records: RunRecord) -> None:
+        for record in records:
+            self._declined.pop(record.id, None)
+        retries = await self.db.call(firing.plan_retries, [r.id for r in records], self.clock())
+        for retry in retries:
+            log.info("%s: %s; it waits until %s", retry.job_name, retry.reason, retry.not_before)
             self._changed(retry)
         self.wake()
 
@@ -327,7 +317,7 @@ class Scheduler(HubListener):
         self._spawn(self._requeue(run_id, f"declined by {worker}: {reason}"))
 
     def runs_committed(self, result: CommitResult) -> None:
-        for record in result.ended:
-            self._spawn(self._after_end(record))
+        if result.ended:
+            self._spawn(self._after_end(*result.ended))
         if result.changed:
             self.wake()

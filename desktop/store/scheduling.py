@@ -15,17 +15,25 @@ within ~1 s:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from desktop.core import runs as states
-from desktop.core.timeutil import utcnow
+from desktop.core.timeutil import to_naive_utc, utcnow
 from desktop.store.errors import NotFound
 from desktop.store.migrations import write_transaction
 from desktop.store.models import ChangeCounter, Run, Setting, database_proxy
+from desktop.store.records import RunRecord
 
 ALIVE_KEY = "console.alive_at"
 ALIVE_EVERY = timedelta(seconds=5)
 ALIVE_MAX_AGE = timedelta(seconds=20)
 CANCEL_PREFIX = "cancel_request."
+
+
+def transaction():
+    """One write transaction around several queries (they nest as savepoints), so the
+    scheduler can batch without importing peewee."""
+    return write_transaction(database_proxy)
 
 
 def bump() -> None:
@@ -98,3 +106,64 @@ def take_cancel_requests() -> list[int]:
         except ValueError:
             continue
     return out
+
+
+# --- bulk run updates for the hub and scheduler (many runs per transaction) --------------------
+
+IN_BATCH = 500  # ids per IN (...): under every database's parameter limit
+
+
+def _chunks(ids: list[int]):
+    for start in range(0, len(ids), IN_BATCH):
+        yield ids[start : start + IN_BATCH]
+
+
+def run_states(run_ids) -> dict[int, tuple[str, int]]:
+    """{run id: (state, last_seq)} for the runs that exist, in one query per 500 ids."""
+    out: dict[int, tuple[str, int]] = {}
+    for chunk in _chunks(sorted(set(run_ids))):
+        query = Run.select(Run.id, Run.state, Run.last_seq).where(Run.id.in_(chunk))
+        for rid, state, last_seq in query.tuples():
+            out[rid] = (state, last_seq)
+    return out
+
+
+def fetch_runs(run_ids) -> list[RunRecord]:
+    """Run records for many ids (missing ones left out), in id order."""
+    from desktop.store import queries
+
+    out: list[RunRecord] = []
+    for chunk in _chunks(sorted(set(run_ids))):
+        query = queries._run_query().where(Run.id.in_(chunk)).order_by(Run.id)
+        out.extend(queries._run_from_dict(row) for row in query.dicts())
+    return out
+
+
+def update_run(run_id: int, cols: dict[str, Any]) -> None:
+    """Write columns of one run; the caller checked the transition (desktop.core.runs) against
+    the state it read in the same transaction.  Datetimes may be aware (stored naive UTC)."""
+    values = {k: to_naive_utc(v) if isinstance(v, datetime) else v for k, v in cols.items()}
+    Run.update(**values).where(Run.id == run_id).execute()
+
+
+def dispatch_runs(choices: list[tuple[int, str]], now: datetime) -> list[RunRecord]:
+    """queued -> dispatched for many (run id, worker) pairs in one transaction; runs no longer
+    queued (cancelled meanwhile) are left alone and out of the result."""
+    by_worker: dict[str, list[int]] = {}
+    for run_id, worker in choices:
+        by_worker.setdefault(worker, []).append(run_id)
+    when = to_naive_utc(now)
+    with write_transaction(database_proxy):
+        for worker, ids in by_worker.items():
+            for chunk in _chunks(ids):
+                Run.update(state=states.DISPATCHED, worker_name=worker, dispatched_at=when).where(
+                    Run.id.in_(chunk) & (Run.state == states.QUEUED)
+                ).execute()
+        wanted = dict(choices)
+        return [
+            r
+            for r in fetch_runs(wanted)
+            if r.state == states.DISPATCHED
+            and r.worker_name == wanted[r.id]
+            and r.dispatched_at == now
+        ]

@@ -40,7 +40,8 @@ def test_a_whole_run_in_one_batch_and_many_runs_at_once(store):
     items += [("w1", StoreFinished(a, 4, "succeeded", 0, "", 1.7e9 + 1))]
     result = commit_batch(items)
     assert result.acked == {a: 4, b: 2}
-    assert [r.state for r in result.changed] == ["running", "running", "succeeded"]
+    # one record per changed run, in its latest state
+    assert [(r.id, r.state) for r in result.changed] == [(a, "succeeded"), (b, "running")]
     assert [r.id for r in result.ended] == [a]
     assert [(c.run_id, c.seq) for c in result.new_output] == [(a, 2), (b, 2), (a, 3)]
     assert [c.text for c in queries.read_output(a)] == ["a1\n", "a2\n"]

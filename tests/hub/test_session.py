@@ -129,6 +129,8 @@ def test_heartbeat_declined_and_error_are_reported():
 
 def test_flood_limit_closes_with_a_reason():
     session = ready_session(flood_limit=10)
+    assert session.flood_limit == 10 + s.PER_SLOT_FLOOD  # the hello announced one slot
+    session.flood_limit = 10
     for i in range(10):
         assert session.feed(msg("heartbeat"), 5.0 + i * 0.01)[0] == s.Heard(())
     actions = session.feed(msg("heartbeat"), 5.2)
@@ -138,6 +140,7 @@ def test_flood_limit_closes_with_a_reason():
 
 def test_flood_window_slides():
     session = ready_session(flood_limit=10)
+    session.flood_limit = 10
     for i in range(100):  # 5 a second for 20 seconds: fine
         assert session.feed(msg("heartbeat"), i * 0.2) == [s.Heard(())]
 
