@@ -20,6 +20,17 @@ def job_rows(sort_column: int = 0, descending: bool = False) -> list[JobRow]:
     return rows
 
 
+def job_changes(
+    shown: dict[int, JobRow], sort_column: int = 0, descending: bool = False
+) -> tuple[list[JobRow], list[int]]:
+    """What differs between the rows shown and the database: (new or changed rows, removed
+    ids).  Compared here so the GUI thread only touches the rows that changed."""
+    rows = job_rows(sort_column, descending)
+    fresh = {r.id: r for r in rows}
+    changed = [r for r in rows if shown.get(r.id) != r]
+    return changed, [job_id for job_id in shown if job_id not in fresh]
+
+
 def run_rows(job_id: int, limit: int, before_id: int | None) -> list[RunRow]:
     return [run_row(r) for r in queries.list_runs(job_id, limit, before_id)]
 

@@ -239,9 +239,17 @@ class LogPane(QWidget):
             self._skipped = 0
         batch, n = [], 0
         while self._queue and n < LINES_PER_FRAME:
-            item = self._queue.popleft()
-            batch.append(item)
-            n += item[2]
+            stream, text, lines = self._queue.popleft()
+            room = LINES_PER_FRAME - n
+            if lines > room:
+                # a real worker sends ~50 ms of output per chunk (thousands of lines under a
+                # flood): show a frame's worth now, the rest stays at the head of the queue
+                parts = text.split("\n", room)
+                head, rest = "\n".join(parts[:room]) + "\n", parts[room]
+                self._queue.appendleft((stream, rest, lines - room))
+                text, lines = head, room
+            batch.append((stream, text, lines))
+            n += lines
         self._queued_lines -= n
         self._insert_items(batch)
         if self._queue:

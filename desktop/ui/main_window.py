@@ -411,14 +411,14 @@ class MainWindow(QMainWindow):
     async def reload_all_jobs(self) -> None:
         """Bring the table in line with the database row by row (no reset: selection, scroll
         position and sort stay)."""
-        rows = await self.core.db.call(data.job_rows)
-        fresh = {r.id: r for r in rows}
-        for old in self.jobs_model.rows():
-            if old.id not in fresh:
-                self.jobs_model.remove(old.id)
-        for row in rows:
-            if self.jobs_model.get(row.id) != row:
-                self.jobs_model.upsert(row)
+        shown = {r.id: r for r in self.jobs_model.rows()}
+        changed, removed = await self.core.db.call(
+            data.job_changes, shown, *(self.jobs_model.sorting or (0, False))
+        )
+        for job_id in removed:
+            self.jobs_model.remove(job_id)
+        for row in changed:
+            self.jobs_model.upsert(row)
         self._update_actions()
 
     async def _reload_jobs(self, ids: list[int]) -> None:

@@ -8,7 +8,7 @@ test (test_e2e.py) uses the real Core and a real worker process.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from desktop.core.events import EventBus, JobChanged, OutputAppended, RunChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
@@ -126,10 +126,13 @@ def seed_jobs(n: int, template: dict) -> None:
     import json
 
     from desktop.store.models import Job, database_proxy
-    from desktop.store.validation import normalize_job_spec
+    from desktop.store.validation import next_fire, normalize_job_spec
 
     spec = normalize_job_spec(template)
-    now = utcnow().replace(tzinfo=None)
+    now = utcnow()
+    fire = next_fire(spec["schedule"], now)  # None for manual: the scheduler must not run them
+    fire = fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
+    now = now.replace(tzinfo=None)
     rows = [
         {
             "name": f"{spec['name']}-{i:05d}",
@@ -138,7 +141,7 @@ def seed_jobs(n: int, template: dict) -> None:
             "time_zone": spec["time_zone"],
             "created_at": now,
             "updated_at": now,
-            "next_fire_at": now,
+            "next_fire_at": fire,
         }
         for i in range(n)
     ]

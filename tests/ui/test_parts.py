@@ -220,3 +220,16 @@ def test_add_worker_dialog_refuses_bad_and_taken_names(qtbot):
     dlg.slots.setValue(3)
     assert ok.isEnabled()
     assert dlg.values() == ("fs-02", ["windows", "sql"], 3)
+
+
+def test_log_pane_splits_a_big_chunk_across_frames(qtbot):
+    from desktop.ui.log_pane import LINES_PER_FRAME
+
+    pane = LogPane()
+    qtbot.addWidget(pane)
+    pane.run_id = 4
+    big = "".join(f"row {i}\n" for i in range(1, 1001))
+    pane.append([Chunk(4, 1, "stdout", big), Chunk(4, 2, "stderr", "tail\n")])
+    assert pane.view.blockCount() == LINES_PER_FRAME  # one frame's worth, not 1,000 lines
+    pane.drain_all()
+    assert pane.text() == big + "tail"
