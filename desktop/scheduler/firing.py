@@ -40,12 +40,13 @@ def fire_due(now: datetime, grace: timedelta = DEFAULT_GRACE) -> Fired:
     active: dict[int, list[str]] = {}
     for run in queries.active_runs():
         active.setdefault(run.job_id, []).append(run.state)
-    for job in jobs:
-        try:
-            _fire_job(job, now, grace, active.setdefault(job.id, []), fired)
-        except NotFound:
-            continue  # deleted meanwhile
-        fired.job_ids.append(job.id)
+    with scheduling.transaction():  # one commit for every job due at this instant
+        for job in jobs:
+            try:
+                _fire_job(job, now, grace, active.setdefault(job.id, []), fired)
+            except NotFound:
+                continue  # deleted meanwhile
+            fired.job_ids.append(job.id)
     return fired
 
 

@@ -58,7 +58,7 @@ class WorkerProcs:
         )
         return home
 
-    def start(self, name: str) -> subprocess.Popen:
+    def start(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         home = self.base / name
         log = open(home / "worker.log", "ab")  # noqa: SIM115 - closed in stop_all
         self.logs.append(log)
@@ -67,6 +67,7 @@ class WorkerProcs:
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
         self.procs[name] = proc
         return proc
