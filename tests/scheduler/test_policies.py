@@ -315,14 +315,19 @@ async def test_dst_spring_forward_runs_after_the_gap(env):
     job_id = await env.job(
         schedule={"kind": "daily", "times": ["02:30"], "tz": "America/New_York"},
         misfire_policy="run_once",
+        concurrency="allow",
     )
-    # 2026-03-08: 02:00 -> 03:00 in New York; 02:30 does not exist that night
-    # the first instant after the gap is when it is due
-    await due_now(env, job_id, datetime(2026, 3, 8, 3, 0, tzinfo=ny))
+    # 2026-03-08: 02:00 -> 03:00 in New York; 02:30 does not exist that night.  The scheduler
+    # walks two nights on the passed clock: it computes each next fire time itself.
+    await due_now(env, job_id, datetime(2026, 3, 7, 2, 30, tzinfo=ny))
+    env.clock.now = datetime(2026, 3, 7, 2, 30, 1, tzinfo=ny).astimezone(UTC)
+    assert await env.scheduler.step() == datetime(2026, 3, 8, 3, 0, tzinfo=ny)  # after the gap
     env.clock.now = datetime(2026, 3, 8, 3, 0, 1, tzinfo=ny).astimezone(UTC)
     await env.scheduler.step()
-    (run,) = await env.runs(job_id)
-    assert run.scheduled_at.astimezone(ny).isoformat() == "2026-03-08T03:00:00-04:00"
+    first, second = await env.runs(job_id)
+    assert (first.state, second.state) == ("queued", "queued")
+    assert first.scheduled_at.astimezone(ny).isoformat() == "2026-03-07T02:30:00-05:00"
+    assert second.scheduled_at.astimezone(ny).isoformat() == "2026-03-08T03:00:00-04:00"
     job = await env.db.call(queries.get_job, job_id)
     assert job.next_fire_at.astimezone(ny).isoformat() == "2026-03-09T02:30:00-04:00"
 
