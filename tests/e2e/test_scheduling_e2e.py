@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
 
 import pytest
 
+from desktop.core.events import WorkerChanged
 from desktop.store import queries
 from tests.e2e.conftest import wait_until
 
@@ -111,3 +113,29 @@ async def test_killed_worker_run_is_lost_then_retried(stack):
     print(f"\nkilled run: {first.state}: {first.reason}")
     assert first.state in ("lost", "failed")
     assert len(await stack.runs(job_id)) == 2
+
+
+async def test_silent_worker_goes_offline_and_its_real_result_wins_later(stack):
+    seen = []
+    stack.core.events.subscribe(seen.append)
+    await stack.add_worker("sleepy")
+    await stack.online("sleepy")
+    job_id = await stack.job(args=["0", "30", "0.1"])
+    run_id = await stack.core.run_now(job_id)
+    await stack.until_state(run_id, "running")
+    proc = stack.workers.procs["sleepy"]
+    proc.send_signal(signal.SIGSTOP)  # alive but silent: no heartbeats, no output
+    try:
+        lost = await stack.until_state(run_id, "lost", seconds=30)
+        assert "no word from sleepy" in lost.reason
+        assert not [s for s in stack.core.worker_status() if s.online]
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    # it wakes up, reconnects, finishes the script and reports: the real result replaces lost
+    record = await stack.until_state(run_id, "succeeded", seconds=60)
+    assert record.worker_name == "sleepy"
+    text = "".join(c.text for c in await stack.core.db.call(queries.read_output, run_id))
+    assert [f"line {i} of 30" for i in range(1, 31)] == [
+        line for line in text.splitlines() if line.startswith("line ")
+    ]
+    assert WorkerChanged("sleepy", False) in seen
