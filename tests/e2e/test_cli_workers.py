@@ -1,0 +1,75 @@
+"""`workers ...` commands as a person runs them (subprocesses on a real SQLite file)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from desktop.store import queries
+from desktop.store.db import open_store
+from tests.conftest import timeout
+from tests.e2e.conftest import ROOT
+from worker.config import load
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "desktop", "--db", url, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+    )
+
+
+def test_workers_add_list_disable_revoke(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    result = cli(url, "workers", "add", "alpha", "--tags", "sql, win", "--slots", "3")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.splitlines()[1].strip()
+    database = open_store(url)
+    try:
+        assert queries.authenticate_worker("alpha", token).tags == ("sql", "win")
+    finally:
+        database.close()
+
+    ini = tmp_path / "beta" / "worker.ini"
+    result = cli(
+        url,
+        "workers",
+        "add",
+        "beta",
+        "--write-ini",
+        str(ini),
+        "--server-url",
+        "ws://10.0.0.5:8000/ws/heartbeat",
+    )
+    assert result.returncode == 0, result.stderr
+    cfg = load(ini, environ={})  # the worker accepts the file as written
+    assert (cfg.name, cfg.server_url) == ("beta", "ws://10.0.0.5:8000/ws/heartbeat")
+    database = open_store(url)
+    try:
+        assert queries.authenticate_worker("beta", cfg.token).name == "beta"
+    finally:
+        database.close()
+    assert cfg.token not in result.stdout  # written to the file, not printed
+
+    again = cli(url, "workers", "add", "beta", "--write-ini", str(tmp_path / "other.ini"))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert not (tmp_path / "other.ini").exists()
+    exists = cli(url, "workers", "add", "gamma", "--write-ini", str(ini))
+    assert exists.returncode == 2 and "already exists" in exists.stderr
+
+    assert cli(url, "workers", "disable", "alpha").returncode == 0
+    assert cli(url, "workers", "revoke", "beta").returncode == 0
+    listing = cli(url, "workers", "list").stdout
+    rows = {line.split()[0]: line.split()[1] for line in listing.splitlines()[1:]}
+    assert rows == {"alpha": "disabled", "beta": "revoked"}
+
+    bad = cli(url, "workers", "revoke", "nobody")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "error: there is no worker named 'nobody'; `workers list` shows the names"
+    )
+    bad_slots = cli(url, "workers", "add", "delta", "--slots", "0")
+    assert bad_slots.returncode == 2 and "must be from 1 to 1000" in bad_slots.stderr
