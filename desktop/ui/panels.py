@@ -25,7 +25,7 @@ from desktop.ui.models import (
 )
 
 
-def _table(model, *, sortable: bool) -> QTableView:
+def make_table(model, *, sortable: bool) -> QTableView:
     view = QTableView()
     view.setModel(model)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -68,7 +68,7 @@ class JobsPanel(QWidget):
         self.filter = QLineEdit(placeholderText="Filter jobs by name, schedule, target… (Ctrl+L)")
         self.filter.setClearButtonEnabled(True)
         self.count = QLabel()
-        self.view = _table(self.proxy, sortable=True)
+        self.view = make_table(self.proxy, sortable=True)
         self.view.sortByColumn(JobsTableModel.NAME, Qt.SortOrder.AscendingOrder)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -130,7 +130,7 @@ class WorkersPanel(QWidget):
         super().__init__(parent)
         self.model = model
         self.toolbar = QToolBar()
-        self.view = _table(model, sortable=False)
+        self.view = make_table(model, sortable=False)
         header = self.view.horizontalHeader()
         for col, width in enumerate((180, 90, 160, 180, 80, 110, 80)):
             self.view.setColumnWidth(col, width)

@@ -1,0 +1,249 @@
+"""The main window's actions: menu bar, toolbars, shortcuts, context menus, and which actions
+are enabled for the current selection.  A mixin of MainWindow; what the actions do is in
+window_commands.py."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from desktop.core import runs as run_states
+from desktop.ui.asyncqt import spawn
+from desktop.ui.icons import std_icon
+
+log = logging.getLogger(__name__)
+
+
+class ActionsMixin:
+    # ------------------------------------------------------------------ setup
+    def _action(self, text, slot, shortcut=None, icon=None, tip="") -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if icon:
+            action.setIcon(std_icon(icon))
+        action.setToolTip(
+            f"{tip or text} ({QKeySequence(shortcut).toString()})" if shortcut else tip or text
+        )
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        job = self.jobs_panel.selected_id
+        self.act_new = self._action(
+            "&New job…",
+            lambda: spawn(self.new_job(), "new job"),
+            QKeySequence.StandardKey.New,
+            "SP_FileIcon",
+        )
+        self.act_edit = self._action(
+            "&Edit…",
+            lambda: job() and spawn(self.edit_job(job()), "edit job"),
+            "Ctrl+E",
+            "SP_FileDialogDetailedView",
+        )
+        self.act_duplicate = self._action(
+            "D&uplicate…",
+            lambda: job() and spawn(self.edit_job(job(), copy=True), "duplicate job"),
+            "Ctrl+D",
+            "SP_FileDialogNewFolder",
+        )
+        self.act_delete = self._action(
+            "&Delete…",
+            lambda: job() and spawn(self.delete_job(job()), "delete job"),
+            QKeySequence.StandardKey.Delete,
+            "SP_TrashIcon",
+        )
+        self.act_enable = self._action(
+            "Ena&ble",
+            lambda: job() and spawn(self.set_enabled(job(), True), "enable job"),
+            "Ctrl+Shift+E",
+            "SP_DialogYesButton",
+        )
+        self.act_disable = self._action(
+            "Disa&ble",
+            lambda: job() and spawn(self.set_enabled(job(), False), "disable job"),
+            "Ctrl+Shift+D",
+            "SP_DialogNoButton",
+        )
+        self.act_run = self._action(
+            "&Run now",
+            lambda: job() and spawn(self.run_now(job()), "run now"),
+            "F5",
+            "SP_MediaPlay",
+            "Start the selected job now",
+        )
+        self.act_run_args = self._action(
+            "Run &with arguments…",
+            lambda: job() and spawn(self.run_with_args(job()), "run with arguments"),
+            "Shift+F5",
+            "SP_MediaSeekForward",
+        )
+        self.act_cancel = self._action(
+            "&Cancel run",
+            lambda: spawn(self.cancel_selected_run(), "cancel run"),
+            "Ctrl+.",
+            "SP_MediaStop",
+            "Cancel the selected (or the job's newest active) run",
+        )
+        self.act_filter = self._action("Filter", self._focus_filter, "Ctrl+L")
+        self.act_add_worker = self._action(
+            "&Add worker…", lambda: spawn(self.add_worker(), "add worker"), None, "SP_ComputerIcon"
+        )
+        self.act_revoke = self._action(
+            "&Revoke worker…",
+            lambda: spawn(self.revoke_worker(), "revoke worker"),
+            None,
+            "SP_BrowserStop",
+        )
+        self.act_worker_enable = self._action(
+            "Enable worker", lambda: spawn(self.set_worker_enabled(True), "enable worker")
+        )
+        self.act_worker_disable = self._action(
+            "Disable worker", lambda: spawn(self.set_worker_enabled(False), "disable worker")
+        )
+        self.act_settings = self._action(
+            "&Settings…",
+            lambda: spawn(self.edit_settings(), "settings"),
+            QKeySequence.StandardKey.Preferences,
+        )
+        self.act_about = self._action("&About Job Trigger", self.show_about)
+        self.act_quit = self._action("&Quit", self.request_quit, QKeySequence.StandardKey.Quit)
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        m.addAction(self.act_settings)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = bar.addMenu("&Jobs")
+        for a in (
+            self.act_new,
+            self.act_edit,
+            self.act_duplicate,
+            self.act_delete,
+            None,
+            self.act_enable,
+            self.act_disable,
+            None,
+            self.act_run,
+            self.act_run_args,
+            self.act_cancel,
+            None,
+            self.act_filter,
+        ):
+            m.addSeparator() if a is None else m.addAction(a)
+        m = bar.addMenu("&Workers")
+        for a in (
+            self.act_add_worker,
+            self.act_revoke,
+            self.act_worker_enable,
+            self.act_worker_disable,
+        ):
+            m.addAction(a)
+        bar.addMenu("&Help").addAction(self.act_about)
+
+        tb = self.jobs_toolbar = self.addToolBar("Jobs")
+        tb.setObjectName("jobs-toolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (
+            self.act_new,
+            self.act_edit,
+            self.act_duplicate,
+            self.act_delete,
+            None,
+            self.act_run,
+            self.act_run_args,
+            self.act_cancel,
+            None,
+            self.act_enable,
+            self.act_disable,
+        ):
+            tb.addSeparator() if a is None else tb.addAction(a)
+        wt = self.workers_panel.toolbar
+        wt.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (
+            self.act_add_worker,
+            self.act_revoke,
+            self.act_worker_enable,
+            self.act_worker_disable,
+        ):
+            wt.addAction(a)
+
+    def _update_actions(self, *_args) -> None:
+        row = self.jobs_panel.selected_row() if self.jobs_panel.selected_id() else None
+        has = row is not None
+        for a in (
+            self.act_edit,
+            self.act_duplicate,
+            self.act_delete,
+            self.act_run,
+            self.act_run_args,
+        ):
+            a.setEnabled(has)
+        self.act_enable.setEnabled(has and not row.enabled)
+        self.act_disable.setEnabled(has and row.enabled)
+        run = self.selected_run()
+        active = any(
+            self.runs_model.row_at(i).state in run_states.ACTIVE
+            for i in range(min(20, self.runs_model.rowCount()))
+        )
+        self.act_cancel.setEnabled(
+            (run is not None and run.state in run_states.ACTIVE) or (has and active)
+        )
+        worker = self.workers_panel.selected_name()
+        w = self.workers_model.get(worker) if worker else None
+        self.act_revoke.setEnabled(w is not None)
+        self.act_worker_enable.setEnabled(w is not None and not w.enabled)
+        self.act_worker_disable.setEnabled(w is not None and w.enabled)
+
+    def _focus_filter(self) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.jobs_panel.filter.setFocus()
+        self.jobs_panel.filter.selectAll()
+
+    # ------------------------------------------------------------------ menus
+    def _jobs_menu(self, pos) -> None:
+        menu = QMenu(self)
+        for a in (
+            self.act_run,
+            self.act_run_args,
+            self.act_cancel,
+            None,
+            self.act_edit,
+            self.act_duplicate,
+            self.act_enable,
+            self.act_disable,
+            None,
+            self.act_delete,
+            None,
+            self.act_new,
+        ):
+            menu.addSeparator() if a is None else menu.addAction(a)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        menu.popup(self.jobs_panel.view.viewport().mapToGlobal(pos))
+
+    def _runs_menu(self, pos) -> None:
+        menu = QMenu(self)
+        menu.addAction(self.act_cancel)
+        menu.addAction("Save output…", self.log_pane._ask_save)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        menu.popup(self.runs_view.viewport().mapToGlobal(pos))
+
+    def _workers_menu(self, pos) -> None:
+        menu = QMenu(self)
+        for a in (
+            self.act_worker_enable,
+            self.act_worker_disable,
+            self.act_revoke,
+            None,
+            self.act_add_worker,
+        ):
+            menu.addSeparator() if a is None else menu.addAction(a)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        menu.popup(self.workers_panel.view.viewport().mapToGlobal(pos))

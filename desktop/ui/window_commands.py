@@ -1,0 +1,234 @@
+"""What the main window's actions do: job, worker and settings commands.  Each is a coroutine
+that talks to the core (never blocking the loop) and opens dialogs with open() + await.  A mixin
+of MainWindow."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog
+
+from desktop.core import runs as run_states
+from desktop.store import queries
+from desktop.store.errors import ValidationError
+from desktop.ui.about import about_box
+from desktop.ui.asyncqt import ask, confirm, show_message
+from desktop.ui.editor import JobEditorDialog
+from desktop.ui.rows import job_row
+from desktop.ui.settings_dialog import SettingsDialog
+from desktop.ui.worker_dialogs import AddWorkerDialog, TokenDialog
+
+log = logging.getLogger(__name__)
+
+
+class CommandsMixin:
+    # ------------------------------------------------------------------ job actions
+    def make_editor(self) -> JobEditorDialog:
+        workers = [w.name for w in self.workers_model.rows()]
+        tags = sorted({t for w in self.workers_model.rows() for t in w.tags})
+        try:
+            scripts = self.core.script_catalogue()
+        except Exception:  # the catalogue is a nicety; the field stays editable
+            log.exception("script catalogue unavailable")
+            scripts = []
+        return JobEditorDialog(
+            self,
+            display_tz=self.display_tz,
+            scripts=scripts,
+            workers=workers,
+            tags=tags,
+            taken_names=[r.name for r in self.jobs_model.rows()],
+        )
+
+    async def new_job(self) -> Any:
+        dlg = self.make_editor()
+        dlg.saver = self.core.save_job
+        return await self._run_editor(dlg)
+
+    async def edit_job(self, job_id: int, *, copy: bool = False) -> Any:
+        record = await self.core.db.call(queries.get_job, job_id)
+        if record is None:
+            show_message(self, "Job gone", "This job was deleted meanwhile.")
+            self.jobs_model.remove(job_id)
+            return None
+        dlg = self.make_editor()
+        dlg.load(record.to_spec(), job_id, copy=copy)
+        if copy:
+            dlg.saver = self.core.save_job
+        else:
+            dlg.saver = lambda spec: self.core.save_job(spec, job_id)
+        return await self._run_editor(dlg)
+
+    async def _run_editor(self, dlg: JobEditorDialog) -> Any:
+        self.editor = dlg  # tests and screenshots reach the open dialog here
+        code = await ask(dlg)
+        self.editor = None
+        dlg.deleteLater()
+        record = dlg.result_record
+        if code and record is not None:
+            self.jobs_model.upsert(job_row(record))
+            self.jobs_panel.select(record.id)
+        return record if code else None
+
+    editor: JobEditorDialog | None = None
+
+    async def delete_job(self, job_id: int) -> bool:
+        row = self.jobs_model.get(job_id)
+        name = row.name if row else f"job {job_id}"
+        if not await confirm(
+            self,
+            "Delete job",
+            f"Delete “{name}” and all its runs and output? This cannot be undone.",
+            destructive=True,
+        ):
+            return False
+        await self.core.delete_job(job_id)
+        self.jobs_model.remove(job_id)
+        return True
+
+    async def set_enabled(self, job_id: int, enabled: bool) -> None:
+        await self.core.set_job_enabled(job_id, enabled)
+        await self._reload_jobs([job_id])
+
+    async def run_now(self, job_id: int, args: list[str] | None = None) -> int:
+        run_id = await self.core.run_now(job_id, args)
+        self.statusBar().showMessage(f"Run {run_id} queued", 5000)
+        if self.runs_model.job_id == job_id:
+            await self._reload_runs([run_id])
+            self.select_run(run_id)
+        return run_id
+
+    async def run_with_args(self, job_id: int) -> int | None:
+        record = await self.core.db.call(queries.get_job, job_id)
+        if record is None:
+            return None
+        dlg = QInputDialog(self)
+        dlg.setWindowTitle(f"Run {record.name} with arguments")
+        dlg.setLabelText("Arguments for this run only (quote words with spaces):")
+        dlg.setTextValue(shlex.join(record.args))
+        try:
+            if not await ask(dlg):
+                return None
+            text = dlg.textValue()
+        finally:
+            dlg.deleteLater()
+        try:
+            args = shlex.split(text)
+        except ValueError as exc:
+            show_message(self, "Arguments not understood", f"{exc}. Close the quote and try again.")
+            return None
+        return await self.run_now(job_id, args)
+
+    async def cancel_selected_run(self) -> int | None:
+        run = self.selected_run()
+        if run is None or run.state not in run_states.ACTIVE:
+            run = next(
+                (
+                    self.runs_model.row_at(i)
+                    for i in range(self.runs_model.rowCount())
+                    if self.runs_model.row_at(i).state in run_states.ACTIVE
+                ),
+                None,
+            )
+        if run is None:
+            self.statusBar().showMessage("No active run to cancel", 5000)
+            return None
+        await self.core.cancel_run(run.id)
+        self.statusBar().showMessage(f"Cancelling run {run.id}…", 5000)
+        return run.id
+
+    # ------------------------------------------------------------------ workers
+    async def add_worker(self) -> str | None:
+        dlg = AddWorkerDialog(self, taken={w.name for w in self.workers_model.rows()})
+        try:
+            if not await ask(dlg):
+                return None
+            name, tags, slots = dlg.values()
+        finally:
+            dlg.deleteLater()
+        token = await self.core.add_worker(name, tags, slots)
+        await self._refresh_all_status()
+        token_dlg = TokenDialog(self, self.core.hub_url, name, token, tags, slots)
+        try:
+            await ask(token_dlg)
+        finally:
+            token_dlg.deleteLater()
+        return token
+
+    async def revoke_worker(self) -> bool:
+        name = self.workers_panel.selected_name()
+        if not name:
+            return False
+        if not await confirm(
+            self,
+            "Revoke worker",
+            f"Revoke {name}? It is disconnected now and its token stops working; its running "
+            "runs are marked lost. To bring the host back, add it again for a new token.",
+            destructive=True,
+        ):
+            return False
+        await self.core.revoke_worker(name)
+        self.workers_model.remove(name)
+        self._status_dirty = True
+        return True
+
+    async def set_worker_enabled(self, enabled: bool) -> None:
+        name = self.workers_panel.selected_name()
+        if name:
+            await self.core.set_worker_enabled(name, enabled)
+            await self.refresh_workers()
+            self._update_actions()
+
+    # ------------------------------------------------------------------ settings etc.
+    async def edit_settings(self) -> dict[str, str]:
+        dlg = SettingsDialog(self, self.settings)
+        try:
+            if not await ask(dlg):
+                return {}
+            changes = dlg.changes()
+        finally:
+            dlg.deleteLater()
+        for key, value in changes.items():
+            try:
+                await self.core.db.call(queries.set_setting, key, value)
+            except ValidationError as exc:
+                show_message(self, "Setting refused", str(exc))
+                return {}
+        self.settings.update(changes)
+        if "display_tz" in changes:
+            self.apply_display_tz(changes["display_tz"])
+        return changes
+
+    def show_about(self) -> None:
+        box = about_box(self, self.db_url, getattr(self.core, "hub_url", ""))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        box.open()
+
+    def _report_error(self, what: str, exc: BaseException) -> None:
+        """A failed action: environment problems and refusals are said plainly; our own bugs
+        are logged with the trace and said as such."""
+        from desktop.store.errors import StoreError
+
+        if isinstance(
+            exc,
+            (
+                ValidationError,
+                StoreError,
+                ValueError,
+                PermissionError,
+                ConnectionError,
+                LookupError,
+            ),
+        ):
+            show_message(self, "Could not finish", f"{what.capitalize()} failed: {exc}")
+        else:
+            log.error("%s failed", what, exc_info=exc)
+            show_message(
+                self,
+                "Something went wrong",
+                f"{what.capitalize()} failed because of a bug in Job Trigger: {exc!r}. "
+                "The details are in the log file; please report them.",
+            )
