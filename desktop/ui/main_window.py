@@ -76,7 +76,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.workers_model = WorkersTableModel(self)
         self.jobs_panel = JobsPanel(self.jobs_model)
         self.runs_view = make_table(self.runs_model, sortable=False)
-        for col, width in enumerate((60, 100, 140, 80, 65, 110, 80)):
+        for col, width in enumerate((55, 100, 135, 75, 60, 100, 70)):
             self.runs_view.setColumnWidth(col, width)
         self.runs_view.horizontalHeader().setStretchLastSection(True)
         self.runs_title = QLabel("Runs")

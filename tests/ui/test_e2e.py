@@ -33,7 +33,7 @@ async def wait_until(window: MainWindow, predicate, seconds: float, what: str) -
         window.bridge.workersChanged,
     )
     while True:
-        await settle(window)
+        await settle(window, strict=False)
         if predicate():
             return
         event = asyncio.Event()
