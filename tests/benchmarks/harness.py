@@ -1,0 +1,312 @@
+"""Shared parts of the end-to-end benchmarks: metrics, statistics, real worker subprocesses,
+a headless console subprocess, process sampling (CPU, RSS, wake-ups) and fresh databases.
+
+Every scenario module exposes ``run(quick: bool) -> dict`` returning
+``{"scenario": str, "metrics": [metric(...), ...], "notes": [str, ...]}``; tests/benchmarks/run.py
+prints them as one table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_URL = os.environ.get("JOBTRIGGER_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+def metric(name: str, value, unit: str = "", goal: str = "", ok: bool | None = None) -> dict:
+    """One table row; ``ok`` None means "no goal, reported for context"."""
+    if isinstance(value, float):
+        value = round(value, 4 if abs(value) < 1 else 2)
+    return {"metric": name, "value": value, "unit": unit, "goal": goal, "ok": ok}
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+# --- databases ------------------------------------------------------------------------------
+
+
+def prepare_db(url: str, settings: dict[str, str] | None = None) -> None:
+    """Create the schema (and settings) before a console opens it."""
+    from desktop.store import queries
+    from desktop.store.db import open_store
+
+    database = open_store(url)
+    try:
+        for key, value in (settings or {}).items():
+            queries.set_setting(key, value)
+    finally:
+        database.close()
+
+
+@contextlib.contextmanager
+def pg_schema_url(base: str = PG_URL) -> Iterator[str]:
+    """A URL whose search_path is a brand-new PostgreSQL schema, dropped afterwards."""
+    import psycopg2
+
+    schema = "jtbench_" + uuid.uuid4().hex[:12]
+    conn = psycopg2.connect(base)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}options=" + quote(f"-csearch_path={schema}")
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        conn.close()
+
+
+# --- real worker subprocesses ---------------------------------------------------------------
+
+
+class Fleet:
+    """``python -m worker`` subprocesses (or the probe worker), each in its own folder with
+    worker.ini, scripts/ and a log file."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs: list = []
+
+    def prepare(
+        self, name: str, url: str, token: str, scripts: dict[str, str | Path], slots: int = 1
+    ) -> Path:
+        """SCRIPTS maps a file name to its text, or to a file to copy (kept executable)."""
+        from desktop.localworker import write_ini
+
+        home = self.base / name
+        (home / "scripts").mkdir(parents=True, exist_ok=True)
+        for script, source in scripts.items():
+            target = home / "scripts" / script
+            if isinstance(source, Path):
+                shutil.copy(source, target)
+            else:
+                target.write_text(source)
+                target.chmod(0o755)
+        write_ini(
+            home / "worker.ini",
+            server_url=url,
+            name=name,
+            token=token,
+            slots=slots,
+            shutdown_grace_seconds=1,
+        )
+        return home
+
+    def start(self, name: str, probe: bool = False) -> subprocess.Popen:
+        home = self.base / name
+        log = open(home / "worker.log", "ab")  # noqa: SIM115 - closed in stop_all
+        self._logs.append(log)
+        entry = (
+            [str(ROOT / "tests" / "benchmarks" / "probe_worker.py")] if probe else ["-m", "worker"]
+        )
+        proc = subprocess.Popen(
+            [sys.executable, *entry, "--config", str(home / "worker.ini")],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def log_text(self, name: str) -> str:
+        path = self.base / name / "worker.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+
+async def wait_online(core, names, seconds: float = 60) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + seconds
+    while not set(names) <= set(core.hub.workers):
+        if time.monotonic() > deadline:
+            missing = set(names) - set(core.hub.workers)
+            raise RuntimeError(f"workers {sorted(missing)} did not connect in {seconds} s")
+        await asyncio.sleep(0.05)  # polling the hub's table: it publishes no per-name event
+
+
+# --- a headless console subprocess -----------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Headless:
+    """``python -m desktop --headless`` on DB_URL; ``start()`` returns once it says it is ready
+    and how long that took (process spawn to the ready line)."""
+
+    def __init__(self, url: str, log_path: Path) -> None:
+        self.url = url
+        self.port = free_port()
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def hub_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/heartbeat"
+
+    def start(self, timeout: float = 120) -> float:
+        cmd = [
+            sys.executable,
+            "-m",
+            "desktop",
+            "--db",
+            self.url,
+            "--headless",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-local-worker",
+        ]
+        env = dict(os.environ, PYTHONPATH=str(ROOT), JOBTRIGGER_LOG_LEVEL="WARNING")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise RuntimeError(f"headless console exited early: {''.join(seen)[-2000:]}")
+            seen.append(line)
+            if "Job Trigger headless: hub at" in line:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("headless console did not become ready")
+        elapsed = time.perf_counter() - t0
+        # keep draining stderr into a file so the console never blocks on a full pipe
+        self._drain = threading.Thread(target=self._copy_log, args=(seen,), daemon=True)
+        self._drain.start()
+        return elapsed
+
+    def _copy_log(self, seen: list[str]) -> None:
+        with open(self.log_path, "w") as out:
+            out.writelines(seen)
+            for line in self.proc.stderr:
+                out.write(line)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._drain.join()
+        self.proc.stderr.close()
+
+
+# --- process sampling -----------------------------------------------------------------------
+
+
+def wakeups(pid: int) -> int:
+    """Context switches (voluntary + involuntary) summed over all threads of PID: each one is
+    the thread going to sleep or being put to sleep, so deltas count wake-ups."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:
+            continue  # thread ended meanwhile
+        for line in text.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
+class Sample:
+    """CPU seconds, RSS and wake-ups of a process between ``begin`` and ``end``."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.proc = psutil.Process(pid)
+
+    def begin(self) -> None:
+        t = self.proc.cpu_times()
+        self.cpu0 = t.user + t.system
+        self.wake0 = wakeups(self.proc.pid)
+        self.t0 = time.monotonic()
+
+    def end(self) -> dict:
+        t = self.proc.cpu_times()
+        elapsed = time.monotonic() - self.t0
+        return {
+            "seconds": elapsed,
+            "cpu_percent": 100.0 * (t.user + t.system - self.cpu0) / elapsed,
+            "rss_mb": self.proc.memory_info().rss / 1e6,
+            "wakeups_per_s": (wakeups(self.proc.pid) - self.wake0) / elapsed,
+        }
+
+
+def machine() -> dict:
+    import platform
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
