@@ -432,7 +432,7 @@ def _take(errors: dict[str, str], name: str, result: tuple[Any, str | None]) -> 
 def _interval(d: dict, e: dict[str, str]) -> dict:
     every = _take(e, "every", f.check_int(d.get("every"), 1, 10**9, "a positive interval"))
     unit = d.get("unit")
-    if unit not in f.UNITS:
+    if not isinstance(unit, str) or unit not in f.UNITS:
         e["unit"] = f"{unit!r} is not a unit; choose one of seconds, minutes, hours, days"
     start = EPOCH
     if d.get("start") is not None:
