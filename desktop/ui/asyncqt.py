@@ -30,9 +30,10 @@ def _default_error_handler(what: str, exc: BaseException) -> None:
 _error_handler: ErrorHandler = _default_error_handler
 
 
-def set_error_handler(handler: ErrorHandler) -> None:
+def set_error_handler(handler: ErrorHandler | None) -> None:
+    """Who tells the person about failed actions; None = just log (after the window is gone)."""
     global _error_handler
-    _error_handler = handler
+    _error_handler = handler or _default_error_handler
 
 
 def spawn(coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task:

@@ -379,7 +379,9 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             spawn(self.core.db.call(queries.set_setting, TRAY_EXPLAINED, "1"), "saving")
 
     def shutdown(self) -> None:
+        """Stop listening and ticking; failures of tasks still in flight are only logged."""
         self.status_timer.stop()
         self.bridge.close()
+        set_error_handler(None)
         if self.tray is not None:
             self.tray.hide()
