@@ -1,18 +1,32 @@
-"""Icons: the app icon is painted (no binary asset to keep in sync), toolbar icons come from the
-platform style so they match the OS theme, light or dark."""
+"""Icons: the app icon from resources/icons (painted here when the file is missing, and for the
+red "offline" tray state); toolbar icons come from the platform style so they match the OS theme,
+light or dark."""
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
+
+
+def resource_path(*parts: str) -> Path:
+    """A file under resources/, from a source checkout or a PyInstaller bundle."""
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[2]))
+    return base.joinpath("resources", *parts)
 
 
 @lru_cache(maxsize=4)
 def app_icon(alarm: bool = False) -> QIcon:
-    """A clock face with a play mark; red when the system is offline (tray shows the state)."""
+    """The clock icon; red when the system is offline (the tray shows the state)."""
+    path = resource_path("icons", "console.png")
+    if not alarm and path.is_file():
+        icon = QIcon(str(path))
+        if not icon.isNull():
+            return icon
     icon = QIcon()
     for size in (16, 32, 64, 128):
         pix = QPixmap(size, size)
@@ -28,9 +42,6 @@ def app_icon(alarm: bool = False) -> QIcon:
         c = size / 2
         p.drawLine(int(c), int(c), int(c), int(size * 0.22))
         p.drawLine(int(c), int(c), int(size * 0.72), int(c))
-        if size >= 32:
-            f = QFont()
-            f.setPixelSize(int(size * 0.2))
         p.end()
         icon.addPixmap(pix)
     return icon
