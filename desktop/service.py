@@ -116,7 +116,9 @@ class Core:
         await self._refresh_workers()
         await self.scheduler.start()
         await self.db.call(scheduling.mark_alive, self.clock())
-        self._tasks.append(asyncio.create_task(self._poll_changes(), name="core-poll"))
+        # the baseline is read now, so a change made right after start() is not absorbed into it
+        marker = await self.db.call(queries.change_marker)
+        self._tasks.append(asyncio.create_task(self._poll_changes(marker), name="core-poll"))
         if self.local_worker_wanted:
             from desktop.localworker import LocalWorker, seed_first_run
 
@@ -146,8 +148,7 @@ class Core:
             log.debug("could not clear the alive mark", exc_info=True)
         await self.db.close()
 
-    async def _poll_changes(self) -> None:
-        marker = await self.db.call(queries.change_marker)
+    async def _poll_changes(self, marker: int) -> None:
         last_alive = self.clock()
         while True:
             await asyncio.sleep(POLL_SECONDS)  # polling another process's writes: no event

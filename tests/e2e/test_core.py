@@ -4,6 +4,8 @@ local worker on a fresh database."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -11,7 +13,8 @@ import desktop.localworker as lw
 from desktop.core.events import JobChanged, OutputAppended, RunChanged, WorkerChanged
 from desktop.service import Core
 from desktop.store import queries
-from tests.e2e.conftest import prepare_db, wait_until
+from tests.conftest import timeout
+from tests.e2e.conftest import ROOT, prepare_db, wait_until
 
 pytestmark = pytest.mark.asyncio
 
@@ -50,26 +53,24 @@ async def test_facade_events_status_and_catalogue(stack):
 async def test_changes_from_another_process_are_noticed(stack):
     seen = []
     stack.core.events.subscribe(seen.append)
-    # what the CLI does, on its own connection
-    loop = asyncio.get_running_loop()
-
-    def cli_add_job():
-        from desktop.store.db import open_store
-
-        database = open_store(stack.core.db_url)
-        try:
-            queries.create_job(
-                {"name": "from-cli", "script": "x.py", "schedule": {"kind": "manual"}}, actor="cli"
-            )
-        finally:
-            database.close()
-
-    await loop.run_in_executor(None, cli_add_job)
+    # the CLI is another process with its own connection to the database
+    result = await asyncio.get_running_loop().run_in_executor(
+        None,
+        lambda: subprocess.run(
+            [sys.executable, "-m", "desktop", "--db", stack.core.db_url, "workers", "add", "cli"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout(60),
+        ),
+    )
+    assert result.returncode == 0, result.stderr
 
     async def noticed():
         return JobChanged(0) in seen
 
     await wait_until(stack.core, noticed, 10, "JobChanged(0) after a CLI change")
+    assert "cli" in {s.name for s in stack.core.worker_status()}  # known (offline) at once
 
 
 async def test_local_worker_on_a_fresh_database(tmp_path, monkeypatch):
