@@ -50,7 +50,9 @@ def local_name() -> str:
 
 def worker_command(ini: Path) -> list[str]:
     if getattr(sys, "frozen", False):
-        exe = Path(sys.executable).parent / ("worker.exe" if os.name == "nt" else "worker")
+        # build.spec copies the one-file worker next to the console executables
+        name = "jobtrigger-worker.exe" if os.name == "nt" else "jobtrigger-worker"
+        exe = Path(sys.executable).parent / name
         return [str(exe), "--config", str(ini)]
     return [sys.executable, "-m", "worker", "--config", str(ini)]
 
