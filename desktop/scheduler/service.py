@@ -23,7 +23,7 @@ from desktop.hub.commit import CommitResult
 from desktop.hub.server import Hub, HubListener, LiveWorker
 from desktop.scheduler import decisions as d
 from desktop.scheduler import firing
-from desktop.store import queries
+from desktop.store import queries, scheduling
 from desktop.store.errors import NotFound, StoreError
 from desktop.store.executor import DbExecutor
 from desktop.store.records import JobRecord, RunRecord
@@ -306,7 +306,20 @@ class Scheduler(HubListener):
     # --- hub listener ---------------------------------------------------------------------------
 
     def worker_joined(self, worker: LiveWorker, held_runs: list[int]) -> None:
+        if held_runs:
+            self._spawn(self._stop_cancelled(worker.name, held_runs))
         self.wake()
+
+    async def _stop_cancelled(self, worker: str, held_runs: list[int]) -> None:
+        """A worker that comes back still running a run that was cancelled while it was away
+        is told to stop it now (its report is then kept out: the run stays cancelled)."""
+        current = await self.db.call(scheduling.run_states, held_runs)
+        for run_id in held_runs:
+            if current.get(run_id, ("",))[0] == states.CANCELLED:
+                await self.hub.send(
+                    worker,
+                    make("cancel", run_id=run_id, reason="cancelled while the worker was away"),
+                )
 
     def worker_left(self, name: str) -> None:
         self.wake()

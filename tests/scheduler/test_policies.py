@@ -349,3 +349,29 @@ async def test_dst_fall_back_runs_once(env):
     assert run.scheduled_at == first.astimezone(UTC)
     job = await env.db.call(queries.get_job, job_id)
     assert job.next_fire_at.astimezone(ny).isoformat() == "2026-11-02T01:30:00-05:00"
+
+
+async def test_worker_back_with_a_run_cancelled_meanwhile_is_told_to_stop(env):
+    env.hub.join("w1")
+    job_id = await env.job(concurrency="allow")
+    kept = await env.scheduler.run_now(job_id)
+    env.clock.advance(seconds=1)
+    dropped = await env.scheduler.run_now(job_id)
+    await env.scheduler.step()
+    del env.hub.workers["w1"]
+    await env.scheduler.cancel(dropped.id)  # recorded at once: the worker is away
+    env.hub.join("w1")
+    env.hub.sent.clear()
+    env.scheduler.worker_joined(env.hub.workers["w1"], [kept.id, dropped.id])
+    await env.settle()
+    assert env.hub.sent == [
+        (
+            "w1",
+            {
+                "type": "cancel",
+                "v": 1,
+                "run_id": dropped.id,
+                "reason": "cancelled while the worker was away",
+            },
+        )
+    ]
