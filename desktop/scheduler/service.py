@@ -252,6 +252,7 @@ class Scheduler(HubListener):
                 reason=f"no word from {where} about this run for "
                 f"{self.lost_grace.total_seconds():.0f} s (worker offline or restarted)",
             )
+            self.hub.run_reports.pop(run.id, None)
             if record is not None:
                 await self._after_end(record)
         return wake_at
