@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import pytest
 import pytest_asyncio
 
 from desktop.core.events import EventBus
@@ -100,8 +99,3 @@ async def env(tmp_path):
     finally:
         await scheduler.stop()
         await db.close()
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
