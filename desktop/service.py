@@ -34,6 +34,10 @@ from desktop.store.records import JobRecord
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+# Retention runs shortly after start (not during it: a large prune must not delay the window)
+# and then hourly; each prune works in short batches, so writers are never held up for long.
+RETENTION_FIRST_DELAY = 30.0
+RETENTION_EVERY = 3600.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class Core:
         # the baseline is read now, so a change made right after start() is not absorbed into it
         marker = await self.db.call(queries.change_marker)
         self._tasks.append(asyncio.create_task(self._poll_changes(marker), name="core-poll"))
+        self._tasks.append(asyncio.create_task(self._retention_loop(), name="core-retention"))
         if self.local_worker_wanted:
             from desktop.localworker import LocalWorker, seed_first_run
 
@@ -173,6 +178,25 @@ class Core:
                 raise
             except Exception:
                 log.exception("noticing changes from other processes failed; trying again")
+
+    async def prune_history(self) -> dict[str, int]:
+        """Apply the retention settings (age, runs per job) to the runs already stored."""
+        counts = await self.db.call(queries.prune, self.clock())
+        if any(counts.values()):
+            log.info("retention pruned %s", counts)
+            self.events.publish(JobChanged(0))
+        return counts
+
+    async def _retention_loop(self) -> None:
+        await asyncio.sleep(RETENTION_FIRST_DELAY)
+        while True:
+            try:
+                await self.prune_history()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("pruning old runs failed; trying again in an hour")
+            await asyncio.sleep(RETENTION_EVERY)
 
     async def _refresh_workers(self) -> None:
         records = await self.db.call(queries.list_workers)
