@@ -10,6 +10,7 @@ import desktop.service as service
 from desktop.core.timeutil import utcnow
 from desktop.service import Core
 from desktop.store import queries
+from desktop.store.db import open_store
 from tests.e2e.conftest import prepare_db, wait_until
 
 pytestmark = pytest.mark.asyncio
@@ -30,17 +31,19 @@ async def test_console_prunes_existing_runs_beyond_the_per_job_limit(tmp_path, m
     url = f"sqlite:///{tmp_path / 'retention.db'}"
     prepare_db(url, {"retention_runs_per_job": "3", "retention_days": "0"})
     monkeypatch.setattr(service, "RETENTION_FIRST_DELAY", 0.0)
+    database = open_store(url)
+    try:
+        job_id = _history("kept-short", 10)
+    finally:
+        database.close()
     core = Core(url, "127.0.0.1", 0)
     await core.start()
     try:
-        job_id = await core.db.call(_history, "kept-short", 10)
 
         async def pruned():
             runs = await core.db.call(queries.list_runs, job_id, 100)
             return runs if len(runs) <= 3 else None
 
-        # the loop started with start(); it may have run before the history existed
-        await core.prune_history()
         runs = await wait_until(core, pruned, 10, "old runs to be pruned")
         # the newest three rows are kept (the active one counts among them); the older finished
         # ones are gone
