@@ -4,8 +4,9 @@
 
 The real Core runs in this process on plain asyncio (as ``--headless``); 4 real worker
 subprocesses with 8 slots each run ``noop``, an executable ``#!/bin/sh`` script that prints
-one line.  A feeder keeps up to WINDOW manual runs outstanding through ``Core.run_now`` (each
-one a run row, then dispatch, start, one output line and the result, all committed and acked).
+one line.  FEEDERS concurrent tasks keep up to WINDOW manual runs outstanding through
+``Core.run_now`` (each one a run row, then dispatch, start, one output line and the result, all
+committed and acked); one sequential caller would measure run_now's round trip instead.
 The rate is taken between the 20th and 90th percentile of completions (warm-up and drain left
 out), over N runs, median of REPEATS repetitions.  After each repetition every run is checked
 in the database: succeeded, exactly one output line.

@@ -1,0 +1,88 @@
+"""The benchmark harness at tiny sizes, in the normal suite: it runs, and what it measures is
+correct (every run stored, every line once, every firing seen at each stage).  No timing is
+asserted here: speed is reported by tests/benchmarks/run.py, not tested."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from tests.benchmarks import bench_dispatch, bench_flood, bench_throughput, run
+from tests.benchmarks.harness import Sample, metric, percentile, wakeups
+from tests.benchmarks.probe_worker import received_times
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_probe_lines_are_parsed_and_other_lines_ignored():
+    log = "2026 INFO Connected\nBENCH-DISPATCH 12 1700000000.250000\nBENCH-DISPATCH 13 5.5\n"
+    assert received_times(log) == {12: 1700000000.25, 13: 5.5}
+
+
+def test_table_shows_verdicts_and_errors():
+    results = [
+        {
+            "scenario": "s",
+            "metrics": [
+                metric("fast", 1.5, "ms", "< 2 ms", True),
+                metric("slow", 12345.678, "ms", "< 10 ms", False),
+                metric("info", 3, "runs"),
+            ],
+        },
+        {"scenario": "broken", "error": "exit code 1: boom\nValueError: bad", "metrics": []},
+    ]
+    text = run.table(results)
+    lines = text.splitlines()
+    assert "PASS" in lines[2] and "1.50 ms" in lines[2]
+    assert "MISS" in lines[3] and "12,345.68 ms" in lines[3]
+    assert lines[4].rstrip().endswith("-")
+    assert "ValueError: bad" in lines[5] and "ERROR" in lines[5]
+
+
+def test_adapters_turn_micro_benchmark_dicts_into_rows():
+    rows = run._from_schedules({"calls": 10, "repeats": 1, "per_100k_seconds": {"cron": 0.5}})
+    assert rows["metrics"][0]["metric"] == "next_after: cron"
+    assert rows["metrics"][0]["value"] == 5.0  # 0.5 s per 100,000 calls = 5 us per call
+    ui = run._from_ui({"real_worker": {"flood": {"max_gap_ms": 80.0, "p99_gap_ms": 9.0}}})
+    assert [m["ok"] for m in ui["metrics"]] == [False, None]
+
+
+def test_sampling_counts_this_process():
+    sample = Sample(os.getpid())
+    before = wakeups(os.getpid())
+    sample.begin()
+    for _ in range(3):
+        os.sched_yield()
+        open(__file__).close()
+    got = sample.end()
+    assert before > 0
+    assert got["rss_mb"] > 1 and got["seconds"] > 0 and got["cpu_percent"] >= 0
+
+
+def test_flood_stores_every_line_once(tmp_path):
+    out = asyncio.run(bench_flood.one(tmp_path, 5_000))
+    assert out["exact"], out["detail"]
+
+
+def test_throughput_stores_every_run(tmp_path):
+    out = asyncio.run(
+        bench_throughput.one_repetition(f"sqlite:///{tmp_path / 't.db'}", tmp_path, 60)
+    )
+    assert out["correct"], out["detail"]
+    assert out["steady"] > 0
+
+
+def test_dispatch_sees_every_firing_at_every_stage(tmp_path):
+    m = asyncio.run(bench_dispatch.measure(tmp_path, 10))
+    assert m["firings"] == 10
+    assert len(m["recv"]) == len(m["spawn"]) == len(m["first"]) == 10
+    # one clock: the worker receives the dispatch before it spawns, the script prints after
+    for recv, spawn, first in zip(m["recv"], m["spawn"], m["first"]):
+        assert recv <= spawn <= first
+    assert len(m["floor_first"]) == 10
