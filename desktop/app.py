@@ -166,6 +166,7 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
     try:
         window.show()
         await window.load()
+        gc_guard.settle()
         if on_window is not None:
             result = on_window(window)
             if asyncio.iscoroutine(result):
