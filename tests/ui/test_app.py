@@ -159,3 +159,53 @@ async def test_port_in_use_shows_a_dialog_and_exits_1(tmp_path):
     assert code == 1
     assert shown[0].text() == "Port in use"
     assert f"127.0.0.1:{port}" in shown[0].informativeText()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery is POSIX")
+def test_python_m_desktop_runs_the_window_and_stops_on_ctrl_c(tmp_path):
+    """The real entry point in its own process: run_gui, the qasync loop, the core; Ctrl+C
+    (SIGINT while Qt is idle) ends it cleanly with exit code 0 and a log file."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        XDG_STATE_HOME=str(tmp_path / "state"),  # the log folder
+        XDG_DATA_HOME=str(tmp_path / "data"),
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "desktop",
+            "--db",
+            f"sqlite:///{tmp_path / 'gui.db'}",
+            "--port",
+            "0",
+            "--no-local-worker",
+        ],
+        cwd=root,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout(60)
+        for line in proc.stderr:  # blocking reads in a plain (not async) test
+            if "hub listening" in line:
+                break
+            assert time.monotonic() < deadline, "the console did not start"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=timeout(30))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    assert "shutting down" in err
+    logs = list((tmp_path / "state").rglob("console.log"))
+    assert logs and "hub listening" in logs[0].read_text()
