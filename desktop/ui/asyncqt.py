@@ -36,8 +36,19 @@ def set_error_handler(handler: ErrorHandler | None) -> None:
     _error_handler = handler or _default_error_handler
 
 
-def spawn(coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task:
-    """Run `coro` on the loop; an exception goes to the error handler with `what` as context."""
+def set_background_error_handler(handler: ErrorHandler | None) -> None:
+    """Who hears about failed background work (refreshes after events, page loads): not a
+    dialog per failure, or a database outage would open one every second."""
+    global _background_handler
+    _background_handler = handler or _default_error_handler
+
+
+_background_handler: ErrorHandler = _default_error_handler
+
+
+def spawn(coro: Coroutine[Any, Any, Any], what: str, *, background: bool = False) -> asyncio.Task:
+    """Run `coro` on the loop; an exception goes to the error handler (the background one for
+    background=True) with `what` as context."""
     task = asyncio.ensure_future(coro)
     _tasks.add(task)
 
@@ -48,7 +59,7 @@ def spawn(coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task:
         exc = t.exception()
         if exc is not None:
             try:
-                _error_handler(what, exc)
+                (_background_handler if background else _error_handler)(what, exc)
             except Exception:
                 log.exception("error handler failed for %s", what)
 

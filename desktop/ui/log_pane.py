@@ -157,7 +157,9 @@ class LogPane(QWidget):
             self._loading = False
             return
         self._loading = True
-        self.load_task = spawn(self._load(run_id), f"loading the output of run {run_id}")
+        self.load_task = spawn(
+            self._load(run_id), f"loading the output of run {run_id}", background=True
+        )
 
     async def _load(self, run_id: int) -> None:
         """Stored output: page through it, keep only the tail the widget would keep anyway,

@@ -28,7 +28,7 @@ from desktop.core import runs as run_states
 from desktop.core.timeutil import utcnow
 from desktop.store import queries
 from desktop.ui import data
-from desktop.ui.asyncqt import set_error_handler, spawn
+from desktop.ui.asyncqt import set_background_error_handler, set_error_handler, spawn
 from desktop.ui.bridge import EventBridge
 from desktop.ui.chart import RunChart
 from desktop.ui.formatting import DEFAULT_DISPLAY_TZ, system_status_text
@@ -143,6 +143,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         else:
             self.tray = tray or None
         set_error_handler(self._report_error)
+        set_background_error_handler(self._report_background_error)
 
     def _make_tray(self) -> QSystemTrayIcon | None:
         if not QSystemTrayIcon.isSystemTrayAvailable():
@@ -220,11 +221,26 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             self.tray.setToolTip(f"Job Trigger — {text}")
         self._status_dirty = False
 
+    def _report_background_error(self, what: str, exc: BaseException) -> None:
+        """A refresh failed (database away?): say so in the status bar, log it, try again on
+        the next tick instead of opening a dialog every second."""
+        from desktop.store.errors import StoreError
+
+        if isinstance(exc, StoreError):
+            log.warning("%s failed: %s", what, exc)
+            text = f"Database problem while {what}: {exc}"
+        else:
+            log.error("%s failed", what, exc_info=exc)
+            text = f"{what.capitalize()} failed ({exc!r}); details are in the log file"
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #d64541; font-weight: bold;")
+        self._status_dirty = True
+
     def _tick(self) -> None:
         self.workers_model.tick(utcnow())
         if self._status_dirty:
             self._status_dirty = False
-            spawn(self._refresh_all_status(), "refreshing the status")
+            spawn(self._refresh_all_status(), "refreshing the status", background=True)
 
     async def _refresh_all_status(self) -> None:
         await self.refresh_workers()
@@ -234,14 +250,14 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     def _on_jobs_changed(self, changes: dict[int, bool]) -> None:
         if any(job_id <= 0 for job_id in changes):
             # "something changed" without an id (e.g. a CLI import seen via the change marker)
-            spawn(self.reload_all_jobs(), "refreshing jobs")
+            spawn(self.reload_all_jobs(), "refreshing jobs", background=True)
             return
         for job_id, deleted in changes.items():
             if deleted:
                 self.jobs_model.remove(job_id)
         live = [j for j, deleted in changes.items() if not deleted]
         if live:
-            spawn(self._reload_jobs(live), "refreshing jobs")
+            spawn(self._reload_jobs(live), "refreshing jobs", background=True)
 
     async def reload_all_jobs(self) -> None:
         """Bring the table in line with the database row by row (no reset: selection, scroll
@@ -269,11 +285,11 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self._status_dirty = True
         # the job rows show the last outcome; the runs table shows the selected job's runs
         job_ids = {e.job_id for e in changes.values()}
-        spawn(self._reload_jobs(sorted(job_ids)), "refreshing jobs")
+        spawn(self._reload_jobs(sorted(job_ids)), "refreshing jobs", background=True)
         current = self.runs_model.job_id
         mine = [run_id for run_id, e in changes.items() if e.job_id == current]
         if mine:
-            spawn(self._reload_runs(mine), "refreshing runs")
+            spawn(self._reload_runs(mine), "refreshing runs", background=True)
         self._notify_runs(changes)
 
     async def _reload_runs(self, ids: list[int]) -> None:
@@ -293,7 +309,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
                         QSystemTrayIcon.MessageIcon.Warning,
                     )
         self._known_online.update(changes)
-        spawn(self._refresh_all_status(), "refreshing workers")
+        spawn(self._refresh_all_status(), "refreshing workers", background=True)
 
     def _notify_runs(self, changes: dict[int, Any]) -> None:
         if self.tray is None or self.settings.get(NOTIFY_FAILURES, "1") != "1":
@@ -376,12 +392,17 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
                 QSystemTrayIcon.MessageIcon.Information,
             )
             self.settings[TRAY_EXPLAINED] = "1"
-            spawn(self.core.db.call(queries.set_setting, TRAY_EXPLAINED, "1"), "saving")
+            spawn(
+                self.core.db.call(queries.set_setting, TRAY_EXPLAINED, "1"),
+                "saving",
+                background=True,
+            )
 
     def shutdown(self) -> None:
         """Stop listening and ticking; failures of tasks still in flight are only logged."""
         self.status_timer.stop()
         self.bridge.close()
         set_error_handler(None)
+        set_background_error_handler(None)
         if self.tray is not None:
             self.tray.hide()

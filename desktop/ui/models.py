@@ -323,7 +323,7 @@ class RunsTableModel(_KeyedTableModel):
         if parent.isValid() or not self._more or self._loading or self._loader is None:
             return
         self._loading = True
-        self.last_load = spawn(self._load_page(self._generation), "loading runs")
+        self.last_load = spawn(self._load_page(self._generation), "loading runs", background=True)
 
     async def _load_page(self, generation: int) -> None:
         job_id = self.job_id

@@ -392,3 +392,32 @@ async def test_tray_notifies_failures_and_offline_workers_and_close_keeps_runnin
         window.shutdown()
         await asyncqt.cancel_pending()
         await core.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_database_outage_is_shown_in_the_status_bar_not_in_a_dialog_per_refresh(
+    tmp_path, qtbot
+):
+    from desktop.store.errors import DatabaseUnreachable
+
+    async with console(tmp_path, qtbot, [JOB]) as (core, window, dialogs, errors):
+        real_call = core.db.call
+
+        async def unreachable(*_args, **_kw):
+            raise DatabaseUnreachable("the server at 127.0.0.1:5432 did not answer")
+
+        core.db.call = unreachable
+        try:
+            for _ in range(3):  # three status ticks, three job events
+                window._status_dirty = True
+                window._tick()
+                core.events.publish(JobChanged(window.jobs_panel.selected_id()))
+                await settle(window)
+            assert "Database problem" in window.status_label.text()
+            assert "did not answer" in window.status_label.text()
+            assert errors == [] and dialogs.queue.empty()
+            assert not [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+        finally:
+            core.db.call = real_call
+        await window.refresh_status()  # back: the normal status line returns
+        assert window.status_label.text().startswith("System Offline")
