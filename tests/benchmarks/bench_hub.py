@@ -38,7 +38,7 @@ def register(url: str, n: int) -> list[tuple[str, str]]:
 
 
 def run(quick: bool = False) -> dict:
-    n, window = 1000, (15 if quick else 60)
+    n, window = 1000, (10 if quick else 60)
     with tempfile.TemporaryDirectory(prefix="jt-hub-") as tmp:
         base = Path(tmp)
         url = f"sqlite:///{base / 'hub.db'}"

@@ -41,7 +41,7 @@ def setup(url: str) -> str:
 
 
 def run(quick: bool = False) -> dict:
-    window = 10 if quick else 30
+    window = 8 if quick else 30
     with tempfile.TemporaryDirectory(prefix="jt-idle-") as tmp:
         base = Path(tmp)
         url = f"sqlite:///{base / 'idle.db'}"

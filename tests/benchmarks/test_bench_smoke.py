@@ -85,4 +85,4 @@ def test_dispatch_sees_every_firing_at_every_stage(tmp_path):
     # one clock: the worker receives the dispatch before it spawns, the script prints after
     for recv, spawn, first in zip(m["recv"], m["spawn"], m["first"]):
         assert recv <= spawn <= first
-    assert len(m["floor_first"]) == 10
+    assert m["floor_first"] and all(0 < s < f for s, f in zip(m["floor_spawn"], m["floor_first"]))
