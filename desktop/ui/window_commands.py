@@ -212,17 +212,9 @@ class CommandsMixin:
         are logged with the trace and said as such."""
         from desktop.store.errors import StoreError
 
-        if isinstance(
-            exc,
-            (
-                ValidationError,
-                StoreError,
-                ValueError,
-                PermissionError,
-                ConnectionError,
-                LookupError,
-            ),
-        ):
+        # refusals (ValidationError and TransitionError are ValueErrors), the database, the
+        # disk or the network: not our bug, and the message says what to do
+        if isinstance(exc, (StoreError, ValueError, OSError)):
             show_message(self, "Could not finish", f"{what.capitalize()} failed: {exc}")
         else:
             log.error("%s failed", what, exc_info=exc)

@@ -421,3 +421,18 @@ async def test_a_database_outage_is_shown_in_the_status_bar_not_in_a_dialog_per_
             core.db.call = real_call
         await window.refresh_status()  # back: the normal status line returns
         assert window.status_label.text().startswith("System Offline")
+
+
+@pytest.mark.asyncio
+async def test_failed_actions_say_who_is_to_blame(tmp_path, qtbot):
+    from desktop.store.errors import NotFound
+
+    async with console(tmp_path, qtbot) as (_core, window, _dialogs, _errors):
+        window._report_error("enable job", NotFound("job 7 does not exist (deleted?)"))
+        window._report_error("run now", KeyError("slots"))
+        boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+        texts = [b.text() for b in boxes]
+        assert "Enable job failed: job 7 does not exist (deleted?)" in texts
+        assert any("bug in Job Trigger" in t for t in texts)
+        for b in boxes:
+            b.close()
