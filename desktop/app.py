@@ -75,6 +75,16 @@ def startup_problem(exc: BaseException, host: str, port: int) -> tuple[str, str]
             "Trigger console. Close it, or start this one with --port (or change the hub port "
             "in Settings).",
         )
+    import ssl
+
+    if isinstance(exc, ssl.SSLError) or (
+        isinstance(exc, FileNotFoundError) and str(exc.filename or "").endswith(".pem")
+    ):
+        return (
+            "TLS certificate problem",
+            f"The hub cannot use its TLS certificate or key: {exc}. Fix the paths in Settings "
+            "(hub_tls_cert / hub_tls_key), or clear them to run without TLS.",
+        )
     if isinstance(exc, OSError) and exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
         return (
             "Cannot listen",

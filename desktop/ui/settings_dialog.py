@@ -7,6 +7,8 @@ start, and the dialog says so.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -140,6 +142,9 @@ class SettingsDialog(QDialog):
     def problems(self) -> dict[str, str]:
         values = self.values()
         out = {k: p for k, v in values.items() if (p := known.check(k, v))}
+        for key in (TLS_CERT, TLS_KEY):
+            if values[key] and not Path(values[key]).expanduser().is_file():
+                out[key] = f"{values[key]} is not a file here; give the full path of the PEM file"
         if bool(values[TLS_CERT]) != bool(values[TLS_KEY]):
             out[TLS_KEY if values[TLS_CERT] else TLS_CERT] = (
                 "TLS needs both a certificate and its key file"

@@ -32,6 +32,10 @@ def test_startup_problems_are_said_plainly():
     title, text = app.startup_problem(DatabaseLocked("the database is locked by pid 7"), "h", 1)
     assert title == "Database problem" and "locked by pid 7" in text
     assert app.startup_problem(ZeroDivisionError(), "h", 1) is None
+    import ssl
+
+    title, text = app.startup_problem(ssl.SSLError(9, "PEM lib"), "h", 1)
+    assert title == "TLS certificate problem" and "Settings" in text
 
 
 @pytest.mark.asyncio

@@ -186,7 +186,10 @@ def test_chart_bars_follow_the_runs(qtbot):
     assert not chart.grab().isNull()
 
 
-def test_settings_dialog_checks_values_and_reports_changes(qtbot):
+def test_settings_dialog_checks_values_and_reports_changes(qtbot, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
     dlg = SettingsDialog(None, {"display_tz": "Asia/Hong_Kong", "hub_port": "8000"})
     qtbot.addWidget(dlg)
     ok = dlg.buttons.button(dlg.buttons.StandardButton.Ok)
@@ -194,16 +197,18 @@ def test_settings_dialog_checks_values_and_reports_changes(qtbot):
     dlg.display_tz.setText("Europe/Nowhere")
     assert not ok.isEnabled()
     dlg.display_tz.setText("Europe/London")
-    dlg.tls_cert.setText("/etc/jt/cert.pem")
+    dlg.tls_cert.setText("/nonexistent/cert.pem")
+    assert not ok.isEnabled()
+    dlg.tls_cert.setText(str(cert))
     assert not ok.isEnabled()  # a certificate without its key
-    dlg.tls_key.setText("/etc/jt/key.pem")
+    dlg.tls_key.setText(str(key))
     dlg.hub_port.setValue(9000)
     assert ok.isEnabled()
     assert dlg.changes() == {
         "display_tz": "Europe/London",
         "hub_port": "9000",
-        "hub_tls_cert": "/etc/jt/cert.pem",
-        "hub_tls_key": "/etc/jt/key.pem",
+        "hub_tls_cert": str(cert),
+        "hub_tls_key": str(key),
     }
     assert "Restart" in dlg.note.text()
 
