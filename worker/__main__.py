@@ -107,6 +107,12 @@ async def serve(cfg: WorkerConfig, once: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if getattr(sys, "frozen", False):
+        # A .py job using multiprocessing starts this executable again for its helper and pool
+        # processes (spawn: the Windows default); PyInstaller's freeze_support runs those and exits.
+        import multiprocessing
+
+        multiprocessing.freeze_support()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--run-script"]:
         return run_script(argv[1:])

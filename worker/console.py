@@ -19,8 +19,14 @@ def started_by_double_click() -> bool:
     try:
         import ctypes
 
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        session = ctypes.c_uint32()
+        if kernel32.ProcessIdToSessionId(os.getpid(), ctypes.byref(session)) and not session.value:
+            # Session 0: a service wrapper, or a scheduled task that runs whether anyone is logged
+            # on or not.  Its console is invisible and the task would hang waiting for Enter.
+            return False
         pids = (ctypes.c_uint32 * 16)()
-        count = ctypes.windll.kernel32.GetConsoleProcessList(pids, 16)  # type: ignore[attr-defined]
+        count = kernel32.GetConsoleProcessList(pids, 16)
         if count <= 0:
             return False  # no console at all (pythonw, service): nobody could press Enter
         others = set(pids[: min(count, 16)]) - {os.getpid()}
