@@ -46,13 +46,13 @@ class Build:
 
 
 def folder_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
 def report(build: Build) -> str:
     mb = 1024 * 1024
     took = "reused" if build.seconds is None else f"{build.seconds:.0f} s"
-    files = sum(1 for f in build.console_dir.rglob("*") if f.is_file())
+    files = sum(1 for f in build.console_dir.rglob("*") if f.is_file() and not f.is_symlink())
     return (
         f"PyInstaller build ({took}): worker one-file {build.worker.stat().st_size / mb:.1f} MB; "
         f"console folder {folder_size(build.console_dir) / mb:.0f} MB in {files} files "
@@ -91,7 +91,11 @@ def built(tmp_path_factory, request) -> Build:
         build = Build(base / "dist", time.monotonic() - started)
     for path in (build.worker, build.console, build.cli, build.console_dir / build.worker.name):
         assert path.is_file(), f"the build did not produce {path}"
+    line = report(build)
+    (build.dist.parent / "build-report.txt").write_text(line + "\n", encoding="utf-8")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(report(build))
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
     return build

@@ -290,6 +290,32 @@ def test_worker_runs_scripts_with_its_bundled_python_and_no_console_stack(built,
     }
 
 
+MULTIPROCESSING = """
+import multiprocessing, sys
+
+
+def square(x):
+    return x * x
+
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[1])
+    with multiprocessing.Pool(2) as pool:
+        print(pool.map(square, [1, 2, 3]))
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"] if os.name == "posix" else ["spawn"])
+def test_worker_scripts_may_use_multiprocessing(built, tmp_path, method):
+    """spawn (the Windows default) restarts the worker executable for each pool process."""
+    script = tmp_path / "pool.py"
+    script.write_text(MULTIPROCESSING, encoding="utf-8")
+    result = run(
+        [built.worker, "--run-script", script, method], env=isolated_env(tmp_path), cwd=tmp_path
+    )
+    assert (result.returncode, result.stdout) == (0, "[1, 4, 9]\n"), result.stderr
+
+
 def test_worker_run_script_passes_output_and_exit_code(built, tmp_path):
     result = run(
         [built.worker, "--run-script", SAMPLE, "3", "2", "0"],
