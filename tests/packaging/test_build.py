@@ -8,6 +8,7 @@ job on its own bundled worker.  Run with ``python -m pytest -m packaging tests/p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -118,17 +119,29 @@ class Proc:
 
 
 def run(argv: list, *, env: dict[str, str], cwd: Path, seconds: float = 60):
-    return subprocess.run(
+    """Run to the end; on a timeout kill the whole tree (a one-file program is a bootloader
+    with a child, and a hung job may have pool processes) so nothing outlives the test."""
+    proc = subprocess.Popen(
         [str(a) for a in argv],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         encoding="utf-8",
         errors="replace",
-        timeout=timeout(seconds),
     )
+    try:
+        out, err = proc.communicate(timeout=timeout(seconds))
+    except subprocess.TimeoutExpired:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def python_cli(url: str, *args, env: dict[str, str], cwd: Path):
