@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -86,14 +87,15 @@ class Proc:
         with self.changed:
             return "".join(self.lines)
 
-    def wait_for(self, pattern: str, seconds: float) -> re.Match:
+    def wait_for(self, pattern: str, seconds: float, count: int = 1) -> re.Match:
+        """The COUNTth line matching PATTERN, waiting for it to be printed."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout(seconds)
         with self.changed:
             while True:
-                for line in self.lines:
-                    if m := regex.search(line):
-                        return m
+                found = [m for line in self.lines if (m := regex.search(line))]
+                if len(found) >= count:
+                    return found[count - 1]
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
                     raise AssertionError(
@@ -345,81 +347,108 @@ def test_worker_run_script_passes_output_and_exit_code(built, tmp_path):
     assert result.stderr == "test_job: this line goes to stderr\n"
 
 
-def test_frozen_worker_runs_test_job_for_a_headless_console(built, tmp_path):
-    """The issue's scenario: console on 127.0.0.1, worker added with --write-ini, frozen worker
-    started from its folder by double-click (no arguments), job run through the CLI."""
-    env = isolated_env(tmp_path)
-    url = f"sqlite:///{tmp_path / 'jt.db'}"
-    headless = ["--headless", "--host", "127.0.0.1", "--port", "0", "--no-local-worker"]
+def start_headless(url: str, port: int, env: dict[str, str]) -> Proc:
+    """The unfrozen headless console (the frozen one is tested below)."""
+    options = ["--headless", "--host", "127.0.0.1", "--port", str(port), "--no-local-worker"]
     console = Proc(
-        [sys.executable, "-m", "desktop", "--db", url, *headless],
+        [sys.executable, "-m", "desktop", "--db", url, *options],
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
     )
-    worker = None
-    try:
-        hub = console.wait_for(r"hub at (ws://127\.0\.0\.1:\d+/\S+)", 60).group(1)
-        exe = install_worker(built, tmp_path / "Program Files" / "Job Trigger Worker")
-        (exe.parent / "scripts").mkdir()
-        shutil.copy2(SAMPLE, exe.parent / "scripts")
-        out = python_cli(
-            url, "workers", "add", "host-01", "--tags", "win",
-            "--write-ini", exe.parent / "worker.ini", "--server-url", hub,
-            env=env, cwd=tmp_path,
-        )  # fmt: skip
-        assert "host-01 added" in out
-        jobs = tmp_path / "jobs.json"
-        jobs.write_text(
-            json.dumps(
-                {
-                    "format": "jobtrigger-jobs",
-                    "version": 1,
-                    "jobs": [
-                        {
-                            "name": "sample",
-                            "script": "test_job.py",
-                            "args": ["3", "4", "0.05"],
-                            "schedule": {"kind": "manual"},
-                            "target_kind": "tag",
-                            "target_value": "win",
-                        }
-                    ],
-                }
-            ),
-            encoding="utf-8",
-        )
-        assert "added:     sample" in python_cli(url, "jobs", "import", jobs, env=env, cwd=tmp_path)
-        worker = Proc([str(exe)], cwd=tmp_path, env=env)
-        worker.wait_for(r"Connected to ws://127\.0\.0\.1", 60)
+    console.wait_for(r"Job Trigger headless: hub at ws://", 60)
+    return console
 
-        out = python_cli(url, "run", "sample", env=env, cwd=tmp_path)
-        run_id = int(re.search(r"run (\d+)", out).group(1))
-        record = wait_for_run_end(url, run_id, 60)
-        assert (record.state, record.exit_code, record.worker_name) == ("failed", 3, "host-01")
-        shown = python_cli(url, "runs", "show", str(run_id), env=env, cwd=tmp_path)
-        output = shown.split("--- output", 1)[1].splitlines()[1:]
-        # stdout and stderr are separate pipes, so only each stream's own order is fixed
-        assert [line for line in output if not line.startswith("[stderr]")] == [
-            "test_job starting (exit code will be 3)",
-            "line 1 of 4",
-            "line 2 of 4",
-            "line 3 of 4",
-            "line 4 of 4",
-            "test_job done",
-        ]
-        assert [line for line in output if line.startswith("[stderr]")] == [
-            "[stderr] test_job: this line goes to stderr"
-        ]
-        assert re.search(r"exit code\s+3", shown)
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SAMPLE_JOB = {
+    "format": "jobtrigger-jobs",
+    "version": 1,
+    "jobs": [
+        {
+            "name": "sample",
+            "script": "test_job.py",
+            "args": ["3", "4", "0.05"],
+            "schedule": {"kind": "manual"},
+            "target_kind": "tag",
+            "target_value": "win",
+        }
+    ],
+}
+
+
+def run_sample(url: str, env: dict[str, str], cwd: Path) -> str:
+    """Run the job through the CLI; check the outcome and every line; return `runs show`."""
+    out = python_cli(url, "run", "sample", env=env, cwd=cwd)
+    run_id = int(re.search(r"run (\d+)", out).group(1))
+    record = wait_for_run_end(url, run_id, 60)
+    assert (record.state, record.exit_code, record.worker_name) == ("failed", 3, "host-01")
+    shown = python_cli(url, "runs", "show", str(run_id), env=env, cwd=cwd)
+    output = shown.split("--- output", 1)[1].splitlines()[1:]
+    # stdout and stderr are separate pipes, so only each stream's own order is fixed
+    assert [line for line in output if not line.startswith("[stderr]")] == [
+        "test_job starting (exit code will be 3)",
+        "line 1 of 4",
+        "line 2 of 4",
+        "line 3 of 4",
+        "line 4 of 4",
+        "test_job done",
+    ]
+    assert [line for line in output if line.startswith("[stderr]")] == [
+        "[stderr] test_job: this line goes to stderr"
+    ]
+    assert re.search(r"exit code\s+3", shown)
+    return shown
+
+
+def test_frozen_worker_runs_test_job_for_a_headless_console(built, tmp_path):
+    """The issue's scenario: the admin adds the worker with --write-ini and imports a job, the
+    frozen worker is started from its folder with no arguments (a double-click) before the
+    console is up and keeps retrying; the console starts on 127.0.0.1, the job runs through the
+    CLI; the console restarts and the worker reconnects and runs it again; SIGTERM stops it."""
+    env = isolated_env(tmp_path)
+    url = f"sqlite:///{tmp_path / 'jt.db'}"
+    port = free_port()
+    hub = f"ws://127.0.0.1:{port}/ws/heartbeat"
+    exe = install_worker(built, tmp_path / "Program Files" / "Job Trigger Worker")
+    (exe.parent / "scripts").mkdir()
+    shutil.copy2(SAMPLE, exe.parent / "scripts")
+    out = python_cli(
+        url, "workers", "add", "host-01", "--tags", "win",
+        "--write-ini", exe.parent / "worker.ini", "--server-url", hub,
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "host-01 added" in out
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps(SAMPLE_JOB), encoding="utf-8")
+    assert "added:     sample" in python_cli(url, "jobs", "import", jobs, env=env, cwd=tmp_path)
+
+    worker = Proc([str(exe)], cwd=tmp_path, env=env)
+    console = None
+    try:
+        worker.wait_for(r"Cannot reach the console at ws://127\.0\.0\.1:\d+.*; retrying", 60)
+        console = start_headless(url, port, env)
+        worker.wait_for(r"Connected to ws://127\.0\.0\.1", 60)
+        run_sample(url, env, tmp_path)
+
+        assert console.stop() == 0, console.text
+        worker.wait_for(r"Connection to .* closed .*; reconnecting", 60)
+        console = start_headless(url, port, env)
+        worker.wait_for(r"Connected to ws://127\.0\.0\.1", 60, count=2)
+        run_sample(url, env, tmp_path)
 
         assert worker.stop() == 0  # clean shutdown on SIGTERM
         assert "Worker stopped" in worker.text
         assert "Traceback" not in worker.text
     finally:
-        if worker is not None and worker.proc.poll() is None:
+        if worker.proc.poll() is None:
             worker.proc.kill()
             worker.stop()
-        code = console.stop()
+        code = console.stop() if console is not None else 0
     assert code == 0, console.text
 
 
