@@ -113,7 +113,7 @@ def measure(url_kind: str, n: int, repeats: int) -> list[dict]:
 
 
 def run(quick: bool = False) -> dict:
-    n, repeats = (400, 1) if quick else (2000, 3)
+    n, repeats = (400, 1) if quick else (1500, 3)
     rows, notes = [], []
     for kind in ("sqlite", "postgresql"):
         try:

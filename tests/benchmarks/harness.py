@@ -55,14 +55,19 @@ def ms(seconds: float) -> float:
 # --- databases ------------------------------------------------------------------------------
 
 
+# Retention off: the checks count every run, and pruning would be extra work mid-measurement
+# (the default keeps 1,000 runs per job and 90 days, and prunes shortly after start).
+KEEP_ALL = {"retention_runs_per_job": "0", "retention_days": "0"}
+
+
 def prepare_db(url: str, settings: dict[str, str] | None = None) -> None:
-    """Create the schema (and settings) before a console opens it."""
+    """Create the schema (and settings, retention off) before a console opens it."""
     from desktop.store import queries
     from desktop.store.db import open_store
 
     database = open_store(url)
     try:
-        for key, value in (settings or {}).items():
+        for key, value in {**KEEP_ALL, **(settings or {})}.items():
             queries.set_setting(key, value)
     finally:
         database.close()
