@@ -49,6 +49,12 @@ def isolated_env(base: Path) -> dict[str, str]:
     env["QT_QPA_PLATFORM"] = "offscreen"
     for name in ("DATA", "STATE", "CONFIG", "CACHE"):
         env[f"XDG_{name}_HOME"] = str(base / "user" / name.lower())
+    # Where one-file programs unpack themselves.  A program killed while unpacking leaves its
+    # folder behind (the smoke test stops its local worker within a second of starting it).
+    temp = base / "temp"
+    temp.mkdir(exist_ok=True)
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        env[name] = str(temp)
     return env
 
 
