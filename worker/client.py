@@ -18,6 +18,7 @@ import contextlib
 import logging
 import platform
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from worker import __version__, scripts
+from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
 from worker.protocol import (
@@ -159,6 +160,21 @@ class Worker:
                     self.last_close,
                 )
                 delay = backoff.next_delay()
+            except tls.PinMismatch as exc:
+                # Before ssl.SSLError (its base), which would read as a network problem.
+                log.error(
+                    "Refusing the console at %s: %s. Nothing was sent to it. What to do: if "
+                    "the console's certificate was renewed, put its new fingerprint (`python -m "
+                    "desktop workers fingerprint` on the console) in cert_sha256 in %s and "
+                    "restart the worker; otherwise something else answers at that address. %s",
+                    self.cfg.server_url,
+                    exc,
+                    self.cfg.path,
+                    "Exiting (--once)." if once else f"Retrying every {REJECT_RETRY:g} s.",
+                )
+                if once:
+                    return 1
+                delay = REJECT_RETRY
             except Rejected as exc:
                 advice = REJECT_ADVICE.get(exc.code, "check the console's log")
                 log.error(
@@ -174,6 +190,20 @@ class Worker:
                 if self.reload_token:
                     with contextlib.suppress(Exception):
                         self.cfg.token = self.reload_token()
+            except ssl.SSLCertVerificationError as exc:
+                delay = backoff.next_delay()
+                log.error(
+                    "The console at %s is not trusted (%s); nothing was sent to it. What to do: "
+                    "set ca_file in %s to the console's certificate (or the authority that "
+                    "signed it), or cert_sha256 to its fingerprint, and check that the host in "
+                    "server_url is the name in the certificate; %s",
+                    self.cfg.server_url,
+                    getattr(exc, "verify_message", None) or exc,
+                    self.cfg.path,
+                    "giving up (--once)" if once else f"retrying in {delay:.1f} s",
+                )
+                if once:
+                    return 1
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 delay = backoff.next_delay()
                 log.warning(
@@ -186,10 +216,19 @@ class Worker:
                     return 1
             await asyncio.sleep(delay)
 
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.cfg.server_url.startswith("wss://"):
+            return None  # websockets refuses an ssl context for ws://
+        return tls.client_context(self.cfg.ca_file, self.cfg.cert_sha256)
+
     async def _connect_and_serve(self, backoff: Backoff) -> None:
         async with connect(
-            self.cfg.server_url, max_size=RECEIVE_LIMIT, open_timeout=WELCOME_TIMEOUT
+            self.cfg.server_url,
+            max_size=RECEIVE_LIMIT,
+            open_timeout=WELCOME_TIMEOUT,
+            ssl=self._ssl_context(),
         ) as ws:
+            tls.check_peer(ws.transport, self.cfg.cert_sha256)  # the token goes out next
             await ws.send(self._hello())
             welcome = await asyncio.wait_for(self._first_reply(ws), WELCOME_TIMEOUT)
             self.heartbeat_interval = max(0.1, float(welcome["heartbeat_interval"]))

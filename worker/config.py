@@ -11,16 +11,20 @@ import configparser
 import os
 import shlex
 import socket
+import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker import tls
 from worker.protocol import DEFAULT_PATH
 
 CONFIG_NAME = "worker.ini"
 DEFAULT_SERVER_URL = f"ws://localhost:8000{DEFAULT_PATH}"
 ENV_SERVER_URL = ("JOBTRIGGER_SERVER_URL", "REFLEX_SERVER_URL")  # first one set wins
 ENV_TOKEN = "JOBTRIGGER_TOKEN"
+ENV_CA_FILE = "JOBTRIGGER_CA_FILE"
+ENV_CERT_SHA256 = "JOBTRIGGER_CERT_SHA256"
 
 # Argument lists, not command lines: the script path and its arguments are appended.
 DEFAULT_INTERPRETERS: dict[str, list[str]] = {
@@ -34,11 +38,20 @@ TEMPLATE = """\
 ; Job Trigger worker configuration.
 ; Fill in at least `token` (shown in the console under Workers > Add worker), check
 ; `server_url`, then start the worker again.
-; Environment variables JOBTRIGGER_SERVER_URL and JOBTRIGGER_TOKEN override these values.
+; Environment variables JOBTRIGGER_SERVER_URL, JOBTRIGGER_TOKEN, JOBTRIGGER_CA_FILE and
+; JOBTRIGGER_CERT_SHA256 override these values.
 
 [worker]
 ; WebSocket address of the console's hub (wss:// when the console uses TLS).
 server_url = {url}
+; With wss:// the console's certificate is checked against this computer's trusted
+; authorities, unless one of these is set:
+; a PEM file of the authority that signed it, or the console's own self-signed certificate
+; (relative to this file); the host name in server_url must match the certificate.
+; ca_file = hub.crt
+; or the certificate's SHA-256 fingerprint (`python -m desktop workers fingerprint` on the
+; console prints it); update it when the console's certificate is renewed.
+; cert_sha256 =
 ; Name shown in the console; defaults to this computer's host name.
 ; name =
 ; Secret that the console issued for this worker.
@@ -99,6 +112,8 @@ class WorkerConfig:
     spool_max_bytes: int = 256 * 1024 * 1024
     shutdown_grace_seconds: float = 30.0
     log_file: Path | None = None
+    ca_file: Path | None = None
+    cert_sha256: str | None = None  # lower-case hex, see worker.tls
     interpreters: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_INTERPRETERS.items()}
     )
@@ -108,6 +123,49 @@ def split_command(command: str) -> list[str]:
     """Split an interpreter line; quotes group a path with spaces, backslashes stay literal."""
     # posix=False keeps Windows paths like C:\Tools\pwsh.exe intact but leaves the quotes on.
     return [part.strip('"') for part in shlex.split(command, posix=False)]
+
+
+def _tls_options(cfg: WorkerConfig, sec: configparser.SectionProxy, environ) -> None:
+    """ca_file / cert_sha256: checked here so a typo stops the worker at start, not at 3 a.m."""
+    path = cfg.path
+    ca_text = environ.get(ENV_CA_FILE, "").strip() or sec.get("ca_file", "").strip()
+    pin_env = environ.get(ENV_CERT_SHA256, "").strip()
+    pin_text = pin_env or sec.get("cert_sha256", "").strip()
+    where = {
+        "ca_file": ENV_CA_FILE if environ.get(ENV_CA_FILE, "").strip() else "[worker] ca_file",
+        "cert_sha256": ENV_CERT_SHA256 if pin_env else "[worker] cert_sha256",
+    }
+    if not ca_text and not pin_text:
+        return
+    if not cfg.server_url.startswith("wss://"):
+        keys = " and ".join(k for k, v in (("ca_file", ca_text), ("cert_sha256", pin_text)) if v)
+        raise ConfigError(
+            f"{path}: {keys} only apply to TLS, but server_url is {cfg.server_url!r}: use "
+            "wss:// if the console has a certificate, or remove them"
+        )
+    if pin_text:
+        try:
+            cfg.cert_sha256 = tls.normalize_fingerprint(pin_text)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{path}: {where['cert_sha256']}: {exc}; copy it from "
+                "`python -m desktop workers fingerprint` on the console"
+            ) from None
+    if ca_text:
+        # The ini's own paths are relative to its folder; an environment value to the cwd.
+        ca = Path(ca_text).absolute() if where["ca_file"] == ENV_CA_FILE else path.parent / ca_text
+        if not ca.is_file():
+            raise ConfigError(
+                f"{path}: {where['ca_file']}: {ca} is not a file; give the PEM certificate of "
+                "the console (or of the authority that signed it), relative to this file"
+            )
+        cfg.ca_file = ca
+    try:
+        tls.client_context(cfg.ca_file, cfg.cert_sha256)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{path}: {where['ca_file']}: {cfg.ca_file} holds no usable PEM certificate ({exc})"
+        ) from None
 
 
 def default_config_path() -> Path:
@@ -200,6 +258,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Wor
             f"{path}: server_url {cfg.server_url!r} must start with ws:// or wss:// "
             "(or fix JOBTRIGGER_SERVER_URL)"
         )
+    _tls_options(cfg, sec, environ)
     if not cfg.token:
         raise ConfigError(
             f"{path}: [worker] token is empty; paste the token the console issued for this worker "
