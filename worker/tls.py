@@ -25,10 +25,9 @@ class PinMismatch(ssl.SSLCertVerificationError):
     """The hub presented a certificate whose SHA-256 is not the pinned one."""
 
     def __init__(self, expected: str, actual: str | None) -> None:
-        got = display(actual) if actual else "no certificate"
+        got = f"'s certificate has SHA-256 {display(actual)}" if actual else " sent no certificate"
         super().__init__(
-            f"the console's certificate has SHA-256 {got}, but cert_sha256 in worker.ini pins "
-            f"{display(expected)}"
+            f"the console{got}, but cert_sha256 in worker.ini pins {display(expected)}"
         )
         self.expected = expected
         self.actual = actual
@@ -42,9 +41,8 @@ def normalize_fingerprint(text: str) -> str:
 
     Raises ValueError saying what is wrong.
     """
-    cleaned = re.sub(r"[\s:]", "", text).lower()
-    if cleaned.startswith("sha256="):  # what `openssl x509 -fingerprint -sha256` prints
-        cleaned = cleaned[len("sha256=") :]
+    # "sha256 Fingerprint=AB:CD:..." is what `openssl x509 -fingerprint -sha256` prints.
+    cleaned = re.sub(r"[\s:]", "", text.rpartition("=")[2]).lower()
     if not _HEX64.match(cleaned):
         raise ValueError(
             f"{text!r} is not a SHA-256 fingerprint: it needs 64 hex digits (colons allowed), "
