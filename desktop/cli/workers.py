@@ -1,8 +1,9 @@
-"""``python -m desktop [--db URL] workers list|add|revoke|enable|disable``.
+"""``python -m desktop [--db URL] workers list|add|revoke|enable|disable|fingerprint``.
 
 ``add`` prints the token once (only its hash is stored) or writes a ready worker.ini with
-``--write-ini PATH``.  A running console notices revocations and disables within about a second
-(change marker) and disconnects the worker at once.  No Qt here.
+``--write-ini PATH`` (pinned to the hub's certificate when the hub has TLS).  ``fingerprint``
+prints the ``cert_sha256`` line for a worker.ini.  A running console notices revocations and
+disables within about a second (change marker) and disconnects the worker at once.  No Qt here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from desktop.cli import UserError
 from desktop.cli.jobs import display_zone, format_time, print_table, store_command
 from desktop.store import queries as q
 from desktop.store.errors import NotFound
+from worker import tls
 
 
 def _slots(text: str) -> int:
@@ -66,6 +68,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cert_fingerprint(cert: str) -> str:
+    """SHA-256 of the hub's certificate file, or a UserError saying what to fix."""
+    try:
+        return tls.pem_fingerprint(cert)
+    except OSError as exc:
+        raise UserError(
+            f"cannot read the certificate {cert}: {exc.strerror or exc}; check the path "
+            "(setting hub_tls_cert)"
+        ) from None
+    except ValueError as exc:
+        raise UserError(f"{exc}; give the certificate file, not its key") from None
+
+
+def _pin_lines(fingerprint: str) -> str:
+    return (
+        "; The console's certificate (hub_tls_cert). When it is renewed, put the new value from\n"
+        "; `python -m desktop workers fingerprint` here, or use ca_file instead.\n"
+        f"cert_sha256 = {tls.display(fingerprint)}\n"
+    )
+
+
 @store_command
 def cmd_add(args: argparse.Namespace) -> int:
     from desktop.localworker import write_ini
@@ -73,13 +96,16 @@ def cmd_add(args: argparse.Namespace) -> int:
     ini: Path | None = args.write_ini
     if ini is not None and ini.exists():
         raise UserError(f"{ini} already exists; choose another path or remove it first")
+    url = args.server_url or hub_url_from_settings()
+    hub_cert = q.get_setting("hub_tls_cert")
+    # Computed before the worker is added, so an unreadable certificate changes nothing.
+    pin = cert_fingerprint(hub_cert) if ini and hub_cert and url.startswith("wss://") else None
     record, token = q.add_worker(args.name, args.tags, args.slots, actor="cli")
     if ini is None:
         print(f"worker {record.name} added. Its token (shown only this once):")
         print(token)
         print("Put it in the worker's worker.ini as `token = ...`, or use --write-ini next time.")
         return 0
-    url = args.server_url or hub_url_from_settings()
     try:
         write_ini(
             ini,
@@ -89,16 +115,40 @@ def cmd_add(args: argparse.Namespace) -> int:
             tags=record.tags,
             slots=record.slots,
         )
+        if pin:
+            # write_ini writes the [worker] section only, so appended keys land in it.
+            with open(ini, "a", encoding="utf-8") as f:
+                f.write(_pin_lines(pin))
     except OSError as exc:
         q.revoke_worker(record.name, actor="cli")
         raise UserError(
             f"cannot write {ini}: {exc.strerror}; the new worker was revoked again, add it "
             "under another name or fix the path"
         ) from None
+    pinned = " pinned to the console's certificate" if pin else ""
     print(
-        f"worker {record.name} added; {ini} written (server_url {url}). Copy it next to the "
-        "worker program with a scripts folder and start the worker."
+        f"worker {record.name} added; {ini} written (server_url {url}{pinned}). Copy it next to "
+        "the worker program with a scripts folder and start the worker."
     )
+    return 0
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    if args.cert is None:
+        return _fingerprint_from_settings(args)
+    print(f"cert_sha256 = {tls.display(cert_fingerprint(str(args.cert)))}")
+    return 0
+
+
+@store_command
+def _fingerprint_from_settings(args: argparse.Namespace) -> int:
+    cert = q.get_setting("hub_tls_cert")
+    if not cert:
+        raise UserError(
+            "the console has no TLS certificate (setting hub_tls_cert is empty): set "
+            "hub_tls_cert and hub_tls_key first, or name a PEM file"
+        )
+    print(f"cert_sha256 = {tls.display(cert_fingerprint(cert))}")
     return 0
 
 
@@ -148,6 +198,15 @@ def register(subparsers) -> None:
         "--server-url", metavar="URL", help="hub address for the ini (default from settings)"
     )
     p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser(
+        "fingerprint",
+        help="print the cert_sha256 line that pins the hub's TLS certificate in a worker.ini",
+    )
+    p.add_argument(
+        "cert", metavar="PEM", type=Path, nargs="?", help="certificate (default: hub_tls_cert)"
+    )
+    p.set_defaults(func=cmd_fingerprint)
 
     for action, func, text in (
         ("revoke", cmd_revoke, "its token stops working; a running console disconnects it"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULTS: dict[str, str] = {
@@ -20,6 +21,8 @@ DEFAULTS: dict[str, str] = {
     "output_cap_bytes": "10485760",  # 10 MB of output stored per run
     "heartbeat_interval": "10",  # seconds between worker heartbeats
     "lost_grace_seconds": "60",  # silence after which a worker's runs are lost
+    "hub_tls_cert": "",  # PEM certificate (chain) of the hub; empty = plain ws://
+    "hub_tls_key": "",  # its PEM private key
 }
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,99}$")
@@ -52,6 +55,14 @@ def _host(value: str) -> str | None:
     return None
 
 
+def _pem_file(value: str) -> str | None:
+    # Checked where the console runs (the CLI and the UI run there too), so a typo is caught
+    # when saved rather than as a failed hub start.
+    if value and not Path(value).is_file():
+        return f"{value} is not a file here; give the full path of the PEM file (empty: no TLS)"
+    return None
+
+
 CHECKS: dict[str, Callable[[str], str | None]] = {
     "display_tz": _time_zone,
     "hub_host": _host,
@@ -62,6 +73,8 @@ CHECKS: dict[str, Callable[[str], str | None]] = {
     "output_cap_bytes": _int_range(1024, 2**40),
     "heartbeat_interval": _int_range(1, 3600),
     "lost_grace_seconds": _int_range(1, 86400),
+    "hub_tls_cert": _pem_file,
+    "hub_tls_key": _pem_file,
 }
 
 
