@@ -16,7 +16,10 @@ its own ``time.time()`` as its first line.  To get 1,000 firings in 100 s instea
 The spawn floor, in the same run and under the same load, is the same script started directly
 from this process with asyncio's create_subprocess_exec (no scheduler) twice a second while the
 jobs fire: start -> spawned and start -> first line.
-Overhead above the floor = due->first line minus floor start->first line, at p50 and at p99.
+Overhead above the floor = due->first line minus floor start->first line, at p50 and at p99;
+and the same up to "child created", which leaves out the script's own start-up: that is tens of
+milliseconds of noise on a busy 2-core machine and can even make the first-line overhead
+negative (the floor's children compete with the scheduled ones for the same CPUs).
 """
 
 from __future__ import annotations
@@ -165,8 +168,20 @@ def run(quick: bool = False) -> dict:
     for key, label in labels.items():
         rows.append(metric(f"{label} p50", p[key][0], "ms"))
         rows.append(metric(f"{label} p99", p[key][1], "ms"))
-    rows.append(metric("overhead above floor p50", over50, "ms", "< 2 ms", over50 < 2))
-    rows.append(metric("overhead above floor p99", over99, "ms", "< 10 ms", over99 < 10))
+    rows.append(metric("overhead above floor p50 (first line)", over50, "ms", "< 2 ms", over50 < 2))
+    rows.append(
+        metric("overhead above floor p99 (first line)", over99, "ms", "< 10 ms", over99 < 10)
+    )
+    # The same up to "child created": Python's start-up (tens of ms, very noisy on a shared
+    # machine) is then out of both sides, and what is left is the scheduler, hub and worker.
+    spawn50 = p["spawn"][0] - p["floor_spawn"][0]
+    spawn99 = p["spawn"][1] - p["floor_spawn"][1]
+    rows.append(
+        metric("overhead above floor p50 (child created)", spawn50, "ms", "< 2 ms", spawn50 < 2)
+    )
+    rows.append(
+        metric("overhead above floor p99 (child created)", spawn99, "ms", "< 10 ms", spawn99 < 10)
+    )
     return {
         "scenario": "dispatch latency",
         "metrics": rows,
