@@ -109,11 +109,6 @@ def client_context(ca_file: Path | None = None, pin: str | None = None) -> ssl.S
             context.verify_mode = ssl.CERT_NONE  # the pin replaces chain and name checks
         else:
             context.load_verify_locations(cafile=str(ca_file))
-    if ca_file is not None:
-        # Python 3.13 turns on X509 strict mode by default, which refuses many self-signed
-        # console certificates (made by openssl req or New-SelfSignedCertificate) that are
-        # otherwise fine; the chain and the host name are still verified without it.
-        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
     return context
 
 
