@@ -135,7 +135,7 @@ def fetch_runs(run_ids) -> list[RunRecord]:
     out: list[RunRecord] = []
     for chunk in _chunks(sorted(set(run_ids))):
         query = queries._run_query().where(Run.id.in_(chunk)).order_by(Run.id)
-        out.extend(queries._run_from_dict(row) for row in query.dicts())
+        out.extend(queries._run_from_raw(row) for row in queries._raw_dicts(query))
     return out
 
 
