@@ -5,7 +5,7 @@
 Each scenario runs in a fresh Python process (its memory, threads and event loop do not leak
 into the next one) and returns rows of (metric, value, goal, verdict); the scenarios document
 what exactly they measure in their module docstrings (bench_<name>.py).  ``--quick`` uses
-smaller sizes (under two minutes on 2 cores); the full run takes about ten minutes.
+smaller sizes (about two minutes on 2 cores); the full run about eleven minutes.
 Verdicts are measurements, not assertions: a missed goal still exits 0; exit 1 means a
 scenario could not run at all.
 """
