@@ -25,12 +25,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
+from worker import frozenenv
 from worker.protocol import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,10 @@ class ScriptRun:
         too, so a background process that inherited them would hide the script's exit forever.
         """
         req = self.request
-        env = {**os.environ, **req.env, "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
+        base: Mapping[str, str] = os.environ
+        if getattr(sys, "frozen", False) and req.argv[0] != sys.executable:
+            base = frozenenv.for_external_program(base)  # not the bundle's libraries
+        env = {**base, **req.env, "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
         kwargs: dict[str, Any] = {}
         if IS_WINDOWS:
             from worker import winproc
