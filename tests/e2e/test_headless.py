@@ -151,21 +151,24 @@ def test_cli_run_needs_a_running_console(tmp_path):
         database.close()
 
 
+def _seed_worker_and_job(url: str, job: str, args: list[str]) -> str:
+    """A fresh database with worker w1 and a manual test_job.py job; returns w1's token."""
+    prepare_db(url)
+    database = open_store(url)
+    try:
+        _, token = queries.add_worker("w1")
+        queries.create_job(
+            {"name": job, "script": "test_job.py", "args": args, "schedule": {"kind": "manual"}}
+        )
+    finally:
+        database.close()
+    return token
+
+
 @pytest.mark.timeout(240)
 def test_console_killed_mid_run_loses_and_duplicates_nothing(tmp_path):
     url = f"sqlite:///{tmp_path / 'k.db'}"
-    prepare_db(url)
-    database = open_store(url)
-    _, token = queries.add_worker("w1")
-    queries.create_job(
-        {
-            "name": "long",
-            "script": "test_job.py",
-            "args": ["0", "80", "0.05"],
-            "schedule": {"kind": "manual"},
-        }
-    )
-    database.close()
+    token = _seed_worker_and_job(url, "long", ["0", "80", "0.05"])
     port = free_port()
     console = Console(url, port, tmp_path / "console.log")
     workers = WorkerProcs(tmp_path)
@@ -225,18 +228,7 @@ def queries_state(url: str, run_id: int) -> str:
 
 def test_cli_cancel_of_a_running_run_reaches_the_worker(tmp_path):
     url = f"sqlite:///{tmp_path / 'x.db'}"
-    prepare_db(url)
-    database = open_store(url)
-    _, token = queries.add_worker("w1")
-    queries.create_job(
-        {
-            "name": "slow",
-            "script": "test_job.py",
-            "args": ["0", "600", "0.1"],
-            "schedule": {"kind": "manual"},
-        }
-    )
-    database.close()
+    token = _seed_worker_and_job(url, "slow", ["0", "600", "0.1"])
     port = free_port()
     console = Console(url, port, tmp_path / "console.log")
     workers = WorkerProcs(tmp_path)
