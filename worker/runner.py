@@ -4,8 +4,8 @@ The runner knows nothing about sockets or the spool: it hands protocol message d
 ``seq``) to an ``emit`` callback, in order, one call per batch.  ``started`` comes first and
 ``finished`` last, exactly once, whatever happens (spawn failure, timeout, cancel, shutdown).
 
-Process trees: POSIX children start in a new session (their own process group), so SIGTERM then
-SIGKILL to the group reaches everything they spawned; descendants that left the group (setsid,
+Process trees: POSIX children start in a process group of their own, so SIGTERM then SIGKILL
+to the group reaches everything they spawned; descendants that left the group (setsid,
 daemonising) are found with psutil beforehand and killed too.  Windows uses a Job Object
 (worker/winproc.py).  Per the known pitfall, psutil never waits on the direct child: we kill,
 await asyncio's own exit notification so it keeps the exit status, then reap grandchildren.
@@ -263,6 +263,11 @@ class ScriptRun:
             from worker import winproc
 
             kwargs["creationflags"] = winproc.CREATION_FLAGS
+        elif sys.version_info >= (3, 11):
+            # A group of its own is all the tree kill needs.  Not a new session: with setsid
+            # starting a Python script took 3.3 ms instead of 0.5 ms here (median of 100; both
+            # vfork, so probably the kernel's per-session scheduling group).
+            kwargs["process_group"] = 0
         else:
             kwargs["start_new_session"] = True
         loop = asyncio.get_running_loop()

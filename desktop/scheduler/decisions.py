@@ -4,11 +4,15 @@ queued run has waited too long, when an in-flight run counts as lost.  No I/O; t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from desktop.core import runs as states
+
+if TYPE_CHECKING:
+    from desktop.store.records import JobRecord, RunRecord
 
 ALLOW, SKIP, QUEUE = "allow", "skip", "queue"
 
@@ -123,3 +127,69 @@ def lost_deadline(
 def earliest(times: Iterable[datetime | None]) -> datetime | None:
     present = [t for t in times if t is not None]
     return min(present) if present else None
+
+
+def with_busy(workers: Iterable[WorkerView], runs: Iterable[RunRecord]) -> dict[str, WorkerView]:
+    """The online workers by name, each with ``busy`` counted from the active runs."""
+    busy: dict[str, int] = {}
+    for r in runs:
+        if r.state in (states.DISPATCHED, states.RUNNING) and r.worker_name:
+            busy[r.worker_name] = busy.get(r.worker_name, 0) + 1
+    return {
+        w.name: WorkerView(w.name, w.tags, w.scripts, w.slots, busy.get(w.name, 0)) for w in workers
+    }
+
+
+@dataclass
+class DispatchPlan:
+    choices: list[tuple[int, str]] = field(default_factory=list)  # (run id, worker)
+    expired: list[tuple[int, str]] = field(default_factory=list)  # (run id, reason): missed
+    wake_at: list[datetime | None] = field(default_factory=list)  # when to look again
+
+
+def plan_dispatch(
+    runs: Iterable[RunRecord],
+    jobs: Mapping[int, JobRecord],
+    workers: Iterable[WorkerView],
+    declined: Mapping[int, Iterable[str]],
+    now: datetime,
+) -> DispatchPlan:
+    """One pass over the active runs, oldest first: which queued runs go to which worker now,
+    which have waited longer than their job's queue timeout, and when to look again for the
+    rest (retry backoff ends, queue deadline).  Runs of unknown (deleted) jobs are left alone."""
+    runs = list(runs)
+    plan = DispatchPlan()
+    views = with_busy(workers, runs)
+    job_states: dict[int, dict[int, str]] = {}
+    for r in runs:
+        job_states.setdefault(r.job_id, {})[r.id] = r.state
+    for run in runs:
+        job = jobs.get(run.job_id)
+        if run.state != states.QUEUED or job is None:
+            continue
+        deadline = queue_deadline(run.created_at, run.not_before, job.queue_timeout_seconds)
+        if deadline is not None and deadline <= now:
+            reason = why_no_worker(job.target_kind, job.target_value, job.script, views.values())
+            plan.expired.append(
+                (run.id, f"waited {job.queue_timeout_seconds} s for a worker ({reason})")
+            )
+            job_states[run.job_id][run.id] = states.MISSED
+            continue
+        if run.not_before is not None and run.not_before > now:
+            plan.wake_at.append(run.not_before)
+            continue
+        others = [st for rid, st in job_states[run.job_id].items() if rid != run.id]
+        if not may_dispatch(job.concurrency, others):
+            plan.wake_at.append(deadline)
+            continue
+        name = choose_worker(
+            job.target_kind, job.target_value, job.script, views.values(), declined.get(run.id, ())
+        )
+        if name is None:
+            plan.wake_at.append(deadline)
+            continue
+        plan.choices.append((run.id, name))
+        v = views[name]
+        views[name] = WorkerView(v.name, v.tags, v.scripts, v.slots, v.busy + 1)
+        job_states[run.job_id][run.id] = states.DISPATCHED
+    return plan

@@ -17,6 +17,7 @@ from desktop.core import runs as states
 from desktop.core import schedules
 from desktop.core.misfire import DEFAULT_GRACE, plan_misfire
 from desktop.core.policies import retry_delay, should_retry
+from desktop.scheduler import decisions as d
 from desktop.scheduler.decisions import on_occurrence
 from desktop.store import queries, scheduling
 from desktop.store.errors import NotFound
@@ -88,10 +89,48 @@ def _fire_job(
     queries.set_next_fire(job.id, plan.next_fire, max(recorded) if recorded else None)
 
 
-def dispatch_many(choices: list[tuple[int, str]], now: datetime) -> list[RunRecord]:
-    """Mark many queued runs dispatched (run id, worker) in ONE transaction; runs that were
-    cancelled meanwhile are left out of the result."""
-    return scheduling.dispatch_runs(choices, now)
+@dataclass
+class Pass:
+    """What one scheduler pass did on the database thread, for the loop to announce and send."""
+
+    fired: Fired
+    changed: list[RunRecord]  # dispatched or expired by this pass (fired ones are in fired)
+    dispatched: list[RunRecord]  # to send to their workers now
+    active: list[RunRecord]  # the active runs after the pass
+    jobs: dict[int, JobRecord]  # the jobs of those runs
+    wake_at: datetime | None  # when the next pass is due (None: only when woken)
+
+
+def run_pass(
+    now: datetime,
+    workers: list[d.WorkerView],
+    declined: dict[int, frozenset[str]],
+    grace: timedelta = DEFAULT_GRACE,
+) -> Pass:
+    """A whole scheduler pass in ONE trip to the database thread: fire what is due, then plan
+    (decisions.plan_dispatch, with the hub's workers as they were when the pass began) and
+    record the dispatches and expired queue waits.  The loop sends the dispatch frames after
+    this returns; a worker that left meanwhile makes the send fail and the run is queued again.
+    """
+    fired = fire_due(now, grace)
+    active = queries.active_runs()
+    jobs = queries.jobs_by_ids({r.job_id for r in active})
+    plan = d.plan_dispatch(active, jobs, workers, declined, now)
+    changed: list[RunRecord] = []
+    dispatched: list[RunRecord] = []
+    if plan.expired or plan.choices:
+        with scheduling.transaction():
+            for run_id, reason in plan.expired:
+                try:
+                    changed.append(queries.transition_run(run_id, states.MISSED, reason=reason))
+                except (states.TransitionError, NotFound) as exc:
+                    log.info("run %s not moved to missed: %s", run_id, exc)
+            dispatched = scheduling.dispatch_runs(plan.choices, now)
+        changed += dispatched
+        moved = {r.id: r for r in changed}
+        active = [moved.get(r.id, r) for r in active if moved.get(r.id, r).state in states.ACTIVE]
+    wake_at = d.earliest([queries.earliest_next_fire(), *plan.wake_at])
+    return Pass(fired, changed, dispatched, active, jobs, wake_at)
 
 
 def plan_retries(run_ids: list[int], now: datetime) -> list[RunRecord]:

@@ -34,16 +34,6 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_ERROR = timedelta(seconds=5)
 
 
-def _active_with_jobs() -> tuple[list[RunRecord], dict[int, JobRecord]]:
-    runs = queries.active_runs()
-    jobs = {}
-    for job_id in {r.job_id for r in runs}:
-        job = queries.get_job(job_id)
-        if job is not None:
-            jobs[job_id] = job
-    return runs, jobs
-
-
 class Scheduler(HubListener):
     def __init__(
         self,
@@ -122,84 +112,24 @@ class Scheduler(HubListener):
     async def step(self) -> datetime | None:
         """Do everything due now; return when the next thing is due (None: only on wake)."""
         now = self.clock()
-        fired = await self.db.call(firing.fire_due, now, self.misfire_grace)
-        for record in fired.runs:
+        workers = [
+            d.WorkerView(w.name, w.tags, w.scripts, w.slots, 0) for w in self.hub.workers.values()
+        ]
+        declined = {run_id: frozenset(names) for run_id, names in self._declined.items()}
+        done = await self.db.call(firing.run_pass, now, workers, declined, self.misfire_grace)
+        for record in done.fired.runs:
             if record.trigger == states.SCHEDULE:
                 self.lateness.append((now - record.scheduled_at).total_seconds())
             self._changed(record)
-        for job_id in fired.job_ids:
+        for job_id in done.fired.job_ids:
             self.events.publish(JobChanged(job_id))
-        runs, jobs = await self.db.call(_active_with_jobs)
-        wake_at = [await self.db.call(queries.earliest_next_fire)]
-        wake_at += await self._dispatch_queued(runs, jobs, now)
-        wake_at += await self._check_lost(runs, now)
+        for record in done.changed:
+            self._changed(record)
+        for record in done.dispatched:
+            await self._send_dispatch(record, done.jobs[record.job_id])
+        wake_at = [done.wake_at]
+        wake_at += await self._check_lost(done.active, now)
         return d.earliest(wake_at)
-
-    def _worker_views(self, runs: list[RunRecord]) -> dict[str, d.WorkerView]:
-        busy: dict[str, int] = {}
-        for r in runs:
-            if r.state in (states.DISPATCHED, states.RUNNING) and r.worker_name:
-                busy[r.worker_name] = busy.get(r.worker_name, 0) + 1
-        return {
-            w.name: d.WorkerView(w.name, w.tags, w.scripts, w.slots, busy.get(w.name, 0))
-            for w in self.hub.workers.values()
-        }
-
-    async def _dispatch_queued(
-        self, runs: list[RunRecord], jobs: dict[int, JobRecord], now: datetime
-    ) -> list[datetime | None]:
-        wake_at: list[datetime | None] = []
-        views = self._worker_views(runs)
-        job_states: dict[int, dict[int, str]] = {}
-        for r in runs:
-            job_states.setdefault(r.job_id, {})[r.id] = r.state
-        choices: list[tuple[int, str]] = []
-        for run in runs:
-            if run.state != states.QUEUED:
-                continue
-            job = jobs.get(run.job_id)
-            if job is None:
-                continue
-            deadline = d.queue_deadline(run.created_at, run.not_before, job.queue_timeout_seconds)
-            if deadline is not None and deadline <= now:
-                reason = d.why_no_worker(
-                    job.target_kind, job.target_value, job.script, views.values()
-                )
-                await self._transition(
-                    run,
-                    states.MISSED,
-                    reason=f"waited {job.queue_timeout_seconds} s for a worker ({reason})",
-                )
-                job_states[run.job_id][run.id] = states.MISSED
-                continue
-            if run.not_before is not None and run.not_before > now:
-                wake_at.append(run.not_before)
-                continue
-            others = [st for rid, st in job_states[run.job_id].items() if rid != run.id]
-            if not d.may_dispatch(job.concurrency, others):
-                wake_at.append(deadline)
-                continue
-            name = d.choose_worker(
-                job.target_kind,
-                job.target_value,
-                job.script,
-                views.values(),
-                self._declined.get(run.id, ()),
-            )
-            if name is None:
-                wake_at.append(deadline)
-                continue
-            choices.append((run.id, name))
-            v = views[name]
-            views[name] = d.WorkerView(v.name, v.tags, v.scripts, v.slots, v.busy + 1)
-            job_states[run.job_id][run.id] = states.DISPATCHED
-        if choices:
-            # one transaction for every dispatch of this pass, then the messages
-            records = await self.db.call(firing.dispatch_many, choices, now)
-            for record in records:
-                self._changed(record)
-                await self._send_dispatch(record, jobs[record.job_id])
-        return wake_at
 
     async def _send_dispatch(self, run: RunRecord, job: JobRecord) -> None:
         worker = run.worker_name or ""

@@ -54,6 +54,7 @@ from desktop.store.records import (
 
 log = logging.getLogger(__name__)
 
+IN_BATCH = 500  # ids per IN (...): under every database's parameter limit
 INSERT_BATCH = 500  # rows per INSERT: well under every database's parameter limit
 PRUNE_BATCH = 500
 # Parameters per INSERT statement: SQLite before 3.32 allows 999, SQL Server 2100, PostgreSQL
@@ -202,24 +203,46 @@ def _job_from_dict(row: dict[str, Any]) -> JobRecord:
     )
 
 
-# --- hot lookups by id with their SQL built once ----------------------------------------------
-# peewee rebuilds a query's SQL on every execution; for the scheduler's per-run lookups that was
-# most of their cost (get_job 1.2 ms, of which ~1 ms building SQL; benchmark in tests/benchmarks).
-# The statement is built once per kind of database with a placeholder id, then only executed.
+# --- hot statements with their SQL built once -------------------------------------------------
+# peewee rebuilds a query's SQL on every execution; for the scheduler's and the hub's per-run
+# statements that was most of their cost (get_job 1.2 ms, of which ~1 ms building SQL; a third
+# of the database thread's time at 450 runs/s).  The statement is built once per kind of
+# database with placeholder values standing for the parameters, then only executed.
 
-_ID = -7_654_321  # stands for the id parameter while the SQL is built
-_compiled: dict[tuple[type, str], tuple[str, list[Any]]] = {}
+_ID = -7_654_321  # stands for a parameter while the SQL is built
+_compiled: dict[tuple, tuple[str, list[Any]]] = {}
+
+
+def _prepared(key: tuple, build: Callable[..., Any], values: Sequence[Any]) -> Any:
+    """Execute ``build(*placeholders)``'s SQL, compiled once per (database type, key), with
+    ``values`` in the placeholders' places (in order).  Returns the cursor."""
+    full = (type(database_proxy.obj), *key)
+    if full not in _compiled:
+        _compiled[full] = build(*[_ID] * len(values)).sql()
+    sql, params = _compiled[full]
+    it = iter(values)
+    return database_proxy.execute_sql(sql, [next(it) if p == _ID else p for p in params])
+
+
+def _rows(cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]
 
 
 def _by_id(name: str, build: Callable[[int], Any], row_id: int) -> list[dict[str, Any]]:
     """Raw rows of ``build(row_id)``, whose SQL is compiled once per database type."""
-    key = (type(database_proxy.obj), name)
-    if key not in _compiled:
-        _compiled[key] = build(_ID).sql()
-    sql, params = _compiled[key]
-    cursor = database_proxy.execute_sql(sql, [row_id if p == _ID else p for p in params])
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor]
+    return _rows(_prepared((name,), build, [row_id]))
+
+
+def _by_ids(name: str, build: Callable[[list], Any], ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Raw rows of ``build(ids)`` (an IN list), in chunks of IN_BATCH; the SQL is compiled once
+    per list length."""
+    ids = sorted(set(ids))
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ids), IN_BATCH):
+        chunk = ids[start : start + IN_BATCH]
+        out += _rows(_prepared((name, len(chunk)), lambda *p: build(list(p)), chunk))
+    return out
 
 
 def _fetch_job(job_id: int) -> JobRecord | None:
@@ -348,6 +371,13 @@ def delete_job(job_id: int, actor: str = "console") -> None:
 def get_job(job_id: int) -> JobRecord | None:
     with _read():
         return _fetch_job(job_id)
+
+
+def jobs_by_ids(job_ids: Iterable[int]) -> dict[int, JobRecord]:
+    """The jobs that exist among ``job_ids`` (without their newest run: the scheduler's view)."""
+    with _read():
+        rows = _by_ids("jobs_by_ids", lambda ids: Job.select().where(Job.id.in_(ids)), job_ids)
+        return {r["id"]: _job_from_dict(r) for r in rows}
 
 
 def get_job_by_name(name: str) -> JobRecord | None:
@@ -686,8 +716,18 @@ def count_runs(job_id: int | None = None, state: str | None = None) -> int:
 def active_runs() -> list[RunRecord]:
     """Runs still queued, dispatched or running, oldest first."""
     with _read():
-        query = _run_query().where(Run.state.in_(run_states.ACTIVE)).order_by(Run.id)
-        return [_run_from_raw(r) for r in _raw_dicts(query)]
+        cursor = _prepared(
+            ("active_runs",),
+            lambda: _run_query().where(Run.state.in_(run_states.ACTIVE)).order_by(Run.id),
+            [],
+        )
+        return [_run_from_raw(r) for r in _rows(cursor)]
+
+
+def runs_by_ids(run_ids: Iterable[int]) -> list[RunRecord]:
+    """Run records for many ids (missing ones left out), in id order."""
+    rows = _by_ids("runs_by_ids", lambda ids: _run_query().where(Run.id.in_(ids)), run_ids)
+    return sorted((_run_from_raw(r) for r in rows), key=lambda r: r.id)
 
 
 # --- output -----------------------------------------------------------------------------------

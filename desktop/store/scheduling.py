@@ -132,11 +132,7 @@ def fetch_runs(run_ids) -> list[RunRecord]:
     """Run records for many ids (missing ones left out), in id order."""
     from desktop.store import queries
 
-    out: list[RunRecord] = []
-    for chunk in _chunks(sorted(set(run_ids))):
-        query = queries._run_query().where(Run.id.in_(chunk)).order_by(Run.id)
-        out.extend(queries._run_from_raw(row) for row in queries._raw_dicts(query))
-    return out
+    return queries.runs_by_ids(run_ids)
 
 
 def update_run(run_id: int, cols: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from desktop.scheduler import decisions as d
+from desktop.store.records import JobRecord, RunRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -100,3 +101,93 @@ def test_lost_deadline_from_the_latest_sign_of_life():
 def test_earliest_ignores_none():
     assert d.earliest([None, T0 + timedelta(1), T0, None]) == T0
     assert d.earliest([None]) is None
+
+
+# --- plan_dispatch: one pass over the active runs ---------------------------------------------
+
+
+def job(job_id=1, concurrency="allow", queue_timeout=None, target=("any", ""), script="a.py"):
+    return JobRecord(
+        id=job_id,
+        name=f"job{job_id}",
+        description="",
+        script=script,
+        args=(),
+        env={},
+        target_kind=target[0],
+        target_value=target[1],
+        schedule={"kind": "manual"},
+        time_zone="UTC",
+        enabled=True,
+        misfire_policy="run_once",
+        misfire_cap=10,
+        concurrency=concurrency,
+        timeout_seconds=None,
+        max_retries=0,
+        retry_delay_seconds=10,
+        retry_backoff=2.0,
+        retry_max_delay_seconds=3600,
+        queue_timeout_seconds=queue_timeout,
+        next_fire_at=None,
+        last_scheduled_at=None,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def run(run_id, job_id=1, state="queued", worker=None, created=T0, not_before=None):
+    return RunRecord(
+        id=run_id,
+        job_id=job_id,
+        job_name=f"job{job_id}",
+        scheduled_at=created,
+        attempt=1,
+        trigger="manual",
+        state=state,
+        worker_name=worker,
+        exit_code=None,
+        reason="",
+        args=None,
+        not_before=not_before,
+        created_at=created,
+        dispatched_at=T0 if state != "queued" else None,
+        started_at=None,
+        finished_at=None,
+        last_seq=0,
+        output_bytes=0,
+        output_truncated=False,
+    )
+
+
+def test_plan_fills_free_slots_oldest_first_and_counts_busy_from_runs():
+    runs = [run(1, state="running", worker="w1"), run(2), run(3), run(4)]
+    workers = [w("w1", slots=2), w("w2", slots=1)]
+    plan = d.plan_dispatch(runs, {1: job()}, workers, {}, T0)
+    # w1 has one of two slots busy (50%), w2 none: run 2 -> w2, run 3 -> w1, run 4 waits
+    assert plan.choices == [(2, "w2"), (3, "w1")]
+    assert plan.expired == []
+
+
+def test_plan_queue_policy_holds_the_second_run_back():
+    runs = [run(1, state="running", worker="w1"), run(2)]
+    plan = d.plan_dispatch(runs, {1: job(concurrency="queue")}, [w("w1", slots=4)], {}, T0)
+    assert plan.choices == []
+    runs = [run(1), run(2)]
+    plan = d.plan_dispatch(runs, {1: job(concurrency="queue")}, [w("w1", slots=4)], {}, T0)
+    assert plan.choices == [(1, "w1")]  # the first goes, the second waits behind it
+
+
+def test_plan_expires_runs_past_their_queue_timeout_with_the_reason():
+    runs = [run(1, created=T0 - timedelta(seconds=61)), run(2, created=T0 - timedelta(seconds=5))]
+    plan = d.plan_dispatch(runs, {1: job(queue_timeout=60)}, [], {}, T0)
+    assert [rid for rid, _ in plan.expired] == [1]
+    assert "waited 60 s for a worker (no worker is online)" in plan.expired[0][1]
+    assert plan.wake_at == [T0 + timedelta(seconds=55)]  # run 2's deadline
+
+
+def test_plan_waits_for_retry_backoff_and_skips_declining_workers_and_unknown_jobs():
+    later = T0 + timedelta(seconds=30)
+    runs = [run(1, not_before=later), run(2), run(3, job_id=99)]
+    plan = d.plan_dispatch(runs, {1: job()}, [w("w1"), w("w2")], {2: {"w1"}}, T0)
+    assert plan.choices == [(2, "w2")]
+    assert later in plan.wake_at
