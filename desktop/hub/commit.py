@@ -66,27 +66,36 @@ def commit_batch(items: list[Item]) -> CommitResult:
         current = dict(scheduling.run_states(a.run_id for _, a in items))
         changed: set[int] = set()
         ended: set[int] = set()
+        # Written per phase, in the messages' order: output must see its run's started seq
+        # committed, and a finished must come after the output it follows.
+        updates: list[tuple[int, dict]] = []
         for worker, a in started:
-            _started(worker, a, current, changed, result)
+            updates.append(_started(worker, a, current, changed, result))
+        scheduling.update_runs([u for u in updates if u is not None])
         if outputs:
             _outputs(outputs, current, result)
+        updates = []
         for worker, a in finished:
-            _finished(worker, a, current, changed, ended, result)
+            updates.append(_finished(worker, a, current, changed, ended, result))
+        scheduling.update_runs([u for u in updates if u is not None])
         records = scheduling.fetch_runs(changed)
     result.changed = records
     result.ended = [r for r in records if r.id in ended]
     return result
 
 
-def _started(worker, a: StoreStarted, current, changed: set, result: CommitResult) -> None:
+Update = tuple[int, dict] | None  # (run id, columns to write), None: nothing to write
+
+
+def _started(worker, a: StoreStarted, current, changed: set, result: CommitResult) -> Update:
     if a.run_id not in current:
         log.warning("worker %s started unknown run %s; acked and ignored", worker, a.run_id)
         _raise_ack(result.acked, a.run_id, a.seq)
-        return
+        return None
     state, last_seq = current[a.run_id]
     if a.seq <= last_seq:
         _raise_ack(result.acked, a.run_id, last_seq)  # a replay
-        return
+        return None
     if states.can_transition(state, states.RUNNING):
         cols = {"state": states.RUNNING, "worker_name": worker, "last_seq": a.seq}
         cols.update(_when("started_at", a.at))
@@ -94,9 +103,9 @@ def _started(worker, a: StoreStarted, current, changed: set, result: CommitResul
         changed.add(a.run_id)
     else:
         cols = {"last_seq": a.seq}  # already decided (cancelled, lost): keep the seq moving
-    scheduling.update_run(a.run_id, cols)
     current[a.run_id] = (state, a.seq)
     _raise_ack(result.acked, a.run_id, a.seq)
+    return a.run_id, cols
 
 
 def _outputs(outputs: list[StoreOutput], current, result: CommitResult) -> None:
@@ -114,15 +123,15 @@ def _outputs(outputs: list[StoreOutput], current, result: CommitResult) -> None:
             current[run_id] = (current[run_id][0], max(seq, current[run_id][1]))
 
 
-def _finished(worker, a: StoreFinished, current, changed: set, ended: set, result) -> None:
+def _finished(worker, a: StoreFinished, current, changed: set, ended: set, result) -> Update:
     if a.run_id not in current:
         log.warning("worker %s finished unknown run %s; acked and ignored", worker, a.run_id)
         _raise_ack(result.acked, a.run_id, a.seq)
-        return
+        return None
     state, last_seq = current[a.run_id]
     if a.seq <= last_seq:
         _raise_ack(result.acked, a.run_id, last_seq)  # a replay
-        return
+        return None
     if states.can_transition(state, a.outcome):
         cols = {
             "state": a.outcome,
@@ -144,6 +153,6 @@ def _finished(worker, a: StoreFinished, current, changed: set, ended: set, resul
             state,
         )
         cols = {"last_seq": a.seq}
-    scheduling.update_run(a.run_id, cols)
     current[a.run_id] = (state, a.seq)
     _raise_ack(result.acked, a.run_id, a.seq)
+    return a.run_id, cols

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from desktop.core import runs as states
 
 if TYPE_CHECKING:
-    from desktop.store.records import JobRecord, RunRecord
+    from desktop.store.records import ActiveRun, JobRecord
 
 ALLOW, SKIP, QUEUE = "allow", "skip", "queue"
 
@@ -129,7 +129,7 @@ def earliest(times: Iterable[datetime | None]) -> datetime | None:
     return min(present) if present else None
 
 
-def with_busy(workers: Iterable[WorkerView], runs: Iterable[RunRecord]) -> dict[str, WorkerView]:
+def with_busy(workers: Iterable[WorkerView], runs: Iterable[ActiveRun]) -> dict[str, WorkerView]:
     """The online workers by name, each with ``busy`` counted from the active runs."""
     busy: dict[str, int] = {}
     for r in runs:
@@ -148,7 +148,7 @@ class DispatchPlan:
 
 
 def plan_dispatch(
-    runs: Iterable[RunRecord],
+    runs: Iterable[ActiveRun],
     jobs: Mapping[int, JobRecord],
     workers: Iterable[WorkerView],
     declined: Mapping[int, Iterable[str]],
@@ -178,7 +178,12 @@ def plan_dispatch(
         if run.not_before is not None and run.not_before > now:
             plan.wake_at.append(run.not_before)
             continue
-        others = [st for rid, st in job_states[run.job_id].items() if rid != run.id]
+        # only the "queue" policy looks at the job's other runs (all of them: O(n) per run)
+        others = (
+            [st for rid, st in job_states[run.job_id].items() if rid != run.id]
+            if job.concurrency == QUEUE
+            else ()
+        )
         if not may_dispatch(job.concurrency, others):
             plan.wake_at.append(deadline)
             continue

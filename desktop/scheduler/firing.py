@@ -21,7 +21,7 @@ from desktop.scheduler import decisions as d
 from desktop.scheduler.decisions import on_occurrence
 from desktop.store import queries, scheduling
 from desktop.store.errors import NotFound
-from desktop.store.records import JobRecord, RunRecord
+from desktop.store.records import ActiveRun, JobRecord, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def fire_due(now: datetime, grace: timedelta = DEFAULT_GRACE) -> Fired:
     if not jobs:
         return fired
     active: dict[int, list[str]] = {}
-    for run in queries.active_runs():
+    for run in queries.active_run_states():
         active.setdefault(run.job_id, []).append(run.state)
     with scheduling.transaction():  # one commit for every job due at this instant
         for job in jobs:
@@ -96,7 +96,7 @@ class Pass:
     fired: Fired
     changed: list[RunRecord]  # dispatched or expired by this pass (fired ones are in fired)
     dispatched: list[RunRecord]  # to send to their workers now
-    active: list[RunRecord]  # the active runs after the pass
+    active: list[ActiveRun]  # the active runs after the pass
     jobs: dict[int, JobRecord]  # the jobs of those runs
     wake_at: datetime | None  # when the next pass is due (None: only when woken)
 
@@ -113,8 +113,8 @@ def run_pass(
     this returns; a worker that left meanwhile makes the send fail and the run is queued again.
     """
     fired = fire_due(now, grace)
-    active = queries.active_runs()
-    jobs = queries.jobs_by_ids({r.job_id for r in active})
+    active = queries.active_run_states()
+    jobs = queries.jobs_by_ids({r.job_id for r in active if r.state == states.QUEUED})
     plan = d.plan_dispatch(active, jobs, workers, declined, now)
     changed: list[RunRecord] = []
     dispatched: list[RunRecord] = []
@@ -128,22 +128,32 @@ def run_pass(
             dispatched = scheduling.dispatch_runs(plan.choices, now)
         changed += dispatched
         moved = {r.id: r for r in changed}
-        active = [moved.get(r.id, r) for r in active if moved.get(r.id, r).state in states.ACTIVE]
+        active = [
+            r._replace(state=m.state, worker_name=m.worker_name, dispatched_at=m.dispatched_at)
+            if (m := moved.get(r.id))
+            else r
+            for r in active
+        ]
+        active = [r for r in active if r.state in states.ACTIVE]
     wake_at = d.earliest([queries.earliest_next_fire(), *plan.wake_at])
     return Pass(fired, changed, dispatched, active, jobs, wake_at)
 
 
 def plan_retries(run_ids: list[int], now: datetime) -> list[RunRecord]:
     """plan_retry for many ended runs in one transaction; returns the new retry rows.  Runs of
-    jobs without retries cost one shared query, not one each."""
+    jobs without retries cost two shared queries and no write."""
+    runs = scheduling.fetch_runs(run_ids)
+    jobs = queries.jobs_by_ids({r.job_id for r in runs})
+    wanted = [
+        r
+        for r in runs
+        if r.job_id in jobs and should_retry(r.state, r.attempt, jobs[r.job_id].max_retries)
+    ]
+    if not wanted:
+        return []
     out = []
     with scheduling.transaction():
-        runs = scheduling.fetch_runs(run_ids)
-        jobs = {job_id: queries.get_job(job_id) for job_id in {r.job_id for r in runs}}
-        for run in runs:
-            job = jobs.get(run.job_id)
-            if job is None or not should_retry(run.state, run.attempt, job.max_retries):
-                continue
+        for run in wanted:
             record = plan_retry(run.id, now)
             if record is not None:
                 out.append(record)
@@ -175,16 +185,37 @@ def plan_retry(run_id: int, now: datetime) -> RunRecord | None:
 
 def manual_run(job_id: int, now: datetime, args: list[str] | None = None) -> RunRecord:
     """A "run now" row; the occurrence is the request time (unique to the microsecond)."""
-    job = queries.get_job(job_id)
-    if job is None:
-        raise NotFound(f"job {job_id} does not exist (deleted?)")
+    result = manual_runs([(job_id, args)], now)[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def manual_runs(
+    requests: list[tuple[int, list[str] | None]], now: datetime
+) -> list[RunRecord | NotFound]:
+    """Many "run now" rows in ONE transaction (requests that arrived together), in order; a
+    request for a job that no longer exists gets its NotFound instead of a row.  Each request's
+    occurrence is ``now`` plus its index in microseconds, bumped further if already taken."""
+    out: list[RunRecord | NotFound] = []
+    with scheduling.transaction():
+        for index, (job_id, args) in enumerate(requests):
+            try:
+                out.append(_manual_row(job_id, now + timedelta(microseconds=index), args))
+            except NotFound as exc:
+                out.append(exc)
+    return out
+
+
+def _manual_row(job_id: int, at: datetime, args: list[str] | None) -> RunRecord:
+    reason = "run now" + (" with arguments " + " ".join(args) if args else "")
     for bump in range(1000):
         record = queries.create_run(
             job_id,
-            now + timedelta(microseconds=bump),
+            at + timedelta(microseconds=bump),
             trigger=states.MANUAL,
             args=args,
-            reason="run now" + (" with arguments " + " ".join(args) if args else ""),
+            reason=reason,
         )
         if record is not None:
             return record

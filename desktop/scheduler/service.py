@@ -26,7 +26,7 @@ from desktop.scheduler import firing
 from desktop.store import queries, scheduling
 from desktop.store.errors import NotFound, StoreError
 from desktop.store.executor import DbExecutor
-from desktop.store.records import JobRecord, RunRecord
+from desktop.store.records import ActiveRun, JobRecord, RunRecord
 from worker.protocol import make
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,9 @@ class Scheduler(HubListener):
         self._task: asyncio.Task | None = None
         self._declined: dict[int, set[str]] = {}  # run id -> workers that declined it
         self._side_tasks: set[asyncio.Task] = set()
+        # run_now requests waiting for the next group commit
+        self._manual: list[tuple[int, list[str] | None, asyncio.Future]] = []
+        self._manual_writer: asyncio.Task | None = None
         # how late each fire was (seconds), for the lateness measurement in tests
         self.lateness: list[float] = []
 
@@ -66,7 +69,7 @@ class Scheduler(HubListener):
         self._task = asyncio.create_task(self._loop(), name="scheduler")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._side_tasks) if t is not None]
+        tasks = [t for t in (self._task, self._manual_writer, *self._side_tasks) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -158,7 +161,7 @@ class Scheduler(HubListener):
         self._changed(record)
         self.wake()
 
-    async def _check_lost(self, runs: list[RunRecord], now: datetime) -> list[datetime | None]:
+    async def _check_lost(self, runs: list[ActiveRun], now: datetime) -> list[datetime | None]:
         wake_at: list[datetime | None] = []
         for run in runs:
             if run.state not in (states.DISPATCHED, states.RUNNING):
@@ -187,7 +190,9 @@ class Scheduler(HubListener):
                 await self._after_end(record)
         return wake_at
 
-    async def _transition(self, run: RunRecord, state: str, **fields) -> RunRecord | None:
+    async def _transition(
+        self, run: ActiveRun | RunRecord, state: str, **fields
+    ) -> RunRecord | None:
         try:
             record = await self.db.call(queries.transition_run, run.id, state, **fields)
         except (states.TransitionError, NotFound) as exc:
@@ -208,10 +213,39 @@ class Scheduler(HubListener):
     # --- requests -------------------------------------------------------------------------------
 
     async def run_now(self, job_id: int, args: list[str] | None = None) -> RunRecord:
-        record = await self.db.call(firing.manual_run, job_id, self.clock(), args)
-        self._changed(record)
-        self.wake()
-        return record
+        """Record a manual run.  Requests made while the previous ones are being written share
+        one transaction (a group commit), so a burst of them costs little more than one."""
+        future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
+        self._manual.append((job_id, args, future))
+        if self._manual_writer is None or self._manual_writer.done():
+            self._manual_writer = asyncio.create_task(self._write_manual_runs())
+        return await future
+
+    async def _write_manual_runs(self) -> None:
+        while self._manual:
+            batch, self._manual = self._manual, []
+            try:
+                results = await self.db.call(
+                    firing.manual_runs, [(job_id, args) for job_id, args, _ in batch], self.clock()
+                )
+            except asyncio.CancelledError:  # stopping: nobody waits for an answer forever
+                for _, _, future in batch + self._manual:
+                    future.cancel()
+                raise
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), result in zip(batch, results):
+                if isinstance(result, Exception):
+                    if not future.done():
+                        future.set_exception(result)
+                    continue
+                self._changed(result)
+                if not future.done():
+                    future.set_result(result)
+            self.wake()
 
     async def cancel(self, run_id: int, reason: str = "cancelled from the console") -> None:
         run = await self.db.call(queries.get_run, run_id)
@@ -261,7 +295,7 @@ class Scheduler(HubListener):
         self._spawn(self._requeue(run_id, f"declined by {worker}: {reason}"))
 
     def runs_committed(self, result: CommitResult) -> None:
+        # Only an ended run frees a slot or lets a queued run of its job go (_after_end wakes
+        # the pass); a run that started changes nothing the pass decides.
         if result.ended:
             self._spawn(self._after_end(*result.ended))
-        if result.changed:
-            self.wake()

@@ -45,6 +45,7 @@ from desktop.store.models import (
 )
 from desktop.store.records import (
     JOB_SPEC_FIELDS,
+    ActiveRun,
     AuditRecord,
     JobRecord,
     OutputChunk,
@@ -209,19 +210,58 @@ def _job_from_dict(row: dict[str, Any]) -> JobRecord:
 # of the database thread's time at 450 runs/s).  The statement is built once per kind of
 # database with placeholder values standing for the parameters, then only executed.
 
-_ID = -7_654_321  # stands for a parameter while the SQL is built
-_compiled: dict[tuple, tuple[str, list[Any]]] = {}
+_ID = -7_654_321  # placeholder k stands for _ID - k while the SQL is built
+_compiled: dict[tuple, tuple[str, list[tuple[bool, Any]]]] = {}
+
+
+def _compile(key: tuple, build: Callable[..., Any], n: int) -> tuple[str, list[tuple[bool, Any]]]:
+    """``build(*n placeholders)``'s SQL, once per (database type, key), and for each parameter
+    either (True, index of the value it stands for) or (False, the constant peewee put there).
+    Each placeholder is distinct because peewee may reorder them (UPDATE sorts its columns)."""
+    full = (type(database_proxy.obj), *key)
+    if full not in _compiled:
+        # converter=False: the placeholder reaches the parameters as it is (a text column
+        # would otherwise turn it into a string); values are passed as the driver takes them
+        marks = [peewee.Value(_ID - k, converter=False) for k in range(n)]
+        sql, params = build(*marks).sql()
+        slots = []
+        for param in params:
+            is_mark = type(param) is int and _ID - n < param <= _ID
+            slots.append((True, _ID - param) if is_mark else (False, param))
+        _compiled[full] = (sql, slots)
+    return _compiled[full]
+
+
+def _bind(slots: list[tuple[bool, Any]], values: Sequence[Any]) -> list[Any]:
+    return [values[v] if is_value else v for is_value, v in slots]
 
 
 def _prepared(key: tuple, build: Callable[..., Any], values: Sequence[Any]) -> Any:
     """Execute ``build(*placeholders)``'s SQL, compiled once per (database type, key), with
-    ``values`` in the placeholders' places (in order).  Returns the cursor."""
-    full = (type(database_proxy.obj), *key)
-    if full not in _compiled:
-        _compiled[full] = build(*[_ID] * len(values)).sql()
-    sql, params = _compiled[full]
-    it = iter(values)
-    return database_proxy.execute_sql(sql, [next(it) if p == _ID else p for p in params])
+    ``values`` in the placeholders' places.  Returns the cursor."""
+    sql, slots = _compile(key, build, len(values))
+    return database_proxy.execute_sql(sql, _bind(slots, values))
+
+
+def update_runs(columns: tuple[str, ...], rows: list[Sequence[Any]]) -> None:
+    """``UPDATE run SET columns... WHERE id = ?`` for many rows of (values..., run id), one
+    statement executed many times: the hub writes a batch of reports this way."""
+    if not rows:
+        return
+    sql, slots = _compile(
+        ("update_run", columns),
+        lambda *p: Run.update(dict(zip(columns, p[:-1]))).where(Run.id == p[-1]),
+        len(columns) + 1,
+    )
+    cursor = database_proxy.cursor()
+    cursor.executemany(sql, [_bind(slots, row) for row in rows])
+
+
+def _inserted_id(cursor) -> int:
+    """The new row's id: RETURNING where the database has it (PostgreSQL), else lastrowid."""
+    if cursor.description:
+        return cursor.fetchone()[0]
+    return cursor.lastrowid
 
 
 def _rows(cursor) -> list[dict[str, Any]]:
@@ -393,25 +433,32 @@ def list_jobs() -> list[JobRecord]:
 
 
 def due_jobs(now: datetime) -> list[JobRecord]:
-    """Enabled jobs whose next fire time is at or before ``now``, earliest first."""
+    """Enabled jobs whose next fire time is at or before ``now``, earliest first (without their
+    newest run: the scheduler's view)."""
     with _read():
-        query = (
-            _jobs_query()
-            .where(
-                Job.enabled & Job.next_fire_at.is_null(False) & (Job.next_fire_at <= _naive(now))
-            )
-            .order_by(Job.next_fire_at, Job.id)
+        cursor = _prepared(
+            ("due_jobs",),
+            lambda at: (
+                Job.select()
+                .where(Job.enabled & Job.next_fire_at.is_null(False) & (Job.next_fire_at <= at))
+                .order_by(Job.next_fire_at, Job.id)
+            ),
+            [_naive(now)],
         )
-        return [_job_from_dict(r) for r in _raw_dicts(query)]
+        return [_job_from_dict(r) for r in _rows(cursor)]
 
 
 def earliest_next_fire() -> datetime | None:
     with _read():
-        value = (
-            Job.select(fn.MIN(Job.next_fire_at))
-            .where(Job.enabled & Job.next_fire_at.is_null(False))
-            .scalar()
+        cursor = _prepared(
+            ("earliest_next_fire",),
+            lambda: Job.select(fn.MIN(Job.next_fire_at)).where(
+                Job.enabled & Job.next_fire_at.is_null(False)
+            ),
+            [],
         )
+        row = cursor.fetchone()
+        value = row[0] if row else None
         if isinstance(value, str):  # SQLite returns aggregates as raw text
             value = Job.next_fire_at.python_value(value)
         return _aware(value)
@@ -580,19 +627,27 @@ def create_run(
         with _write():
             if not _job_exists(job_id):
                 raise NotFound(f"job {job_id} does not exist (deleted?)")
-            run = Run.create(
-                job=job_id,
-                scheduled_at=_naive(scheduled_at),
-                attempt=attempt,
-                trigger_kind=trigger,
-                state=state,
-                reason=reason[:1000],
-                args_json=json.dumps(list(args), ensure_ascii=False) if args is not None else None,
-                not_before=_naive(not_before),
-                created_at=now,
-                finished_at=now if state in run_states.TERMINAL else None,
+            values = {
+                "job": job_id,
+                "scheduled_at": _naive(scheduled_at),
+                "attempt": attempt,
+                "trigger_kind": trigger,
+                "state": state,
+                "reason": reason[:1000],
+                "args_json": json.dumps(list(args), ensure_ascii=False)
+                if args is not None
+                else None,
+                "not_before": _naive(not_before),
+                "created_at": now,
+                "finished_at": now if state in run_states.TERMINAL else None,
+            }
+            names = tuple(values)
+            cursor = _prepared(
+                ("insert_run",),
+                lambda *p: Run.insert(dict(zip(names, p))),
+                list(values.values()),
             )
-            return _fetch_run(run.id)
+            return _fetch_run(_inserted_id(cursor))
     except peewee.IntegrityError:
         return None
 
@@ -606,7 +661,8 @@ def record_missed(job_id: int, scheduled_ats: Iterable[datetime], reason: str = 
     now = _now()
     added = 0
     with _write():
-        _require_job(job_id)
+        if not _job_exists(job_id):
+            raise NotFound(f"job {job_id} does not exist (deleted?)")
         for start in range(0, len(wanted), INSERT_BATCH):
             batch = wanted[start : start + INSERT_BATCH]
             have = {
@@ -724,6 +780,43 @@ def active_runs() -> list[RunRecord]:
         return [_run_from_raw(r) for r in _rows(cursor)]
 
 
+def states_of_runs(run_ids: Iterable[int]) -> list[tuple[int, str, int]]:
+    """(id, state, last_seq) of the runs that exist among ``run_ids``."""
+    rows = _by_ids(
+        "run_states",
+        lambda ids: Run.select(Run.id, Run.state, Run.last_seq).where(Run.id.in_(ids)),
+        run_ids,
+    )
+    return [(r["id"], r["state"], r["last_seq"]) for r in rows]
+
+
+def active_run_states() -> list[ActiveRun]:
+    """The scheduler's narrow view of the runs still queued, dispatched or running, oldest
+    first."""
+    with _read():
+        cursor = _prepared(
+            ("active_run_states",),
+            lambda: (
+                Run.select(
+                    Run.id,
+                    Run.job,
+                    Run.state,
+                    Run.worker_name,
+                    Run.created_at,
+                    Run.not_before,
+                    Run.dispatched_at,
+                )
+                .where(Run.state.in_(run_states.ACTIVE))
+                .order_by(Run.id)
+            ),
+            [],
+        )
+        return [
+            ActiveRun(rid, job, state, worker, _dt(created), _dt(not_before), _dt(dispatched))
+            for rid, job, state, worker, created, not_before, dispatched in cursor
+        ]
+
+
 def runs_by_ids(run_ids: Iterable[int]) -> list[RunRecord]:
     """Run records for many ids (missing ones left out), in id order."""
     rows = _by_ids("runs_by_ids", lambda ids: _run_query().where(Run.id.in_(ids)), run_ids)
@@ -764,14 +857,16 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
         cap = _output_cap()
         state = {}
         ids = list(by_run)
-        for start in range(0, len(ids), INSERT_BATCH):
-            for rid, last_seq, nbytes, truncated in (
-                Run.select(Run.id, Run.last_seq, Run.output_bytes, Run.output_truncated)
-                .where(Run.id.in_(ids[start : start + INSERT_BATCH]))
-                .tuples()
-            ):
-                state[rid] = (last_seq, nbytes, bool(truncated))
+        for row in _by_ids(
+            "output_state",
+            lambda i: Run.select(
+                Run.id, Run.last_seq, Run.output_bytes, Run.output_truncated
+            ).where(Run.id.in_(i)),
+            ids,
+        ):
+            state[row["id"]] = (row["last_seq"], row["output_bytes"], bool(row["output_truncated"]))
         rows: list[tuple] = []
+        updates: list[tuple] = []
         for rid, run_chunks in by_run.items():
             if rid not in state:
                 log.warning("output for unknown run %s dropped (%d chunks)", rid, len(run_chunks))
@@ -793,10 +888,9 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
                 nbytes += size
                 rows.append((rid, chunk.seq, chunk.stream, chunk.text, at))
             if (last_seq, nbytes, truncated) != (start_seq, start_bytes, start_trunc):
-                Run.update(
-                    last_seq=last_seq, output_bytes=nbytes, output_truncated=truncated
-                ).where(Run.id == rid).execute()
+                updates.append((last_seq, nbytes, truncated, rid))
             result[rid] = last_seq
+        update_runs(("last_seq", "output_bytes", "output_truncated"), updates)
         _insert_rows(
             RunOutput,
             [RunOutput.run, RunOutput.seq, RunOutput.stream, RunOutput.text, RunOutput.at],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 # The fields of a job definition, as stored, exported and accepted by create_job/update_job.
 JOB_SPEC_FIELDS = (
@@ -91,6 +91,19 @@ class RunRecord:
     last_seq: int
     output_bytes: int
     output_truncated: bool
+
+
+class ActiveRun(NamedTuple):
+    """What the scheduler's pass needs of a queued, dispatched or running run: a narrow row,
+    read for every active run on every pass (the full RunRecord cost 4 ms for 128 runs)."""
+
+    id: int
+    job_id: int
+    state: str
+    worker_name: str | None
+    created_at: datetime
+    not_before: datetime | None
+    dispatched_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -120,12 +120,9 @@ def _chunks(ids: list[int]):
 
 def run_states(run_ids) -> dict[int, tuple[str, int]]:
     """{run id: (state, last_seq)} for the runs that exist, in one query per 500 ids."""
-    out: dict[int, tuple[str, int]] = {}
-    for chunk in _chunks(sorted(set(run_ids))):
-        query = Run.select(Run.id, Run.state, Run.last_seq).where(Run.id.in_(chunk))
-        for rid, state, last_seq in query.tuples():
-            out[rid] = (state, last_seq)
-    return out
+    from desktop.store import queries
+
+    return {rid: (state, last_seq) for rid, state, last_seq in queries.states_of_runs(run_ids)}
 
 
 def fetch_runs(run_ids) -> list[RunRecord]:
@@ -138,8 +135,25 @@ def fetch_runs(run_ids) -> list[RunRecord]:
 def update_run(run_id: int, cols: dict[str, Any]) -> None:
     """Write columns of one run; the caller checked the transition (desktop.core.runs) against
     the state it read in the same transaction.  Datetimes may be aware (stored naive UTC)."""
-    values = {k: to_naive_utc(v) if isinstance(v, datetime) else v for k, v in cols.items()}
-    Run.update(**values).where(Run.id == run_id).execute()
+    update_runs([(run_id, cols)])
+
+
+def update_runs(updates: list[tuple[int, dict[str, Any]]]) -> None:
+    """update_run for many runs: one statement per set of columns, executed for every run that
+    writes those columns.  Later columns for the same run override earlier ones, as if applied
+    in order (each update writes absolute values)."""
+    from desktop.store import queries
+
+    merged: dict[int, dict[str, Any]] = {}
+    for run_id, cols in updates:
+        merged.setdefault(run_id, {}).update(cols)
+    groups: dict[tuple[str, ...], list[tuple]] = {}
+    for run_id, cols in merged.items():
+        names = tuple(sorted(cols))
+        values = [to_naive_utc(v) if isinstance(v, datetime) else v for v in map(cols.get, names)]
+        groups.setdefault(names, []).append((*values, run_id))
+    for names, rows in groups.items():
+        queries.update_runs(names, rows)
 
 
 def dispatch_runs(choices: list[tuple[int, str]], now: datetime) -> list[RunRecord]:
