@@ -16,6 +16,7 @@ marks itself alive in the store every few seconds, which is how the CLI knows on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from desktop import poke
 from desktop.core.events import EventBus, JobChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
 from desktop.hub.server import Hub
@@ -33,7 +35,9 @@ from desktop.store.records import JobRecord
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 1.0
+# Other processes' writes (the CLI) are noticed when the CLI nudges us (desktop/poke.py), or by
+# this fallback poll for a CLI on another machine sharing a server database.
+POLL_SECONDS = 30.0
 # Retention runs shortly after start (not during it: a large prune must not delay the window)
 # and then hourly; each prune works in short batches, so writers are never held up for long.
 RETENTION_FIRST_DELAY = 30.0
@@ -86,6 +90,8 @@ class Core:
         self.local_worker: Any = None
         self._known_workers: dict[str, Any] = {}
         self._tasks: list[asyncio.Task] = []
+        self._poked = asyncio.Event()  # set by a nudge from the CLI (desktop/poke.py)
+        self._poke: asyncio.DatagramTransport | None = None
         self._started = False
         self._stopped = False
 
@@ -119,7 +125,8 @@ class Core:
         await self.hub.start()
         await self._refresh_workers()
         await self.scheduler.start()
-        await self.db.call(scheduling.mark_alive, self.clock())
+        self._poke, poke_port = await poke.listen(self._poked.set)
+        await self.db.call(scheduling.mark_alive, self.clock(), poke_port)
         # the baseline is read now, so a change made right after start() is not absorbed into it
         marker = await self.db.call(queries.change_marker)
         self._tasks.append(asyncio.create_task(self._poll_changes(marker), name="core-poll"))
@@ -143,6 +150,8 @@ class Core:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._poke is not None:
+            self._poke.close()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.hub is not None:
@@ -154,14 +163,23 @@ class Core:
         await self.db.close()
 
     async def _poll_changes(self, marker: int) -> None:
+        loop = asyncio.get_running_loop()
         last_alive = self.clock()
+        last_poll = loop.time()
         while True:
-            await asyncio.sleep(POLL_SECONDS)  # polling another process's writes: no event
+            # the alive mark is due every ALIVE_EVERY; a nudge or the fallback poll may come first
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._poked.wait(), scheduling.ALIVE_EVERY.total_seconds())
+            poked = self._poked.is_set()
+            self._poked.clear()
             try:
                 now = self.clock()
                 if now - last_alive >= scheduling.ALIVE_EVERY:
                     await self.db.call(scheduling.mark_alive, now)
                     last_alive = now
+                if not poked and loop.time() - last_poll < POLL_SECONDS:
+                    continue
+                last_poll = loop.time()
                 current = await self.db.call(queries.change_marker)
                 if current == marker:
                     continue

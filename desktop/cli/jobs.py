@@ -53,7 +53,11 @@ def store_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argpar
             raise UserError(str(exc)) from None
         try:
             with store_db.store_errors(database):
-                return func(args)
+                before = q.change_marker()
+                code = func(args)
+                if q.change_marker() != before:
+                    _nudge_console()
+                return code
         except StoreError as exc:
             raise UserError(str(exc)) from None
         except ValidationError as exc:
@@ -62,6 +66,16 @@ def store_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argpar
             database.close()
 
     return wrapper
+
+
+def _nudge_console() -> None:
+    """A console running on this machine shows the change at once instead of within 30 s."""
+    from desktop import poke
+    from desktop.store import scheduling
+
+    port = scheduling.poke_port()
+    if port is not None:
+        poke.send(port)
 
 
 def format_errors(exc: ValidationError) -> str:

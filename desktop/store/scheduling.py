@@ -4,8 +4,8 @@ mark and requests from the CLI to the running console.
 How `run NAME` and `runs cancel ID` reach a running console: the console writes the setting
 ``console.alive_at`` (an ISO time, no audit, no change bump) every few seconds.  The CLI refuses
 with a clear error when it is older than ALIVE_MAX_AGE.  Otherwise it writes its request and
-bumps the change counter; the console polls the counter about once a second, so it reacts
-within ~1 s:
+bumps the change counter and nudges the console (desktop/poke.py), which then reads the
+counter at once (and every 30 s anyway):
 - run: a queued manual run row (the scheduler dispatches queued rows anyway);
 - cancel of a queued run: done directly (no worker involved);
 - cancel of a dispatched/running run: a ``cancel_request.<run id>`` setting that the console
@@ -25,6 +25,7 @@ from desktop.store.models import ChangeCounter, Run, Setting, database_proxy
 from desktop.store.records import RunRecord
 
 ALIVE_KEY = "console.alive_at"
+POKE_KEY = "console.poke_port"  # where the running console listens for nudges (desktop/poke.py)
 ALIVE_EVERY = timedelta(seconds=5)
 ALIVE_MAX_AGE = timedelta(seconds=20)
 CANCEL_PREFIX = "cancel_request."
@@ -47,14 +48,27 @@ def _put(key: str, value: str) -> None:
         Setting.insert(setting_key=key, setting_value=value).on_conflict_ignore().execute()
 
 
-def mark_alive(now: datetime) -> None:
+def mark_alive(now: datetime, poke_port: int | None = None) -> None:
     with write_transaction(database_proxy):
         _put(ALIVE_KEY, now.isoformat())
+        if poke_port is not None:
+            _put(POKE_KEY, str(poke_port))
 
 
 def clear_alive() -> None:
     with write_transaction(database_proxy):
-        Setting.delete().where(Setting.setting_key == ALIVE_KEY).execute()
+        Setting.delete().where(Setting.setting_key.in_([ALIVE_KEY, POKE_KEY])).execute()
+
+
+def poke_port() -> int | None:
+    """The port a running console listens on for nudges, if one recorded it and is alive."""
+    if not console_alive():
+        return None
+    row = Setting.get_or_none(Setting.setting_key == POKE_KEY)
+    try:
+        return int(row.setting_value) if row else None
+    except ValueError:
+        return None
 
 
 def console_alive(now: datetime | None = None) -> bool:

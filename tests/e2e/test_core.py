@@ -4,15 +4,17 @@ local worker on a fresh database."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 
 import pytest
 
 import desktop.localworker as lw
+from desktop import poke, service
 from desktop.core.events import JobChanged, OutputAppended, RunChanged, WorkerChanged
 from desktop.service import Core
-from desktop.store import queries
+from desktop.store import queries, scheduling
 from tests.conftest import timeout
 from tests.e2e.conftest import ROOT, prepare_db, wait_until
 
@@ -69,8 +71,37 @@ async def test_changes_from_another_process_are_noticed(stack):
     async def noticed():
         return JobChanged(0) in seen
 
+    # the fallback poll is 30 s: noticing within 10 s is the CLI's nudge (desktop/poke.py)
+    assert service.POLL_SECONDS >= 30
     await wait_until(stack.core, noticed, 10, "JobChanged(0) after a CLI change")
     assert "cli" in {s.name for s in stack.core.worker_status()}  # known (offline) at once
+
+
+async def test_a_stray_nudge_only_makes_the_console_look(stack, monkeypatch):
+    seen = []
+    stack.core.events.subscribe(seen.append)
+    port = await stack.core.db.call(scheduling.poke_port)
+    assert port is not None
+    reads = []
+    real = queries.change_marker
+
+    def counting():
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(queries, "change_marker", counting)
+    for _ in range(3):
+        poke.send(port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"\x00" * 2000, ("127.0.0.1", port))  # any bytes at all
+
+    async def looked():
+        return len(reads) >= 1
+
+    await wait_until(stack.core, looked, 10, "the console to read the change marker")
+    await asyncio.sleep(0.2)
+    assert JobChanged(0) not in seen  # nothing changed, so nothing is announced
+    assert await stack.core.db.call(scheduling.console_alive)
 
 
 async def test_local_worker_on_a_fresh_database(tmp_path, monkeypatch):
