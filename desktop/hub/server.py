@@ -369,7 +369,13 @@ class Hub:
         loop = asyncio.get_running_loop()
         grace = SILENCE_FACTOR * self.heartbeat_interval
         while True:
-            await asyncio.sleep(max(0.05, self.heartbeat_interval / 2))  # a periodic check
+            # sleep until the first connection could have been silent too long, not on a tick:
+            # an idle console with quiet workers wakes about once per grace period
+            now = loop.time()
+            wait = min(
+                (grace - c.session.silent_for(now) for c in self._conns.values()), default=grace
+            )
+            await asyncio.sleep(max(0.05, wait))
             now = loop.time()
             for conn in list(self._conns.values()):
                 if conn.session.is_silent(now, grace):
