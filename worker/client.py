@@ -364,7 +364,8 @@ class Worker:
         except scripts.UnsafeScript as exc:
             return str(exc)
         argv = scripts.command(path, msg["args"], self.cfg.interpreters)
-        request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"])
+        delay = max(0.0, float(msg.get("delay") or 0.0))
+        request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"], delay)
         run = ScriptRun(
             request,
             lambda batch: self._emit(run_id, batch),

@@ -187,6 +187,9 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "env": (_str_map, _O),
         "timeout": (_optional(_number), _O),
         "job": (_optional(_str(200)), _O),
+        # seconds to hold the run before starting it: the console fires a scheduled run a
+        # moment early so it starts at its due time (absent: start now)
+        "delay": (_optional(_number), _O),
     },
     "cancel": {
         "run_id": (_int(1), _R),

@@ -42,6 +42,8 @@ FLUSH_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
 KILL_GRACE = 3.0  # seconds between the polite and the hard stop
 ORPHAN_GRACE = 2.0
+MAX_DELAY = 60.0  # a dispatch's "delay" is capped: a console asks for milliseconds
+SPIN_BEFORE = 0.0015  # seconds of a delay slept on the thread, not on an asyncio timer
 
 Emit = Callable[[list[dict[str, Any]]], None]
 
@@ -53,6 +55,7 @@ class RunRequest:
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
+    delay: float = 0.0  # seconds to hold the run before starting it (dispatch "delay")
 
 
 def _msg(mtype: str, run_id: int, **fields: Any) -> dict[str, Any]:
@@ -181,6 +184,10 @@ class ScriptRun:
 
     async def run(self) -> dict[str, Any]:
         req = self.request
+        if req.delay > 0 and not await self._hold(min(req.delay, MAX_DELAY)):
+            return self._finish(
+                self._stop_outcome, None, self._stop_reason + " (before it started)"
+            )
         try:
             self.proc = await self._spawn()
         except OSError as exc:
@@ -239,6 +246,20 @@ class ScriptRun:
         if outcome is None:
             outcome = "succeeded" if code == 0 else "failed"
         return self._finish(outcome, code, reason)
+
+    async def _hold(self, seconds: float) -> bool:
+        """Wait until the start time; False if cancelled meanwhile.  asyncio rounds timer waits
+        up to whole milliseconds, so the last SPIN_BEFORE seconds are slept on this thread (the
+        loop is blocked for at most that long, once per held run)."""
+        until = time.monotonic() + seconds
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), max(0.0, seconds - SPIN_BEFORE))
+        if self._stop.is_set():
+            return False
+        left = until - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+        return True
 
     def _finish(self, outcome: str, code: int | None, reason: str | None) -> dict[str, Any]:
         msg = _msg("finished", self.request.run_id, outcome=outcome, exit_code=code, at=time.time())

@@ -34,8 +34,12 @@ class Fired:
 
 
 def fire_due(now: datetime, grace: timedelta = DEFAULT_GRACE) -> Fired:
+    return fire_jobs(queries.due_jobs(now), now, grace)
+
+
+def fire_jobs(jobs: list[JobRecord], now: datetime, grace: timedelta = DEFAULT_GRACE) -> Fired:
+    """Fire these due jobs (queries.due_jobs) in one transaction."""
     fired = Fired()
-    jobs = queries.due_jobs(now)
     if not jobs:
         return fired
     active: dict[int, list[str]] = {}
@@ -106,13 +110,29 @@ def run_pass(
     workers: list[d.WorkerView],
     declined: dict[int, frozenset[str]],
     grace: timedelta = DEFAULT_GRACE,
+    lead: timedelta = timedelta(0),
 ) -> Pass:
-    """A whole scheduler pass in ONE trip to the database thread: fire what is due, then plan
-    (decisions.plan_dispatch, with the hub's workers as they were when the pass began) and
-    record the dispatches and expired queue waits.  The loop sends the dispatch frames after
-    this returns; a worker that left meanwhile makes the send fail and the run is queued again.
-    """
-    fired = fire_due(now, grace)
+    """A whole scheduler pass in ONE trip to the database thread: fire what is due within
+    ``lead`` from now, then plan (decisions.plan_dispatch, with the hub's workers as they were
+    when the pass began) and record the dispatches and expired queue waits.  The loop sends the
+    dispatch frames after this returns; a worker that left meanwhile makes the send fail and
+    the run is queued again.  ``wake_at`` is the next fire time less ``lead``."""
+    horizon = now + lead
+    due = queries.due_jobs(horizon)
+    if not due:
+        return _pass(now, workers, declined, Fired(), lead)
+    # a firing pass is one transaction: the new runs and their dispatch commit together
+    with scheduling.transaction():
+        return _pass(now, workers, declined, fire_jobs(due, horizon, grace), lead)
+
+
+def _pass(
+    now: datetime,
+    workers: list[d.WorkerView],
+    declined: dict[int, frozenset[str]],
+    fired: Fired,
+    lead: timedelta,
+) -> Pass:
     active = queries.active_run_states()
     jobs = queries.jobs_by_ids({r.job_id for r in active if r.state == states.QUEUED})
     plan = d.plan_dispatch(active, jobs, workers, declined, now)
@@ -135,7 +155,8 @@ def run_pass(
             for r in active
         ]
         active = [r for r in active if r.state in states.ACTIVE]
-    wake_at = d.earliest([queries.earliest_next_fire(), *plan.wake_at])
+    next_fire = queries.earliest_next_fire()
+    wake_at = d.earliest([next_fire - lead if next_fire else None, *plan.wake_at])
     return Pass(fired, changed, dispatched, active, jobs, wake_at)
 
 

@@ -32,6 +32,10 @@ from worker.protocol import make
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_ERROR = timedelta(seconds=5)
+# A scheduled run is fired this long before its due time and dispatched with the rest of the
+# wait as its ``delay``: the worker starts it at the due instant, so the pass, the commit and
+# the frame (about 2-3 ms, more under load) are not added to every start.
+FIRE_LEAD = timedelta(milliseconds=20)
 
 
 class Scheduler(HubListener):
@@ -44,6 +48,7 @@ class Scheduler(HubListener):
         *,
         lost_grace: timedelta = timedelta(seconds=60),
         misfire_grace: timedelta = DEFAULT_GRACE,
+        fire_lead: timedelta = FIRE_LEAD,
     ) -> None:
         self.db = db
         self.hub = hub
@@ -51,6 +56,7 @@ class Scheduler(HubListener):
         self.clock = clock
         self.lost_grace = lost_grace
         self.misfire_grace = misfire_grace
+        self.fire_lead = fire_lead
         self.watching_since = clock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -119,23 +125,33 @@ class Scheduler(HubListener):
             d.WorkerView(w.name, w.tags, w.scripts, w.slots, 0) for w in self.hub.workers.values()
         ]
         declined = {run_id: frozenset(names) for run_id, names in self._declined.items()}
-        done = await self.db.call(firing.run_pass, now, workers, declined, self.misfire_grace)
+        done = await self.db.call(
+            firing.run_pass, now, workers, declined, self.misfire_grace, self.fire_lead
+        )
+        # the frames first: a worker waits for nobody's bookkeeping
+        for record in done.dispatched:
+            await self._send_dispatch(record, done.jobs[record.job_id])
         for record in done.fired.runs:
             if record.trigger == states.SCHEDULE:
-                self.lateness.append((now - record.scheduled_at).total_seconds())
+                # how late the pass ran against its plan (the due time less the lead)
+                planned = record.scheduled_at - self.fire_lead
+                self.lateness.append((now - planned).total_seconds())
             self._changed(record)
         for job_id in done.fired.job_ids:
             self.events.publish(JobChanged(job_id))
         for record in done.changed:
             self._changed(record)
-        for record in done.dispatched:
-            await self._send_dispatch(record, done.jobs[record.job_id])
         wake_at = [done.wake_at]
         wake_at += await self._check_lost(done.active, now)
         return d.earliest(wake_at)
 
     async def _send_dispatch(self, run: RunRecord, job: JobRecord) -> None:
         worker = run.worker_name or ""
+        extra = {}
+        if run.trigger == states.SCHEDULE and run.attempt == 1:
+            wait = (run.scheduled_at - self.clock()).total_seconds()
+            if wait > 0:  # fired ahead (FIRE_LEAD): the worker holds it until the due time
+                extra["delay"] = round(min(wait, self.fire_lead.total_seconds()), 6)
         message = make(
             "dispatch",
             run_id=run.id,
@@ -145,6 +161,7 @@ class Scheduler(HubListener):
             env=dict(job.env),
             timeout=job.timeout_seconds,
             job=job.name,
+            **extra,
         )
         if await self.hub.send(worker, message):
             log.debug("run %s of %s dispatched to %s", run.id, job.name, worker)

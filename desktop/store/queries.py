@@ -243,6 +243,23 @@ def _prepared(key: tuple, build: Callable[..., Any], values: Sequence[Any]) -> A
     return database_proxy.execute_sql(sql, _bind(slots, values))
 
 
+def mark_dispatched(choices: Sequence[tuple[int, str]], when: datetime) -> None:
+    """queued -> dispatched for many (run id, worker) pairs; runs no longer queued (cancelled
+    meanwhile) are left alone.  One statement, executed for each pair."""
+    if not choices:
+        return
+    sql, slots = _compile(
+        ("mark_dispatched",),
+        lambda state, worker, at, rid: Run.update(
+            {Run.state: state, Run.worker_name: worker, Run.dispatched_at: at}
+        ).where((Run.id == rid) & (Run.state == run_states.QUEUED)),
+        4,
+    )
+    at = _naive(when)
+    rows = [_bind(slots, (run_states.DISPATCHED, worker, at, rid)) for rid, worker in choices]
+    database_proxy.cursor().executemany(sql, rows)
+
+
 def update_runs(columns: tuple[str, ...], rows: list[Sequence[Any]]) -> None:
     """``UPDATE run SET columns... WHERE id = ?`` for many rows of (values..., run id), one
     statement executed many times: the hub writes a batch of reports this way."""
@@ -473,7 +490,13 @@ def set_next_fire(
         cols: dict[str, Any] = {"next_fire_at": _naive(next_fire_at)}
         if last_scheduled_at is not None:
             cols["last_scheduled_at"] = _naive(last_scheduled_at)
-        if not Job.update(**cols).where(Job.id == job_id).execute():
+        names = tuple(cols)
+        cursor = _prepared(
+            ("set_next_fire", names),
+            lambda *p: Job.update(dict(zip(names, p))).where(Job.id == p[-1]),
+            [*cols.values(), job_id],
+        )
+        if not cursor.rowcount:
             raise NotFound(f"job {job_id} does not exist (deleted?)")
 
 

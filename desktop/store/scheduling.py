@@ -125,13 +125,6 @@ def take_cancel_requests() -> list[int]:
 
 # --- bulk run updates for the hub and scheduler (many runs per transaction) --------------------
 
-IN_BATCH = 500  # ids per IN (...): under every database's parameter limit
-
-
-def _chunks(ids: list[int]):
-    for start in range(0, len(ids), IN_BATCH):
-        yield ids[start : start + IN_BATCH]
-
 
 def run_states(run_ids) -> dict[int, tuple[str, int]]:
     """{run id: (state, last_seq)} for the runs that exist, in one query per 500 ids."""
@@ -174,16 +167,10 @@ def update_runs(updates: list[tuple[int, dict[str, Any]]]) -> None:
 def dispatch_runs(choices: list[tuple[int, str]], now: datetime) -> list[RunRecord]:
     """queued -> dispatched for many (run id, worker) pairs in one transaction; runs no longer
     queued (cancelled meanwhile) are left alone and out of the result."""
-    by_worker: dict[str, list[int]] = {}
-    for run_id, worker in choices:
-        by_worker.setdefault(worker, []).append(run_id)
-    when = to_naive_utc(now)
+    from desktop.store import queries
+
     with write_transaction(database_proxy):
-        for worker, ids in by_worker.items():
-            for chunk in _chunks(ids):
-                Run.update(state=states.DISPATCHED, worker_name=worker, dispatched_at=when).where(
-                    Run.id.in_(chunk) & (Run.state == states.QUEUED)
-                ).execute()
+        queries.mark_dispatched(choices, now)
         wanted = dict(choices)
         return [
             r

@@ -9,7 +9,9 @@ its own ``time.time()`` as its first line.  To get 1,000 firings in 100 s instea
 12 s).  For each firing, all on one machine and one clock:
 
 - due -> received: scheduled time to the worker's receipt of the dispatch frame (the probe in
-  probe_worker.py; scheduler wake-up, run row, dispatch commit, hub send, network, worker parse);
+  probe_worker.py; scheduler wake-up, run row, dispatch commit, hub send, network, worker parse).
+  The scheduler fires a run FIRE_LEAD (20 ms) ahead and the worker holds it until the due time
+  (the dispatch's ``delay``), so this is negative when all of that fits in the lead;
 - due -> spawned: to the worker's ``started.at`` (child process created);
 - due -> first line: to the script's own first-line timestamp.
 
@@ -158,7 +160,7 @@ def run(quick: bool = False) -> dict:
     over99 = p["first"][1] - p["floor_first"][1]
     rows = [metric("firings measured", m["firings"], "", f"{firings}", m["firings"] == firings)]
     labels = {
-        "lateness": "scheduler wake-up after due",
+        "lateness": "scheduler pass after its plan (due - lead)",
         "recv": "due -> worker received dispatch",
         "spawn": "due -> child process created",
         "first": "due -> script's first line",

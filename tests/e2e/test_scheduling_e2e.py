@@ -42,7 +42,10 @@ async def test_every_second_job_fires_on_time(stack):
         f"{max(dispatch):.1f}; script started median {statistics.median(start):.1f} max "
         f"{max(start):.1f}"
     )
-    assert min(dispatch) >= 0  # never early
+    # fired and dispatched up to the lead ahead, held by the worker: never started early
+    lead = stack.core.scheduler.fire_lead.total_seconds() * 1000
+    assert min(dispatch) >= -lead - 1
+    assert min(start) >= 0
 
 
 async def test_two_workers_share_the_load(stack):

@@ -10,6 +10,7 @@ import pytest
 
 from desktop.core.events import RunChanged
 from desktop.hub.commit import CommitResult
+from desktop.scheduler.service import FIRE_LEAD
 from desktop.store import queries
 
 pytestmark = pytest.mark.asyncio
@@ -57,6 +58,30 @@ async def test_next_wake_is_the_earliest_next_fire(env):
     job_id = await env.job(schedule={"kind": "interval", "every": 10, "unit": "minutes"})
     job = await env.db.call(queries.get_job, job_id)
     assert await env.scheduler.step() == job.next_fire_at
+    env.scheduler.fire_lead = lead = FIRE_LEAD
+    assert await env.scheduler.step() == job.next_fire_at - lead
+
+
+async def test_a_run_fired_ahead_is_dispatched_with_the_rest_of_the_wait(env):
+    env.hub.join("w1")
+    job_id = await env.job(schedule={"kind": "interval", "every": 10, "unit": "minutes"})
+    job = await env.db.call(queries.get_job, job_id)
+    env.scheduler.fire_lead = lead = FIRE_LEAD
+    env.clock.now = job.next_fire_at - lead - timedelta(milliseconds=1)
+    await env.scheduler.step()
+    assert env.hub.sent == []  # not yet within the lead
+    env.clock.now = job.next_fire_at - timedelta(milliseconds=5)
+    await env.scheduler.step()
+    ((name, message),) = env.hub.sent
+    assert name == "w1" and message["delay"] == pytest.approx(0.005)
+    (run,) = await env.db.call(queries.list_runs, job_id)
+    assert run.scheduled_at == job.next_fire_at and run.state == "dispatched"
+    # a run started by hand, or a retry, is never held
+    env.hub.sent.clear()
+    env.clock.now = job.next_fire_at + timedelta(seconds=1)
+    await env.scheduler.run_now(job_id)
+    await env.scheduler.step()
+    assert [m for _, m in env.hub.sent if m["type"] == "dispatch" and "delay" in m] == []
 
 
 @pytest.mark.parametrize(
