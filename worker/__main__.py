@@ -15,7 +15,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from worker import __version__
+from worker import __version__, runner
 from worker.config import ConfigError, ConfigMissing, WorkerConfig, load
 from worker.console import pause_if_double_clicked
 
@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger().addHandler(handler)
+    runner.use_pidfd_child_watcher()
     return asyncio.run(serve(cfg, args.once))
 
 

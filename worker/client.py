@@ -106,7 +106,9 @@ class Worker:
         self.send_rate = send_rate
         self.reload_token = reload_token
         self.kill_grace = kill_grace
-        self.spool = Spool(cfg.spool_dir, cfg.spool_max_bytes)
+        self.spool = Spool(cfg.spool_dir, cfg.spool_max_bytes, deferred_sync=True)
+        self._unsynced = asyncio.Event()
+        self._syncer: asyncio.Task[None] | None = None
         self.runs: dict[int, tuple[ScriptRun, asyncio.Task[Any]]] = {}
         self.accepting = True
         self.heartbeat_interval = cfg.heartbeat_interval
@@ -138,7 +140,36 @@ class Worker:
             )
 
     def _emit(self, run_id: int, messages: list[dict[str, Any]]) -> None:
-        if self.spool.append(run_id, messages):
+        if not self.spool.append(run_id, messages):
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # before the loop runs (runs left by a crash): sync right here
+            self.spool.sync_now()
+            self.outbox_changed.set()
+            return
+        if self._syncer is None or self._syncer.done():
+            self._syncer = asyncio.create_task(self._sync_forever(), name="spool-sync")
+        self._unsynced.set()
+
+    async def _sync_forever(self) -> None:
+        """The spool's group commit: fsync what was written, off the loop, then let the sender
+        send it.  What is written during one sync goes with the next."""
+        while True:
+            await self._unsynced.wait()
+            self._unsynced.clear()
+            paths, seqs = self.spool.take_unsynced()
+            if not paths:
+                continue
+            try:
+                await asyncio.to_thread(Spool.sync_files, paths)
+            except OSError as exc:
+                log.error("Cannot sync the spool to disk (%s); retrying in 1 s", exc)
+                self.spool.retry_unsynced(paths, seqs)
+                await asyncio.sleep(1.0)  # a failing disk: not a busy loop
+                self._unsynced.set()
+                continue
+            self.spool.mark_synced(seqs)
             self.outbox_changed.set()
 
     def held_runs(self) -> list[int]:
@@ -412,3 +443,6 @@ class Worker:
             self.acked.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.acked.wait(), deadline - time.monotonic())
+        # what is still unsynced (written during the wait) is on disk before the process ends
+        with contextlib.suppress(OSError):
+            self.spool.sync_now()

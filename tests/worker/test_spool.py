@@ -141,3 +141,34 @@ def test_invalid_message_is_refused_before_it_reaches_disk(tmp_path):
     with pytest.raises(ValueError):
         sp.append(1, [out(1, "x", stream="stdin")])
     assert not list(Path(tmp_path).glob("run-1/*.jsonl"))
+
+
+def test_deferred_sync_sends_nothing_before_it_is_on_disk(tmp_path):
+    sp = Spool(tmp_path, deferred_sync=True)
+    sp.append(1, [started(1)])
+    sp.append(1, [out(1, "a\n")])
+    assert sp.pending(1, 0) == []  # written, not yet synced: not for sending
+    paths, seqs = sp.take_unsynced()
+    assert seqs == {1: 2} and len(paths) == 1
+    sp.append(1, [out(1, "b\n")])  # written while the sync runs: goes with the next one
+    Spool.sync_files(paths)
+    sp.mark_synced(seqs)
+    assert [m["seq"] for m in sp.pending(1, 0)] == [1, 2]
+    sp.sync_now()
+    assert [m["seq"] for m in sp.pending(1, 0)] == [1, 2, 3]
+    # a restart takes everything on disk as sendable
+    again = Spool(tmp_path, deferred_sync=True)
+    assert [m["seq"] for m in again.pending(1, 0)] == [1, 2, 3]
+
+
+def test_deferred_sync_failure_is_retried_with_nothing_lost(tmp_path):
+    sp = Spool(tmp_path, deferred_sync=True)
+    sp.append(1, [started(1)])
+    paths, seqs = sp.take_unsynced()
+    sp.append(2, [started(2)])
+    sp.retry_unsynced(paths, seqs)  # the sync failed: both runs wait for the next one
+    paths, seqs = sp.take_unsynced()
+    assert seqs == {1: 1, 2: 1} and len(paths) == 2
+    Spool.sync_files(paths)
+    sp.mark_synced(seqs)
+    assert sp.pending(1, 0) and sp.pending(2, 0)
