@@ -430,6 +430,21 @@ def get_job(job_id: int) -> JobRecord | None:
         return _fetch_job(job_id)
 
 
+def job_names() -> list[tuple[int, str]]:
+    """(id, name) of every job: enough to decide which jobs a first screen shows."""
+    with _read():
+        return list(Job.select(Job.id, Job.name).tuples())
+
+
+def jobs_with_last_run(job_ids: Iterable[int]) -> list[JobRecord]:
+    """list_jobs for just these jobs (each with its newest run)."""
+    with _read():
+        rows = _by_ids(
+            "jobs_with_last_run", lambda ids: _jobs_query().where(Job.id.in_(ids)), job_ids
+        )
+        return [_job_from_dict(r) for r in rows]
+
+
 def jobs_by_ids(job_ids: Iterable[int]) -> dict[int, JobRecord]:
     """The jobs that exist among ``job_ids`` (without their newest run: the scheduler's view)."""
     with _read():
@@ -447,6 +462,14 @@ def list_jobs() -> list[JobRecord]:
     """Every job, by name, each with its newest run's state and time."""
     with _read():
         return [_job_from_dict(r) for r in _raw_dicts(_jobs_query().order_by(Job.name))]
+
+
+def list_jobs_page(after_id: int = 0, limit: int = 10_000) -> list[JobRecord]:
+    """list_jobs in id order, ``limit`` at a time after ``after_id``: a large table read in
+    pieces, so other reads on the one database thread are not held up for seconds."""
+    with _read():
+        query = _jobs_query().where(Job.id > after_id).order_by(Job.id).limit(limit)
+        return [_job_from_dict(r) for r in _raw_dicts(query)]
 
 
 def due_jobs(now: datetime) -> list[JobRecord]:

@@ -8,6 +8,7 @@ Events come from the EventBridge once per frame and update single rows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -47,6 +48,10 @@ from desktop.ui.window_commands import CommandsMixin
 
 log = logging.getLogger(__name__)
 
+# Jobs read for the first screen; a larger table is read whole in the background after it.
+FIRST_JOBS = 300
+JOBS_PAGE = 5000  # about 0.1 s of the database thread per page
+
 FAILED_STATES = frozenset({run_states.FAILED, run_states.TIMED_OUT, run_states.LOST})
 STATUS_REFRESH_MS = 1000
 
@@ -66,6 +71,9 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self._quitting = False
         self._status_dirty = True
         self._known_online: dict[str, bool] = {}
+        # while a large job table loads in the background: ids changed meanwhile (else None)
+        self._jobs_touched: set[int] | None = None
+        self.all_jobs_loaded = asyncio.Event()  # the whole job table is in (tests, benchmarks)
         self.setWindowTitle("Job Trigger")
         self.setWindowIcon(app_icon())
         self.resize(1280, 820)
@@ -166,15 +174,42 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         """Initial data: settings, all jobs, workers, counts.  Call once after core.start()."""
         self.settings = await self.core.db.call(data.display_settings)
         self.apply_display_tz(self.settings.get("display_tz", DEFAULT_DISPLAY_TZ))
-        self.jobs_model.set_rows(
-            await self.core.db.call(data.job_rows, *(self.jobs_model.sorting or (0, False)))
-        )
+        sorting = self.jobs_model.sorting or (0, False)
+        rows, more = await self.core.db.call(data.first_job_rows, *sorting, FIRST_JOBS)
+        self.jobs_model.set_rows(rows)
         await self.refresh_workers()
         await self.refresh_status()
         self.status_timer.start()
         if self.jobs_model.rowCount() and self.jobs_panel.selected_id() is None:
             self.jobs_panel.select(self.jobs_model.row_at(0).id)
+        if more:  # last: the one database thread would make the reads above wait behind it
+            self._jobs_touched = set()
+            spawn(self._load_all_jobs(sorting), "loading jobs", background=True)
+        else:
+            self.all_jobs_loaded.set()
         self.loaded.emit()
+
+    async def _load_all_jobs(self, sorting: tuple[int, bool]) -> None:
+        """The rest of a large job table, after the first screen is up.  Jobs that changed
+        while it was read are read again afterwards, so the snapshot cannot undo them."""
+        try:
+            rows: list = []
+            while True:  # in pages, so a click meanwhile waits for one page, not all of them
+                after = rows[-1].id if rows else 0
+                page = await self.core.db.call(data.job_rows_page, after, JOBS_PAGE)
+                rows += page
+                if len(page) < JOBS_PAGE:
+                    break
+            rows = await self.core.db.call(data.sort_job_rows, rows, *sorting)
+            selected = self.jobs_panel.selected_id()
+            self.jobs_model.set_rows(rows)
+            if selected is not None:
+                self.jobs_panel.select(selected)
+        finally:
+            touched, self._jobs_touched = self._jobs_touched, None
+        if touched:
+            await self._reload_jobs(sorted(touched))
+        self.all_jobs_loaded.set()
 
     def apply_display_tz(self, name: str) -> None:
         self.display_tz = name
@@ -255,6 +290,8 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         for job_id, deleted in changes.items():
             if deleted:
                 self.jobs_model.remove(job_id)
+                if self._jobs_touched is not None:
+                    self._jobs_touched.add(job_id)
         live = [j for j, deleted in changes.items() if not deleted]
         if live:
             spawn(self._reload_jobs(live), "refreshing jobs", background=True)
@@ -273,6 +310,8 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self._update_actions()
 
     async def _reload_jobs(self, ids: list[int]) -> None:
+        if self._jobs_touched is not None:
+            self._jobs_touched.update(ids)
         records = await self.core.db.call(data.jobs_by_id, ids)
         for job_id, rec in records.items():
             if rec is None:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QDialog, QMessageBox
 from desktop.core.events import JobChanged
 from desktop.store import queries
 from desktop.ui import asyncqt
+from desktop.ui import main_window as mw
 from desktop.ui.log_pane import STDERR_COLOUR
 from desktop.ui.main_window import MainWindow
 from desktop.ui.models import JobsTableModel, RunsTableModel
@@ -248,6 +249,8 @@ async def test_ten_thousand_jobs_and_one_change_updates_one_row(tmp_path, qtbot)
     qtbot.addWidget(window)
     try:
         await window.load()
+        assert window.jobs_model.rowCount() == mw.FIRST_JOBS  # the first screen, at once
+        await asyncio.wait_for(window.all_jobs_loaded.wait(), timeout(30))
         assert window.jobs_model.rowCount() == 10_000
         assert window.jobs_panel.count.text() == "10000 jobs"
         resets, changes = [], []
@@ -436,3 +439,37 @@ async def test_failed_actions_say_who_is_to_blame(tmp_path, qtbot):
         assert any("bug in Job Trigger" in t for t in texts)
         for b in boxes:
             b.close()
+
+
+@pytest.mark.asyncio
+async def test_a_large_job_table_shows_its_first_screen_then_the_rest(tmp_path, qtbot, monkeypatch):
+    monkeypatch.setattr(mw, "FIRST_JOBS", 5)
+    monkeypatch.setattr(mw, "JOBS_PAGE", 4)
+    names = [f"Job {n:02d}" if n % 2 else f"job {n:02d}" for n in range(20)]
+    specs = [{**JOB, "name": name} for name in reversed(names)]  # ids not in name order
+    reached = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    real_page = mw.data.job_rows_page
+
+    def page_and_signal(after_id, limit):  # runs on the database thread
+        loop.call_soon_threadsafe(reached.set)
+        return real_page(after_id, limit)
+
+    monkeypatch.setattr(mw.data, "job_rows_page", page_and_signal)
+    async with console(tmp_path, qtbot, specs) as (core, window, _dialogs, errors):
+        first = [window.jobs_model.row_at(i).name for i in range(window.jobs_model.rowCount())]
+        expected = sorted(names, key=str.casefold)
+        # the first screen is exactly the first rows of the name order (case-insensitive)
+        assert first == expected[:5]
+        await asyncio.wait_for(reached.wait(), timeout(10))
+        # a job deleted while the rest is read (it is in the first page read: the oldest id)
+        # does not come back with that snapshot
+        victim = await core.db.call(queries.get_job_by_name, expected[-1])
+        assert victim.id == min(r.id for r in await core.db.call(queries.list_jobs))
+        await core.db.call(queries.delete_job, victim.id)
+        core.events.publish(JobChanged(victim.id, deleted=True))
+        await settle(window)
+        shown = [window.jobs_model.row_at(i).name for i in range(window.jobs_model.rowCount())]
+        assert shown == expected[:-1]
+        assert window.jobs_panel.selected_id() is not None
+        assert errors == []
