@@ -107,6 +107,8 @@ class Worker:
         self.reload_token = reload_token
         self.kill_grace = kill_grace
         self.spool = Spool(cfg.spool_dir, cfg.spool_max_bytes, deferred_sync=True)
+        self.catalogue = scripts.Catalogue(cfg.scripts_dir)
+        self._announced: list[dict[str, str]] = []  # the catalogue this connection was told
         self._unsynced = asyncio.Event()
         self._syncer: asyncio.Task[None] | None = None
         self.runs: dict[int, tuple[ScriptRun, asyncio.Task[Any]]] = {}
@@ -299,7 +301,7 @@ class Worker:
             host=socket.gethostname(),
             os=f"{platform.system()} {platform.release()}",
             version=__version__,
-            scripts=scripts.catalogue(self.cfg.scripts_dir),
+            scripts=self._announce_catalogue(self.catalogue.scan()),
             slots=self.cfg.slots,
             tags=self.cfg.tags,
             runs=self.held_runs(),
@@ -339,9 +341,20 @@ class Worker:
                 await self.outbox_changed.wait()
                 self.outbox_changed.clear()
 
+    def _announce_catalogue(self, entries: list[dict[str, str]]) -> list[dict[str, str]]:
+        self._announced = entries
+        return entries
+
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
-            await ws.send(encode("heartbeat", running=sorted(self.runs), at=time.time()))
+            fields: dict[str, Any] = {"running": sorted(self.runs), "at": time.time()}
+            # a thread: a new or changed script is hashed, and it may be large
+            current = await asyncio.to_thread(self.catalogue.scan)
+            if current != self._announced:
+                names = ", ".join(e["name"] for e in current) or "none"
+                log.info("The scripts folder changed; offering: %s", names)
+                fields["scripts"] = self._announce_catalogue(current)
+            await ws.send(encode("heartbeat", **fields))
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _receiver(self, ws: ClientConnection) -> None:

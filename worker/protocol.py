@@ -137,6 +137,8 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
     "heartbeat": {
         "running": (_list_of(_int(1)), _O),
         "at": (_optional(_number), _O),
+        # the script catalogue again, only when it changed since the hello or the last one
+        "scripts": (_optional(_list_of(_script_entry)), _O),
     },
     "started": {
         "run_id": (_int(1), _R),

@@ -83,15 +83,35 @@ def sha256_of(path: Path) -> str:
 
 def catalogue(scripts_dir: Path) -> list[dict[str, str]]:
     """Name and sha256 of every runnable script, sorted; empty when the folder is missing."""
-    entries = []
-    try:
-        children = sorted(scripts_dir.iterdir())
-    except OSError:
-        return []
-    for child in children:
+    return Catalogue(scripts_dir).scan()
+
+
+class Catalogue:
+    """A scripts folder's catalogue, scanned again cheaply: a script is hashed again only when
+    its real path, size or modification time changed (the worker rescans at every heartbeat,
+    so scripts added or changed after it connected are offered without a restart)."""
+
+    def __init__(self, scripts_dir: Path) -> None:
+        self.scripts_dir = scripts_dir
+        self._known: dict[str, tuple[tuple[str, int, int], str]] = {}  # name -> (stat key, sha)
+
+    def scan(self) -> list[dict[str, str]]:
         try:
-            real = resolve(scripts_dir, child.name)
-            entries.append({"name": child.name, "sha256": sha256_of(real)})
-        except (UnsafeScript, OSError):
-            continue  # links out, folders, unreadable files: not offered to the hub
-    return entries
+            children = sorted(self.scripts_dir.iterdir())
+        except OSError:
+            self._known = {}
+            return []
+        entries, known = [], {}
+        for child in children:
+            try:
+                real = resolve(self.scripts_dir, child.name)
+                st = real.stat()
+                key = (str(real), st.st_size, st.st_mtime_ns)
+                cached = self._known.get(child.name)
+                digest = cached[1] if cached and cached[0] == key else sha256_of(real)
+            except (UnsafeScript, OSError):
+                continue  # links out, folders, unreadable files: not offered to the hub
+            known[child.name] = (key, digest)
+            entries.append({"name": child.name, "sha256": digest})
+        self._known = known
+        return entries

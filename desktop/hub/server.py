@@ -68,6 +68,8 @@ class HubListener:
 
     def worker_left(self, name: str) -> None: ...
 
+    def worker_updated(self, worker: LiveWorker) -> None: ...
+
     def run_declined(self, worker: str, run_id: int, reason: str) -> None: ...
 
     def runs_committed(self, result: CommitResult) -> None: ...
@@ -245,6 +247,8 @@ class Hub:
                     self._work.set()
             elif isinstance(action, s.Heard):
                 self._heard(conn, action.running)
+                if action.scripts is not None:
+                    self._catalogue_changed(conn, action.scripts)
             elif isinstance(action, s.Declined):
                 if conn.name is not None:
                     self.listener.run_declined(conn.name, action.run_id, action.reason)
@@ -354,6 +358,24 @@ class Hub:
         live.running = frozenset(running)
         for run_id in running:
             self.run_reports[run_id] = now
+
+    def _catalogue_changed(self, conn: _Conn, entries: tuple[dict[str, str], ...]) -> None:
+        """A connected worker's scripts folder changed: offer what it has now, remember it
+        for when it is offline, and let queued runs that wait for a script try again."""
+        live = self.workers.get(conn.name or "")
+        if live is None or self._conns.get(live.name) is not conn:
+            return
+        live.scripts = frozenset(e["name"] for e in entries)
+        log.info("worker %s now offers %d scripts", live.name, len(live.scripts))
+        self._spawn(conn, self._store_catalogue(live.name, list(entries)))
+        self.events.publish(WorkerChanged(live.name, True))
+        self.listener.worker_updated(live)
+
+    async def _store_catalogue(self, name: str, entries: list[dict[str, str]]) -> None:
+        try:
+            await self.db.call(queries.set_worker_scripts, name, entries)
+        except StoreError as exc:
+            log.warning("cannot record the scripts of worker %s: %s", name, exc)
 
     def _gone(self, conn: _Conn) -> None:
         name = conn.name

@@ -62,9 +62,11 @@ class Authenticate:
 
 @dataclass(frozen=True)
 class Heard:
-    """The worker reported which runs it holds right now (heartbeat ``running``)."""
+    """The worker reported which runs it holds right now (heartbeat ``running``), and its
+    script catalogue when that changed (``scripts``; None: unchanged)."""
 
     running: tuple[int, ...]
+    scripts: tuple[dict[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ class Session:
     def _ready(self, msg: Message) -> list[Action]:
         t = msg.type
         if t == "heartbeat":
-            return [Heard(tuple(msg["running"]))]
+            scripts = msg["scripts"]
+            return [Heard(tuple(msg["running"]), None if scripts is None else tuple(scripts))]
         if t == "declined":
             return [Declined(msg["run_id"], msg["reason"])]
         if t == "error":

@@ -306,6 +306,9 @@ class Scheduler(HubListener):
     def worker_left(self, name: str) -> None:
         self.wake()
 
+    def worker_updated(self, worker: LiveWorker) -> None:
+        self.wake()  # it may now have the script a queued run waits for
+
     def run_declined(self, worker: str, run_id: int, reason: str) -> None:
         log.warning("worker %s declined run %s: %s", worker, run_id, reason)
         self._declined.setdefault(run_id, set()).add(worker)

@@ -1151,6 +1151,14 @@ def worker_seen(
             raise NotFound(f"there is no worker named {name!r}")
 
 
+def set_worker_scripts(name: str, scripts: Sequence[dict[str, str]]) -> None:
+    """The script catalogue a connected worker reported after its hello (it changed)."""
+    with _write():
+        cols = {"scripts_json": json.dumps(list(scripts), sort_keys=True)}
+        if not Worker.update(**cols).where(Worker.name == name).execute():
+            raise NotFound(f"there is no worker named {name!r}")
+
+
 # --- settings ---------------------------------------------------------------------------------
 
 

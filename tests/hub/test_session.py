@@ -176,3 +176,14 @@ def test_throttle_memory_is_bounded():
         t.failed(f"10.0.0.{i}", float(i))
     assert len(t._failures) == 3
     assert t.delay("10.0.0.9", 10) > 0
+
+
+def test_a_heartbeat_carries_the_catalogue_only_when_it_changed():
+    session = ready_session()
+    assert session.feed(msg("heartbeat", running=[3]), 1.0) == [s.Heard((3,), None)]
+    entry = {"name": "new.py", "sha256": "ab" * 32}
+    actions = session.feed(msg("heartbeat", running=[], scripts=[entry]), 2.0)
+    assert actions == [s.Heard((), (entry,))]
+    bad = {"type": "heartbeat", "v": 1, "scripts": [{"name": "x.py"}]}
+    with pytest.raises(ProtocolError, match="sha256"):
+        validate(bad)

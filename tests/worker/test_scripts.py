@@ -99,3 +99,26 @@ def test_frozen_python_reinvokes_the_worker_in_script_mode(folder):
 def test_interpreter_by_extension_never_a_shell_string(tmp_path, name, prefix):
     path = tmp_path / name
     assert scripts.command(path, ["1"], DEFAULT_INTERPRETERS) == [*prefix, str(path), "1"]
+
+
+def test_the_catalogue_rescans_cheaply_and_sees_new_changed_and_removed_scripts(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "a.py").write_text("print(1)\n")
+    hashed = []
+    real_sha = scripts.sha256_of
+    monkeypatch.setattr(scripts, "sha256_of", lambda p: hashed.append(p.name) or real_sha(p))
+    cat = scripts.Catalogue(folder)
+    first = cat.scan()
+    assert [e["name"] for e in first] == ["a.py"] and hashed == ["a.py"]
+    assert cat.scan() == first and hashed == ["a.py"]  # unchanged: not hashed again
+    (folder / "b.sh").write_text("echo b\n")
+    (folder / "a.py").write_text("print(22)\n")  # another size: hashed again
+    second = cat.scan()
+    assert [e["name"] for e in second] == ["a.py", "b.sh"]
+    assert second[0]["sha256"] != first[0]["sha256"]
+    assert sorted(hashed) == ["a.py", "a.py", "b.sh"]
+    (folder / "b.sh").unlink()
+    assert [e["name"] for e in cat.scan()] == ["a.py"]
