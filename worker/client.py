@@ -348,8 +348,9 @@ class Worker:
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
             fields: dict[str, Any] = {"running": sorted(self.runs), "at": time.time()}
-            # a thread: a new or changed script is hashed, and it may be large
-            current = await asyncio.to_thread(self.catalogue.scan)
+            current = self._announced
+            if self.catalogue.stale():  # hashing in a thread: a new script may be large
+                current = await asyncio.to_thread(self.catalogue.scan)
             if current != self._announced:
                 names = ", ".join(e["name"] for e in current) or "none"
                 log.info("The scripts folder changed; offering: %s", names)

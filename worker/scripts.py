@@ -95,23 +95,39 @@ class Catalogue:
         self.scripts_dir = scripts_dir
         self._known: dict[str, tuple[tuple[str, int, int], str]] = {}  # name -> (stat key, sha)
 
-    def scan(self) -> list[dict[str, str]]:
+    def _stat_all(self) -> dict[str, tuple[Path, tuple[str, int, int]]]:
+        """name -> (real path, (real path, size, mtime)) of every runnable script."""
         try:
             children = sorted(self.scripts_dir.iterdir())
         except OSError:
-            self._known = {}
-            return []
-        entries, known = [], {}
+            return {}
+        out = {}
         for child in children:
             try:
                 real = resolve(self.scripts_dir, child.name)
                 st = real.stat()
-                key = (str(real), st.st_size, st.st_mtime_ns)
-                cached = self._known.get(child.name)
-                digest = cached[1] if cached and cached[0] == key else sha256_of(real)
             except (UnsafeScript, OSError):
                 continue  # links out, folders, unreadable files: not offered to the hub
-            known[child.name] = (key, digest)
-            entries.append({"name": child.name, "sha256": digest})
+            out[child.name] = (real, (str(real), st.st_size, st.st_mtime_ns))
+        return out
+
+    def stale(self) -> bool:
+        """Whether a scan would differ from the last one (names, paths, sizes, times): cheap,
+        no hashing, so it can run on the event loop at every heartbeat."""
+        now = self._stat_all()
+        return now.keys() != self._known.keys() or any(
+            self._known[name][0] != key for name, (_, key) in now.items()
+        )
+
+    def scan(self) -> list[dict[str, str]]:
+        entries, known = [], {}
+        for name, (real, key) in self._stat_all().items():
+            cached = self._known.get(name)
+            try:
+                digest = cached[1] if cached and cached[0] == key else sha256_of(real)
+            except OSError:
+                continue
+            known[name] = (key, digest)
+            entries.append({"name": name, "sha256": digest})
         self._known = known
         return entries

@@ -122,3 +122,16 @@ def test_the_catalogue_rescans_cheaply_and_sees_new_changed_and_removed_scripts(
     assert sorted(hashed) == ["a.py", "a.py", "b.sh"]
     (folder / "b.sh").unlink()
     assert [e["name"] for e in cat.scan()] == ["a.py"]
+
+
+def test_stale_says_whether_a_scan_would_differ_without_hashing(tmp_path, monkeypatch):
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "a.py").write_text("print(1)\n")
+    cat = scripts.Catalogue(folder)
+    assert cat.stale()  # never scanned
+    cat.scan()
+    monkeypatch.setattr(scripts, "sha256_of", lambda p: pytest.fail("stale() must not hash"))
+    assert not cat.stale()
+    (folder / "b.py").write_text("print(2)\n")
+    assert cat.stale()
