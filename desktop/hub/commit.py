@@ -87,14 +87,29 @@ def commit_batch(items: list[Item]) -> CommitResult:
 Update = tuple[int, dict] | None  # (run id, columns to write), None: nothing to write
 
 
-def _started(worker, a: StoreStarted, current, changed: set, result: CommitResult) -> Update:
+def _current_state(worker, what: str, a, current, result: CommitResult) -> str | None:
+    """The run's committed state when this started/finished report is new; None (and the ack
+    to send settled) for a run the store does not know or a replay."""
     if a.run_id not in current:
-        log.warning("worker %s started unknown run %s; acked and ignored", worker, a.run_id)
+        log.warning("worker %s %s unknown run %s; acked and ignored", worker, what, a.run_id)
         _raise_ack(result.acked, a.run_id, a.seq)
         return None
     state, last_seq = current[a.run_id]
     if a.seq <= last_seq:
         _raise_ack(result.acked, a.run_id, last_seq)  # a replay
+        return None
+    return state
+
+
+def _settle(a, state: str, cols: dict, current, result: CommitResult) -> Update:
+    current[a.run_id] = (state, a.seq)
+    _raise_ack(result.acked, a.run_id, a.seq)
+    return a.run_id, cols
+
+
+def _started(worker, a: StoreStarted, current, changed: set, result: CommitResult) -> Update:
+    state = _current_state(worker, "started", a, current, result)
+    if state is None:
         return None
     if states.can_transition(state, states.RUNNING):
         cols = {"state": states.RUNNING, "worker_name": worker, "last_seq": a.seq}
@@ -103,9 +118,7 @@ def _started(worker, a: StoreStarted, current, changed: set, result: CommitResul
         changed.add(a.run_id)
     else:
         cols = {"last_seq": a.seq}  # already decided (cancelled, lost): keep the seq moving
-    current[a.run_id] = (state, a.seq)
-    _raise_ack(result.acked, a.run_id, a.seq)
-    return a.run_id, cols
+    return _settle(a, state, cols, current, result)
 
 
 def _outputs(outputs: list[StoreOutput], current, result: CommitResult) -> None:
@@ -124,13 +137,8 @@ def _outputs(outputs: list[StoreOutput], current, result: CommitResult) -> None:
 
 
 def _finished(worker, a: StoreFinished, current, changed: set, ended: set, result) -> Update:
-    if a.run_id not in current:
-        log.warning("worker %s finished unknown run %s; acked and ignored", worker, a.run_id)
-        _raise_ack(result.acked, a.run_id, a.seq)
-        return None
-    state, last_seq = current[a.run_id]
-    if a.seq <= last_seq:
-        _raise_ack(result.acked, a.run_id, last_seq)  # a replay
+    state = _current_state(worker, "finished", a, current, result)
+    if state is None:
         return None
     if states.can_transition(state, a.outcome):
         cols = {
@@ -153,6 +161,4 @@ def _finished(worker, a: StoreFinished, current, changed: set, ended: set, resul
             state,
         )
         cols = {"last_seq": a.seq}
-    current[a.run_id] = (state, a.seq)
-    _raise_ack(result.acked, a.run_id, a.seq)
-    return a.run_id, cols
+    return _settle(a, state, cols, current, result)
