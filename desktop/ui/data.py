@@ -30,20 +30,23 @@ def sort_job_rows(rows: list[JobRow], sort_column: int, descending: bool) -> lis
     return rows
 
 
-def first_job_rows(sort_column: int, descending: bool, limit: int) -> tuple[list[JobRow], bool]:
-    """The first ``limit`` rows of the job table in its order, and whether there are more.
-    With 100,000 jobs the whole table takes seconds to read and describe; the first screen
-    needs a few hundred.  Exact for the name order (the default); other orders read all."""
+def first_job_rows(
+    sort_column: int, descending: bool, limit: int
+) -> tuple[list[JobRow], int | None]:
+    """The first ``limit`` rows of the job table in its order, and how many jobs there are
+    when that is more (None: these are all).  With 100,000 jobs the whole table takes seconds
+    to read and describe; the first screen needs a few hundred.  Exact for the name order (the
+    default); other orders read all."""
     if sort_column != 0:
-        return job_rows(sort_column, descending), False
+        return job_rows(sort_column, descending), None
     names = queries.job_names()
     if len(names) <= limit:
-        return job_rows(sort_column, descending), False
+        return job_rows(sort_column, descending), None
     names.sort(key=lambda pair: (pair[1].casefold(), pair[0]), reverse=descending)
     first = [job_id for job_id, _ in names[:limit]]
     rows = [job_row(r) for r in queries.jobs_with_last_run(first)]
     rows.sort(key=job_sort_key(sort_column), reverse=descending)
-    return rows, True
+    return rows, len(names)
 
 
 def job_changes(

@@ -175,14 +175,15 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.settings = await self.core.db.call(data.display_settings)
         self.apply_display_tz(self.settings.get("display_tz", DEFAULT_DISPLAY_TZ))
         sorting = self.jobs_model.sorting or (0, False)
-        rows, more = await self.core.db.call(data.first_job_rows, *sorting, FIRST_JOBS)
+        rows, total = await self.core.db.call(data.first_job_rows, *sorting, FIRST_JOBS)
         self.jobs_model.set_rows(rows)
+        self.jobs_panel.set_loading(total)
         await self.refresh_workers()
         await self.refresh_status()
         self.status_timer.start()
         if self.jobs_model.rowCount() and self.jobs_panel.selected_id() is None:
             self.jobs_panel.select(self.jobs_model.row_at(0).id)
-        if more:  # last: the one database thread would make the reads above wait behind it
+        if total is not None:  # last: the one database thread would make the reads above wait
             self._jobs_touched = set()
             spawn(self._load_all_jobs(sorting), "loading jobs", background=True)
         else:
@@ -206,6 +207,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             if selected is not None:
                 self.jobs_panel.select(selected)
         finally:
+            self.jobs_panel.set_loading(None)
             touched, self._jobs_touched = self._jobs_touched, None
         if touched:
             await self._reload_jobs(sorted(touched))

@@ -91,8 +91,18 @@ class JobsPanel(QWidget):
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
         self._update_count()
 
+    def set_loading(self, total: int | None) -> None:
+        """A large table is still being read: ``total`` jobs exist (None: all are in)."""
+        self._loading_total = total
+        self._update_count()
+
     def _update_count(self, *_args) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
+        loading = getattr(self, "_loading_total", None)
+        if loading is not None and loading > total:
+            # the filter and the count only cover the rows read so far: say so
+            self.count.setText(f"{total} of {loading} jobs, loading the rest…")
+            return
         self.count.setText(f"{total} jobs" if shown == total else f"{shown} of {total} jobs")
 
     def _current_changed(self, current, _previous) -> None:

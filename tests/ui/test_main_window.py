@@ -461,6 +461,7 @@ async def test_a_large_job_table_shows_its_first_screen_then_the_rest(tmp_path, 
         expected = sorted(names, key=str.casefold)
         # the first screen is exactly the first rows of the name order (case-insensitive)
         assert first == expected[:5]
+        assert window.jobs_panel.count.text() == "5 of 20 jobs, loading the rest…"
         await asyncio.wait_for(reached.wait(), timeout(10))
         # a job deleted while the rest is read (it is in the first page read: the oldest id)
         # does not come back with that snapshot
@@ -471,5 +472,6 @@ async def test_a_large_job_table_shows_its_first_screen_then_the_rest(tmp_path, 
         await settle(window)
         shown = [window.jobs_model.row_at(i).name for i in range(window.jobs_model.rowCount())]
         assert shown == expected[:-1]
+        assert window.jobs_panel.count.text() == "19 jobs"
         assert window.jobs_panel.selected_id() is not None
         assert errors == []
