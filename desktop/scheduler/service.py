@@ -36,6 +36,8 @@ RETRY_AFTER_ERROR = timedelta(seconds=5)
 # wait as its ``delay``: the worker starts it at the due instant, so the pass, the commit and
 # the frame (about 2-3 ms, more under load) are not added to every start.
 FIRE_LEAD = timedelta(milliseconds=20)
+# A worker that declined a run is asked again after this (sooner if its scripts change).
+DECLINE_BACKOFF = timedelta(seconds=15)
 
 
 class Scheduler(HubListener):
@@ -60,7 +62,8 @@ class Scheduler(HubListener):
         self.watching_since = clock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._declined: dict[int, set[str]] = {}  # run id -> workers that declined it
+        # run id -> {worker that declined it: until when it is not asked again}
+        self._declined: dict[int, dict[str, datetime]] = {}
         self._side_tasks: set[asyncio.Task] = set()
         # run_now requests waiting for the next group commit
         self._manual: list[tuple[int, list[str] | None, asyncio.Future]] = []
@@ -103,6 +106,24 @@ class Scheduler(HubListener):
             except asyncio.TimeoutError:
                 pass
 
+    def _current_declines(self, now: datetime) -> tuple[dict[int, frozenset[str]], datetime | None]:
+        """Workers not to ask again yet, per run, and when the first of them may be asked
+        again.  A decline is not forever: "all slots busy" or "shutting down" pass, and a
+        run whose only worker declined once must not wait for nobody until its queue timeout.
+        """
+        out: dict[int, frozenset[str]] = {}
+        first: datetime | None = None
+        for run_id in list(self._declined):
+            waiting = {w: t for w, t in self._declined[run_id].items() if t > now}
+            if not waiting:
+                del self._declined[run_id]
+                continue
+            self._declined[run_id] = waiting
+            out[run_id] = frozenset(waiting)
+            soonest = min(waiting.values())
+            first = soonest if first is None or soonest < first else first
+        return out, first
+
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self._side_tasks.add(task)
@@ -124,7 +145,7 @@ class Scheduler(HubListener):
         workers = [
             d.WorkerView(w.name, w.tags, w.scripts, w.slots, 0) for w in self.hub.workers.values()
         ]
-        declined = {run_id: frozenset(names) for run_id, names in self._declined.items()}
+        declined, retry_at = self._current_declines(now)
         done = await self.db.call(
             firing.run_pass, now, workers, declined, self.misfire_grace, self.fire_lead
         )
@@ -141,7 +162,7 @@ class Scheduler(HubListener):
             self.events.publish(JobChanged(job_id))
         for record in done.changed:
             self._changed(record)
-        wake_at = [done.wake_at]
+        wake_at = [done.wake_at, retry_at]
         wake_at += await self._check_lost(done.active, now)
         return d.earliest(wake_at)
 
@@ -307,11 +328,13 @@ class Scheduler(HubListener):
         self.wake()
 
     def worker_updated(self, worker: LiveWorker) -> None:
+        for declines in self._declined.values():  # its scripts changed: ask it again
+            declines.pop(worker.name, None)
         self.wake()  # it may now have the script a queued run waits for
 
     def run_declined(self, worker: str, run_id: int, reason: str) -> None:
         log.warning("worker %s declined run %s: %s", worker, run_id, reason)
-        self._declined.setdefault(run_id, set()).add(worker)
+        self._declined.setdefault(run_id, {})[worker] = self.clock() + DECLINE_BACKOFF
         self._spawn(self._requeue(run_id, f"declined by {worker}: {reason}"))
 
     def runs_committed(self, result: CommitResult) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from desktop.core.events import RunChanged
 from desktop.hub.commit import CommitResult
-from desktop.scheduler.service import FIRE_LEAD
+from desktop.scheduler.service import DECLINE_BACKOFF, FIRE_LEAD
 from desktop.store import queries
 
 pytestmark = pytest.mark.asyncio
@@ -333,6 +333,21 @@ async def test_declined_run_goes_to_another_worker(env):
     assert record.state == "queued" and "declined by w1" in record.reason
     await env.scheduler.step()
     assert env.hub.dispatched() == [("w1", run.id), ("w2", run.id)]
+
+
+async def test_a_run_declined_by_its_only_worker_is_offered_again_later(env):
+    env.hub.join("w1")
+    job_id = await env.job()
+    run = await env.scheduler.run_now(job_id)
+    await env.scheduler.step()
+    env.scheduler.run_declined("w1", run.id, "all 1 slot(s) of this worker are busy")
+    await env.settle()
+    wake = await env.scheduler.step()
+    assert env.hub.dispatched() == [("w1", run.id)]  # not asked again at once
+    assert wake == env.clock() + DECLINE_BACKOFF
+    env.clock.advance(seconds=DECLINE_BACKOFF.total_seconds())
+    await env.scheduler.step()
+    assert env.hub.dispatched() == [("w1", run.id), ("w1", run.id)]
 
 
 async def test_dst_spring_forward_runs_after_the_gap(env):
