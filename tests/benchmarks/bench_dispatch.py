@@ -14,6 +14,7 @@ its own ``time.time()`` as its first line.  To get 1,000 firings in 100 s instea
   (the dispatch's ``delay``), so this is negative when all of that fits in the lead;
 - due -> spawned: to the worker's ``started.at`` (child process created);
 - due -> first line: to the script's own first-line timestamp.
+- run now: a manual run (no lead) from the request to the child process, for context.
 
 The spawn floor, in the same run and under the same load, is the same script started directly
 from this process with asyncio's create_subprocess_exec (no scheduler) twice a second while the
@@ -42,6 +43,7 @@ from tests.benchmarks.probe_worker import received_times
 SCRIPT = "import time\nprint(time.time())\nimport sys\n"
 WORKERS, SLOTS, JOBS = 4, 2, 10
 FLOOR_EVERY = 0.5  # seconds between direct spawns
+MANUAL_RUNS = 100  # "run now" requests timed after the firings (quick: 20)
 
 
 def epoch(dt: datetime) -> float:
@@ -123,6 +125,7 @@ async def measure(base: Path, firings: int) -> dict:
         while await core.db.call(queries.active_runs):
             await asyncio.sleep(0.1)  # the last few runs finishing; nothing publishes "all idle"
         unsubscribe()
+        manual = await run_now_latencies(core, job_ids[0], MANUAL_RUNS if firings >= 1000 else 20)
         lateness = list(core.scheduler.lateness)
         runs = []
         for job_id in job_ids:
@@ -148,7 +151,29 @@ async def measure(base: Path, firings: int) -> dict:
         "floor_spawn": floor_spawned,
         "floor_first": floor_first,
         "lateness": lateness,
+        "manual": manual,
     }
+
+
+async def run_now_latencies(core, job_id: int, count: int) -> list[float]:
+    """ "Run now" (no lead: a person's click has no due time to prepare for): from the request
+    to the worker's child process, one at a time, a quarter second apart."""
+    from desktop.core import runs as states
+    from desktop.store import queries
+
+    out = []
+    for _ in range(count):
+        await asyncio.sleep(0.25)
+        asked = time.time()
+        run_id = await core.run_now(job_id)
+        while True:
+            record = await core.db.call(queries.get_run, run_id)
+            if record.state in states.TERMINAL:
+                break
+            await asyncio.sleep(0.02)
+        if record.state == states.SUCCEEDED and record.started_at is not None:
+            out.append(epoch(record.started_at) - asked)
+    return out
 
 
 def run(quick: bool = False) -> dict:
@@ -166,6 +191,7 @@ def run(quick: bool = False) -> dict:
         "first": "due -> script's first line",
         "floor_spawn": "floor: start -> child created",
         "floor_first": "floor: start -> first line",
+        "manual": "run now: request -> child process created",
     }
     for key, label in labels.items():
         rows.append(metric(f"{label} p50", p[key][0], "ms"))
