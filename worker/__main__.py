@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         import multiprocessing
 
         multiprocessing.freeze_support()
+        if sys.platform == "win32":
+            from worker import winproc
+
+            winproc.restore_dll_search_path()  # what jobs start must not load our DLLs
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--run-script"]:
         return run_script(argv[1:])

@@ -113,3 +113,12 @@ def ask_to_stop(pid: int) -> None:
         os.kill(pid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
     except OSError:
         pass  # already gone
+
+
+def restore_dll_search_path() -> bool:
+    """Undo the one-file bootloader's ``SetDllDirectoryW(<unpacked folder>)`` for this process.
+    Programs started from it inherit that DLL directory, so a job's own executable could load
+    the worker's bundled DLLs (OpenSSL, the VC runtime) instead of its own (PyInstaller issue
+    3795).  Safe once the worker's modules are imported: since Python 3.8 extension modules
+    find their DLLs through their own folder, not this setting.  Not run on the Linux CI."""
+    return bool(ctypes.windll.kernel32.SetDllDirectoryW(None))  # type: ignore[attr-defined]

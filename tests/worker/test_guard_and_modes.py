@@ -76,3 +76,24 @@ def test_rate_limit_allows_a_burst_up_to_the_rate_then_paces():
     assert limit.delay(1.0) == 0.0
     limit.sent(1.0)
     assert limit.delay(1.05) == pytest.approx(0.05)  # 0.1 leaves at 1.1
+
+
+def test_a_frozen_windows_worker_restores_the_dll_search_path_first(monkeypatch, tmp_path):
+    # Windows-only code cannot run here; this checks the wiring: a frozen worker on Windows
+    # undoes the bootloader's DLL directory before it does anything else (even --run-script).
+    import multiprocessing
+    import types
+
+    from worker import __main__ as entry
+
+    calls = []
+    fake = types.ModuleType("worker.winproc")
+    fake.restore_dll_search_path = lambda: calls.append("restored") or True
+    monkeypatch.setitem(sys.modules, "worker.winproc", fake)
+    monkeypatch.setattr("worker.winproc", fake, raising=False)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(multiprocessing, "freeze_support", lambda: calls.append("freeze"))
+    monkeypatch.setattr(entry, "run_script", lambda argv: calls.append(("run", argv)) or 0)
+    assert entry.main(["--run-script", str(tmp_path / "x.py")]) == 0
+    assert calls == ["freeze", "restored", ("run", [str(tmp_path / "x.py")])]
