@@ -37,7 +37,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.harness import Fleet, metric, ms, percentile, prepare_db, wait_online
+from tests.benchmarks.harness import core_with_workers, metric, ms, percentile
 from tests.benchmarks.probe_worker import received_times
 
 SCRIPT = "import time\nprint(time.time())\nimport sys\n"
@@ -74,21 +74,15 @@ async def floor_samples(
 async def measure(base: Path, firings: int) -> dict:
     from desktop.core import runs as states
     from desktop.core.events import RunChanged
-    from desktop.service import Core
     from desktop.store import queries
 
     url = f"sqlite:///{base / 'dispatch.db'}"
-    prepare_db(url, {"heartbeat_interval": "5"})
-    core = Core(url, "127.0.0.1", 0)
-    await core.start()
-    fleet = Fleet(base)
-    try:
-        names = [f"w{i}" for i in range(WORKERS)]
-        for name in names:
-            token = await core.add_worker(name, slots=SLOTS)
-            fleet.prepare(name, core.hub_url, token, {"first_line.py": SCRIPT}, slots=SLOTS)
-            fleet.start(name, probe=True)
-        await wait_online(core, names)
+    scripts = {"first_line.py": SCRIPT}
+    async with core_with_workers(url, base, scripts, WORKERS, SLOTS, probe=True) as (
+        core,
+        fleet,
+        names,
+    ):
         done: set[int] = set()
         enough = asyncio.Event()
 
@@ -135,9 +129,6 @@ async def measure(base: Path, firings: int) -> dict:
         for r in runs:
             chunks = await core.db.call(queries.read_output, r.id, 0, 1)
             firsts[r.id] = float(chunks[0].text.split("\n", 1)[0])
-    finally:
-        await asyncio.get_running_loop().run_in_executor(None, fleet.stop_all)
-        await core.stop()
     received: dict[int, float] = {}
     for name in names:
         received.update(received_times(fleet.log_text(name)))

@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.harness import Fleet, median, metric, prepare_db, wait_online
+from tests.benchmarks.harness import core_with_workers, median, metric
 
 FLOOD = """import sys
 n = int(sys.argv[1])
@@ -41,19 +41,10 @@ def expected(n: int) -> str:
 async def one(base: Path, n: int) -> dict:
     from desktop.core import runs as states
     from desktop.core.events import RunChanged
-    from desktop.service import Core
     from desktop.store import queries
 
     url = f"sqlite:///{base / 'flood.db'}"
-    prepare_db(url, {"heartbeat_interval": "5"})
-    core = Core(url, "127.0.0.1", 0)
-    await core.start()
-    fleet = Fleet(base)
-    try:
-        token = await core.add_worker("w0", slots=1)
-        fleet.prepare("w0", core.hub_url, token, {"flood.py": FLOOD})
-        fleet.start("w0")
-        await wait_online(core, ["w0"])
+    async with core_with_workers(url, base, {"flood.py": FLOOD}, 1, 1) as (core, _, _):
         job = await core.save_job(
             {"name": "flood", "script": "flood.py", "schedule": {"kind": "manual"}}
         )
@@ -71,9 +62,6 @@ async def one(base: Path, n: int) -> dict:
         unsubscribe()
         record = await core.db.call(queries.get_run, run_id)
         chunks = await core.db.call(queries.read_output, run_id)
-    finally:
-        await asyncio.get_running_loop().run_in_executor(None, fleet.stop_all)
-        await core.stop()
     text = "".join(c.text for c in chunks if c.stream == "stdout")
     started = record.started_at
     started = (started if started.tzinfo else started.replace(tzinfo=timezone.utc)).timestamp()

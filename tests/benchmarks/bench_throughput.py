@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.harness import Fleet, median, metric, pg_schema_url, prepare_db, wait_online
+from tests.benchmarks.harness import core_with_workers, median, metric, pg_schema_url
 
 NOOP = "#!/bin/sh\necho ok\n"
 WORKERS, SLOTS, WINDOW, FEEDERS = 4, 8, 128, 16
@@ -42,19 +42,8 @@ def _check(job_id: int) -> tuple[int, int, int]:
 async def one_repetition(url: str, base: Path, n: int) -> dict:
     from desktop.core import runs as states
     from desktop.core.events import RunChanged
-    from desktop.service import Core
 
-    prepare_db(url, {"heartbeat_interval": "5"})
-    core = Core(url, "127.0.0.1", 0)
-    await core.start()
-    fleet = Fleet(base)
-    try:
-        names = [f"w{i}" for i in range(WORKERS)]
-        for name in names:
-            token = await core.add_worker(name, slots=SLOTS)
-            fleet.prepare(name, core.hub_url, token, {"noop": NOOP}, slots=SLOTS)
-            fleet.start(name)
-        await wait_online(core, names)
+    async with core_with_workers(url, base, {"noop": NOOP}, WORKERS, SLOTS) as (core, _, _):
         job = await core.save_job(
             {"name": "noop", "script": "noop", "schedule": {"kind": "manual"}, **ALLOW}
         )
@@ -87,9 +76,6 @@ async def one_repetition(url: str, base: Path, n: int) -> dict:
         total = time.perf_counter() - t0
         unsubscribe()
         count, good, lines = await core.db.call(_check, job.id)
-    finally:
-        await asyncio.get_running_loop().run_in_executor(None, fleet.stop_all)
-        await core.stop()
     lo, hi = int(n * 0.2), int(n * 0.9)
     return {
         "steady": (hi - lo) / (done_at[hi] - done_at[lo]),

@@ -165,6 +165,34 @@ class Fleet:
         self._logs.clear()
 
 
+@contextlib.asynccontextmanager
+async def core_with_workers(
+    url: str, base: Path, scripts: dict[str, str], count: int, slots: int, probe: bool = False
+):
+    """The real Core in this process (heartbeat 5 s, a fresh database at URL) and COUNT real
+    worker processes w0, w1, ... with SLOTS slots and SCRIPTS, all online; yields (core, fleet,
+    names) and stops everything afterwards (the fleet's logs stay readable)."""
+    import asyncio
+
+    from desktop.service import Core
+
+    prepare_db(url, {"heartbeat_interval": "5"})
+    core = Core(url, "127.0.0.1", 0)
+    await core.start()
+    fleet = Fleet(base)
+    try:
+        names = [f"w{i}" for i in range(count)]
+        for name in names:
+            token = await core.add_worker(name, slots=slots)
+            fleet.prepare(name, core.hub_url, token, scripts, slots=slots)
+            fleet.start(name, probe=probe)
+        await wait_online(core, names)
+        yield core, fleet, names
+    finally:
+        await asyncio.get_running_loop().run_in_executor(None, fleet.stop_all)
+        await core.stop()
+
+
 async def wait_online(core, names, seconds: float = 60) -> None:
     import asyncio
 
