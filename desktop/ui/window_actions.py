@@ -33,54 +33,63 @@ class ActionsMixin:
         self.addAction(action)
         return action
 
+    def _job_action(self, text, command, what, shortcut=None, icon=None, tip="") -> QAction:
+        """An action on the selected job: ``command(job_id)`` is a coroutine; with no job
+        selected it does nothing (the action is disabled then anyway)."""
+
+        def trigger() -> None:
+            job_id = self.jobs_panel.selected_id()
+            if job_id:
+                spawn(command(job_id), what)
+
+        return self._action(text, trigger, shortcut, icon, tip)
+
     def _make_actions(self) -> None:
-        job = self.jobs_panel.selected_id
         self.act_new = self._action(
             "&New job…",
             lambda: spawn(self.new_job(), "new job"),
             QKeySequence.StandardKey.New,
             "SP_FileIcon",
         )
-        self.act_edit = self._action(
-            "&Edit…",
-            lambda: job() and spawn(self.edit_job(job()), "edit job"),
-            "Ctrl+E",
-            "SP_FileDialogDetailedView",
+        job_action = self._job_action
+        self.act_edit = job_action(
+            "&Edit…", self.edit_job, "edit job", "Ctrl+E", "SP_FileDialogDetailedView"
         )
-        self.act_duplicate = self._action(
+        self.act_duplicate = job_action(
             "D&uplicate…",
-            lambda: job() and spawn(self.edit_job(job(), copy=True), "duplicate job"),
+            lambda j: self.edit_job(j, copy=True),
+            "duplicate job",
             "Ctrl+D",
             "SP_FileDialogNewFolder",
         )
-        self.act_delete = self._action(
+        self.act_delete = job_action(
             "&Delete…",
-            lambda: job() and spawn(self.delete_job(job()), "delete job"),
+            self.delete_job,
+            "delete job",
             QKeySequence.StandardKey.Delete,
             "SP_TrashIcon",
         )
-        self.act_enable = self._action(
+        self.act_enable = job_action(
             "Ena&ble",
-            lambda: job() and spawn(self.set_enabled(job(), True), "enable job"),
+            lambda j: self.set_enabled(j, True),
+            "enable job",
             "Ctrl+Shift+E",
             "SP_DialogYesButton",
         )
-        self.act_disable = self._action(
+        self.act_disable = job_action(
             "Disa&ble",
-            lambda: job() and spawn(self.set_enabled(job(), False), "disable job"),
+            lambda j: self.set_enabled(j, False),
+            "disable job",
             "Ctrl+Shift+D",
             "SP_DialogNoButton",
         )
-        self.act_run = self._action(
-            "&Run now",
-            lambda: job() and spawn(self.run_now(job()), "run now"),
-            "F5",
-            "SP_MediaPlay",
-            "Start the selected job now",
+        self.act_run = job_action(
+            "&Run now", self.run_now, "run now", "F5", "SP_MediaPlay", "Start the selected job now"
         )
-        self.act_run_args = self._action(
+        self.act_run_args = job_action(
             "Run &with arguments…",
-            lambda: job() and spawn(self.run_with_args(job()), "run with arguments"),
+            self.run_with_args,
+            "run with arguments",
             "Shift+F5",
             "SP_MediaSeekForward",
         )

@@ -475,3 +475,47 @@ async def test_a_large_job_table_shows_its_first_screen_then_the_rest(tmp_path, 
         assert window.jobs_panel.count.text() == "19 jobs"
         assert window.jobs_panel.selected_id() is not None
         assert errors == []
+
+
+@pytest.mark.asyncio
+async def test_each_job_action_runs_its_command_on_the_selected_job(tmp_path, qtbot):
+    async with console(tmp_path, qtbot, [JOB]) as (_core, window, _dialogs, errors):
+        job_id = window.jobs_panel.selected_id()
+        calls = []
+
+        def record(name):
+            async def command(*args, **kwargs):
+                calls.append((name, args, kwargs))
+
+            return command
+
+        for name in ("edit_job", "delete_job", "set_enabled", "run_now", "run_with_args"):
+            setattr(window, name, record(name))
+        # the actions were made with the real methods bound; rebuild them on the fakes
+        window._make_actions()
+        for action in (
+            window.act_edit,
+            window.act_duplicate,
+            window.act_delete,
+            window.act_enable,
+            window.act_disable,
+            window.act_run,
+            window.act_run_args,
+        ):
+            action.trigger()
+        await settle(window)
+        assert calls == [
+            ("edit_job", (job_id,), {}),
+            ("edit_job", (job_id,), {"copy": True}),
+            ("delete_job", (job_id,), {}),
+            ("set_enabled", (job_id, True), {}),
+            ("set_enabled", (job_id, False), {}),
+            ("run_now", (job_id,), {}),
+            ("run_with_args", (job_id,), {}),
+        ]
+        window.jobs_panel.view.clearSelection()
+        window.jobs_panel.view.setCurrentIndex(window.jobs_panel.proxy.index(-1, -1))
+        calls.clear()
+        window.act_run.trigger()
+        await settle(window)
+        assert calls == [] and errors == []
