@@ -194,3 +194,14 @@ async def stop_worker(proc: asyncio.subprocess.Process, units: float = 20) -> in
     except asyncio.TimeoutError:
         proc.kill()
         return await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def connected_worker(hub, config: Path, *extra: str):
+    """A real worker process started with CONFIG and connected to HUB; stopped afterwards."""
+    proc = await start_worker(config, *extra)
+    try:
+        await hub.connected()
+        yield proc
+    finally:
+        await stop_worker(proc)

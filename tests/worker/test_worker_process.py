@@ -10,15 +10,13 @@ import psutil
 import pytest
 
 from tests.conftest import timeout
-from tests.worker.hubfixture import start_worker, stop_worker, write_config
+from tests.worker.hubfixture import connected_worker, start_worker, stop_worker, write_config
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_dispatch_streams_output_in_order_and_reports_exit_code(hub, worker_dir):
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         hello = hub.hellos[0]
         assert hello["name"] == "test-worker" and hello["token"] == "secret-token"
         names = {s["name"] for s in hello["scripts"]}
@@ -37,14 +35,10 @@ async def test_dispatch_streams_output_in_order_and_reports_exit_code(hub, worke
         assert "bad byte: \ufffd end\n" in hub.text(1)
         assert hub.text(1, "stderr") == "to stderr\n"
         assert "to stderr" not in hub.text(1)
-    finally:
-        await stop_worker(proc)
 
 
 async def test_timeout_kills_the_whole_process_tree(hub, worker_dir):
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         await hub.dispatch(5, "spawner.py", timeout=timeout(5))
         await hub.wait_for(lambda: "grandchild" in hub.text(5))
         pids = [int(p) for p in re.findall(r"(?:child|grandchild) (\d+)", hub.text(5))]
@@ -55,14 +49,10 @@ async def test_timeout_kills_the_whole_process_tree(hub, worker_dir):
         assert "timed out" in result["reason"]
         for pid in [started["pid"], *pids]:
             assert not _alive(pid), f"process {pid} survived the timeout"
-    finally:
-        await stop_worker(proc)
 
 
 async def test_cancel_stops_a_script_that_ignores_sigterm(hub, worker_dir):
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         await hub.dispatch(7, "stubborn.py")
         await hub.wait_for(lambda: "ignoring SIGTERM" in hub.text(7))
         await hub.send("cancel", run_id=7, reason="admin pressed stop")
@@ -70,14 +60,10 @@ async def test_cancel_stops_a_script_that_ignores_sigterm(hub, worker_dir):
         assert result["outcome"] == "cancelled"
         assert result["reason"] == "admin pressed stop"
         assert not _alive(hub.ordered(7)[0]["pid"])
-    finally:
-        await stop_worker(proc)
 
 
 async def test_slots_decline_extra_dispatch_then_accept_when_free(hub, worker_dir):
-    proc = await start_worker(write_config(worker_dir, hub.url, slots=1))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url, slots=1)):
         await hub.dispatch(10, "sleeper.py")
         await hub.wait_for(lambda: "sleeping" in hub.text(10))
         await hub.dispatch(11, "echo_job.py")
@@ -88,8 +74,6 @@ async def test_slots_decline_extra_dispatch_then_accept_when_free(hub, worker_di
         await hub.wait_finished(10)
         await hub.dispatch(12, "echo_job.py")
         assert (await hub.wait_finished(12))["outcome"] == "succeeded"
-    finally:
-        await stop_worker(proc)
 
 
 def _alive(pid: int) -> bool:
@@ -118,9 +102,7 @@ async def test_unsafe_or_unknown_scripts_are_declined_and_worker_keeps_serving(
     outside = tmp_path_factory.mktemp("outside") / "evil.py"
     outside.write_text("print('should never run')\n")
     os.symlink(outside, worker_dir / "scripts" / "escape.py")
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         assert "escape.py" not in {s["name"] for s in hub.hellos[0]["scripts"]}
         await hub.dispatch(20, script)
         await hub.wait_for(lambda: hub.of_type("declined", 20))
@@ -128,8 +110,6 @@ async def test_unsafe_or_unknown_scripts_are_declined_and_worker_keeps_serving(
         assert 20 not in hub.runs
         await hub.dispatch(21, "echo_job.py")
         assert (await hub.wait_finished(21))["outcome"] == "succeeded"
-    finally:
-        await stop_worker(proc)
 
 
 BAD_FRAMES = [
@@ -147,17 +127,13 @@ BAD_FRAMES = [
 async def test_bad_frames_get_an_error_reply_and_worker_keeps_serving(
     hub, worker_dir, frame, expected
 ):
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         await hub.send_raw(frame)
         await hub.wait_for(lambda: hub.of_type("error"))
         assert expected in hub.of_type("error")[0]["reason"]
         await hub.dispatch(30, "echo_job.py")
         assert (await hub.wait_finished(30))["outcome"] == "succeeded"
         assert len(hub.hellos) == 1  # same connection: nothing was dropped
-    finally:
-        await stop_worker(proc)
 
 
 async def test_hub_killed_mid_run_gets_every_line_exactly_once(hub, worker_dir):
@@ -232,28 +208,20 @@ async def test_reject_is_explained(hub, worker_dir):
 
 
 async def test_logs_connected(hub, worker_dir):
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         await hub.dispatch(70, "echo_job.py")
         await hub.wait_finished(70)
-    finally:
-        await stop_worker(proc)
     assert f"Connected to {hub.url}" in (worker_dir / "worker.log").read_text()
 
 
 async def test_leftover_background_processes_are_stopped_when_the_script_exits(hub, worker_dir):
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         await hub.dispatch(80, "orphan_maker.py")
         result = await hub.wait_finished(80)
         orphan = int(re.search(r"orphan (\d+)", hub.text(80)).group(1))
         assert (result["outcome"], result["exit_code"]) == ("succeeded", 0)
         assert "kept running" in result["reason"]
         assert not _alive(orphan)
-    finally:
-        await stop_worker(proc)
 
 
 async def test_missing_interpreter_fails_the_run_with_a_reason(hub, worker_dir):
@@ -275,9 +243,7 @@ async def test_missing_interpreter_fails_the_run_with_a_reason(hub, worker_dir):
 
 
 async def test_heartbeats_list_running_runs_and_duplicate_dispatch_is_declined(hub, worker_dir):
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         await hub.dispatch(90, "sleeper.py")
         await hub.wait_for(lambda: "sleeping" in hub.text(90))
         await hub.wait_for(lambda: any(90 in m["running"] for m in hub.of_type("heartbeat")))
@@ -285,8 +251,6 @@ async def test_heartbeats_list_running_runs_and_duplicate_dispatch_is_declined(h
         await hub.wait_for(lambda: hub.of_type("declined", 90))
         assert "already held" in hub.of_type("declined", 90)[0]["reason"]
         assert len(hub.of_type("started", 90)) == 1
-    finally:
-        await stop_worker(proc)
 
 
 async def test_shutdown_lets_a_job_finish_within_the_grace(hub, worker_dir):
@@ -304,15 +268,11 @@ async def test_shutdown_lets_a_job_finish_within_the_grace(hub, worker_dir):
 
 
 async def test_giant_frame_drops_the_connection_and_the_worker_comes_back(hub, worker_dir):
-    proc = await start_worker(write_config(worker_dir, hub.url))
-    try:
-        await hub.connected()
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
         await hub.send_raw("y" * (5 * 1024 * 1024))  # past the 4 MiB receive limit
         await hub.wait_for(lambda: len(hub.hellos) == 2)
         await hub.connected()
         await hub.dispatch(95, "echo_job.py")
         assert (await hub.wait_finished(95))["outcome"] == "succeeded"
-    finally:
-        await stop_worker(proc)
     log = (worker_dir / "worker.log").read_text()
     assert "sent 1009 (message too big)" in log
