@@ -24,6 +24,7 @@ range is visible in the console instead of silently missing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -288,7 +289,8 @@ def _remove_run_folder(run: RunSpool) -> None:
     """The run's own segment files, then its folder: rmtree's safe walk cost a seventh of a busy
     worker's time (py-spy, 8 slots of no-op runs).  Anything unexpected in it: rmtree."""
     for seg in run.segments:
-        seg.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # Windows: a scanner may hold it a moment
+            seg.path.unlink(missing_ok=True)
     try:
         run.folder.rmdir()
     except OSError:

@@ -149,9 +149,6 @@ class Scheduler(HubListener):
         done = await self.db.call(
             firing.run_pass, now, workers, declined, self.misfire_grace, self.fire_lead
         )
-        # the frames first: a worker waits for nobody's bookkeeping
-        for record in done.dispatched:
-            await self._send_dispatch(record, done.jobs[record.job_id])
         for record in done.fired.runs:
             if record.trigger == states.SCHEDULE:
                 # how late the pass ran against its plan (the due time less the lead)
@@ -162,6 +159,9 @@ class Scheduler(HubListener):
             self.events.publish(JobChanged(job_id))
         for record in done.changed:
             self._changed(record)
+        # after the events: a failed send publishes "queued" again, which must come last
+        for record in done.dispatched:
+            await self._send_dispatch(record, done.jobs[record.job_id])
         wake_at = [done.wake_at, retry_at]
         wake_at += await self._check_lost(done.active, now)
         return d.earliest(wake_at)

@@ -257,7 +257,8 @@ def mark_dispatched(choices: Sequence[tuple[int, str]], when: datetime) -> None:
     )
     at = _naive(when)
     rows = [_bind(slots, (run_states.DISPATCHED, worker, at, rid)) for rid, worker in choices]
-    database_proxy.cursor().executemany(sql, rows)
+    with peewee.__exception_wrapper__:  # driver errors as peewee's, like execute_sql
+        database_proxy.cursor().executemany(sql, rows)
 
 
 def update_runs(columns: tuple[str, ...], rows: list[Sequence[Any]]) -> None:
@@ -270,8 +271,8 @@ def update_runs(columns: tuple[str, ...], rows: list[Sequence[Any]]) -> None:
         lambda *p: Run.update(dict(zip(columns, p[:-1]))).where(Run.id == p[-1]),
         len(columns) + 1,
     )
-    cursor = database_proxy.cursor()
-    cursor.executemany(sql, [_bind(slots, row) for row in rows])
+    with peewee.__exception_wrapper__:  # driver errors as peewee's, like execute_sql
+        database_proxy.cursor().executemany(sql, [_bind(slots, row) for row in rows])
 
 
 def _inserted_id(cursor) -> int:

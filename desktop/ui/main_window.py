@@ -73,6 +73,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self._known_online: dict[str, bool] = {}
         # while a large job table loads in the background: ids changed meanwhile (else None)
         self._jobs_touched: set[int] | None = None
+        self._reload_all_after_load = False
         self.all_jobs_loaded = asyncio.Event()  # the whole job table is in (tests, benchmarks)
         self.setWindowTitle("Job Trigger")
         self.setWindowIcon(app_icon())
@@ -209,7 +210,10 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         finally:
             self.jobs_panel.set_loading(None)
             touched, self._jobs_touched = self._jobs_touched, None
-        if touched:
+        if self._reload_all_after_load:
+            self._reload_all_after_load = False
+            await self.reload_all_jobs()
+        elif touched:
             await self._reload_jobs(sorted(touched))
         self.all_jobs_loaded.set()
 
@@ -287,6 +291,9 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     def _on_jobs_changed(self, changes: dict[int, bool]) -> None:
         if any(job_id <= 0 for job_id in changes):
             # "something changed" without an id (e.g. a CLI import seen via the change marker)
+            if self._jobs_touched is not None:
+                self._reload_all_after_load = True  # compared once the whole table is in
+                return
             spawn(self.reload_all_jobs(), "refreshing jobs", background=True)
             return
         for job_id, deleted in changes.items():

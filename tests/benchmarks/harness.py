@@ -139,8 +139,10 @@ class Fleet:
         proc = subprocess.Popen(
             [sys.executable, *entry, "--config", str(home / "worker.ini")],
             cwd=ROOT,
+            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # like a service: no terminal, whatever runs the benchmark
         )
         self.procs[name] = proc
         return proc

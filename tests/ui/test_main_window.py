@@ -469,10 +469,18 @@ async def test_a_large_job_table_shows_its_first_screen_then_the_rest(tmp_path, 
         assert victim.id == min(r.id for r in await core.db.call(queries.list_jobs))
         await core.db.call(queries.delete_job, victim.id)
         core.events.publish(JobChanged(victim.id, deleted=True))
+        # and a change seen only as "something changed" (the CLI) during the load
+        other = await core.db.call(queries.get_job_by_name, expected[-2])
+        await core.db.call(queries.set_job_enabled, other.id, False)
+        core.events.publish(JobChanged(0))
+        await settle(window)
+        await asyncio.wait_for(window.all_jobs_loaded.wait(), timeout(10))
         await settle(window)
         shown = [window.jobs_model.row_at(i).name for i in range(window.jobs_model.rowCount())]
         assert shown == expected[:-1]
         assert window.jobs_panel.count.text() == "19 jobs"
+        row = window.jobs_model.row_at(window.jobs_model.row_for_key(other.id))
+        assert row.enabled is False
         assert window.jobs_panel.selected_id() is not None
         assert errors == []
 

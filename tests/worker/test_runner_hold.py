@@ -44,3 +44,29 @@ async def test_a_cancel_during_the_hold_starts_nothing(tmp_path):
     assert result["outcome"] == "cancelled" and result["exit_code"] is None
     assert "before it started" in result["reason"]
     assert run.proc is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX sessions and process groups")
+@pytest.mark.parametrize("terminal", [False, True])
+async def test_children_get_their_own_group_and_a_new_session_only_under_a_terminal(
+    tmp_path, monkeypatch, terminal
+):
+    import os
+
+    from worker import runner
+
+    monkeypatch.setattr(runner, "has_controlling_terminal", lambda: terminal)
+    script = tmp_path / "wait.py"
+    script.write_text("import time\nprint('up', flush=True)\ntime.sleep(30)\n")
+    sent: list[dict] = []
+    request = RunRequest(8, [sys.executable, "-u", str(script)], str(tmp_path), {}, 30)
+    run = ScriptRun(request, sent.extend, kill_grace=2)
+    task = asyncio.create_task(run.run())
+    while not any(m["type"] == "output" for m in sent):
+        await asyncio.sleep(0.02)
+    pid = run.proc.pid
+    assert os.getpgid(pid) == pid  # its own group: the tree kill signals it
+    # a session of its own only under a terminal (always before Python 3.11: no process_group)
+    assert (os.getsid(pid) == pid) is (terminal or sys.version_info < (3, 11))
+    run.cancel("done")
+    assert (await asyncio.wait_for(task, 10))["outcome"] == "cancelled"
