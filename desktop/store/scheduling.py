@@ -140,14 +140,10 @@ def fetch_runs(run_ids) -> list[RunRecord]:
     return queries.runs_by_ids(run_ids)
 
 
-def update_run(run_id: int, cols: dict[str, Any]) -> None:
-    """Write columns of one run; the caller checked the transition (desktop.core.runs) against
-    the state it read in the same transaction.  Datetimes may be aware (stored naive UTC)."""
-    update_runs([(run_id, cols)])
-
-
 def update_runs(updates: list[tuple[int, dict[str, Any]]]) -> None:
-    """update_run for many runs: one statement per set of columns, executed for every run that
+    """Write columns of many runs (run id, columns); the caller checked each transition
+    (desktop.core.runs) against the state it read in the same transaction.  Datetimes may be
+    aware (stored naive UTC).  One statement per set of columns, executed for every run that
     writes those columns.  Later columns for the same run override earlier ones, as if applied
     in order (each update writes absolute values)."""
     from desktop.store import queries

@@ -171,6 +171,17 @@ async def stack(tmp_path):
         await core.stop()
 
 
+def cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    """The CLI as a separate process (it opens its own connection to the database)."""
+    return subprocess.run(
+        [sys.executable, "-m", "desktop", "--db", url, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+    )
+
+
 def free_port() -> int:
     import socket
 

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from desktop.store import queries
 from desktop.store.db import open_store
-from tests.conftest import timeout
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import cli
 from worker.config import load
-
-
-def cli(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "desktop", "--db", url, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout(60),
-    )
 
 
 def test_workers_add_list_disable_revoke(tmp_path):

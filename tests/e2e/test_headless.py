@@ -16,7 +16,7 @@ import pytest
 from desktop.store import queries
 from desktop.store.db import open_store
 from tests.conftest import timeout
-from tests.e2e.conftest import ROOT, WorkerProcs, free_port, headless_cmd, prepare_db
+from tests.e2e.conftest import ROOT, WorkerProcs, cli, free_port, headless_cmd, prepare_db
 
 
 def test_headless_imports_no_qt():
@@ -75,16 +75,6 @@ class Console:
         if not self.proc.stderr.closed:
             self._close()
         return code
-
-
-def cli(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "desktop", "--db", url, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout(60),
-    )
 
 
 def poll(url: str, check, seconds: float, what: str):

@@ -11,7 +11,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from desktop.service import Core
 from desktop.store import queries
 from desktop.store import settings as known
 from tests.conftest import timeout
-from tests.e2e.conftest import FAST, ROOT, SAMPLE, WorkerProcs, prepare_db, wait_until
+from tests.e2e.conftest import FAST, SAMPLE, WorkerProcs, cli, prepare_db, wait_until
 from worker import tls
 from worker.config import load
 
@@ -52,16 +51,6 @@ def self_signed(folder) -> tuple[str, str]:
         timeout=60,
     )
     return str(cert), str(key)
-
-
-def cli(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "desktop", "--db", url, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout(60),
-    )
 
 
 def no_system_trust_override() -> dict[str, str]:
