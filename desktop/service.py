@@ -125,8 +125,9 @@ class Core:
         await self.hub.start()
         await self._refresh_workers()
         await self.scheduler.start()
-        self._poke, poke_port = await poke.listen(self._poked.set)
-        await self.db.call(scheduling.mark_alive, self.clock(), poke_port)
+        poke_key = poke.new_key()  # new at each start: a key from an old run proves nothing
+        self._poke, poke_port = await poke.listen(self._poked.set, poke_key)
+        await self.db.call(scheduling.mark_alive, self.clock(), poke_port, poke_key)
         # the baseline is read now, so a change made right after start() is not absorbed into it
         marker = await self.db.call(queries.change_marker)
         self._tasks.append(asyncio.create_task(self._poll_changes(marker), name="core-poll"))
