@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop import privatefiles
+from worker import logsafe
 
 log = logging.getLogger("desktop.app")
 
@@ -43,7 +44,8 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     root = logging.getLogger()
     root.setLevel(level)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # peer text (worker names, reasons) is escaped so a record cannot pose as several
+    fmt = logsafe.EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     path: Path | None = None
     try:
         folder = privatefiles.private_folder(log_dir())
