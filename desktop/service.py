@@ -27,6 +27,7 @@ from typing import Any
 from desktop import poke
 from desktop.core.events import EventBus, JobChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
+from desktop.hub import cleartext
 from desktop.hub.server import Hub
 from desktop.scheduler.service import Scheduler
 from desktop.store import queries, scheduling
@@ -55,6 +56,7 @@ class WorkerStatus:
     running: int
     slots: int
     tags: tuple[str, ...]
+    in_clear: bool = False  # its token reached a plain ws:// hub from another host
 
 
 def ssl_context_from(settings: dict[str, str]) -> ssl.SSLContext | None:
@@ -299,6 +301,7 @@ class Core:
                         running[name],
                         w.slots,
                         tuple(sorted(w.tags)),
+                        cleartext.token_in_clear(self.hub.ssl_context is not None, w.remote),
                     )
                 )
             elif rec is not None and not rec.revoked:

@@ -30,6 +30,7 @@ from websockets.http11 import Request, Response
 from desktop import __version__
 from desktop.core.events import EventBus, OutputAppended, RunChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
+from desktop.hub import cleartext
 from desktop.hub import session as s
 from desktop.hub.commit import CommitResult, Item, commit_batch
 from desktop.hub.throttle import AuthThrottle
@@ -333,6 +334,13 @@ class Hub:
             len(live.scripts),
             live.slots,
         )
+        if cleartext.token_in_clear(self.ssl_context is not None, address):
+            log.warning(
+                "worker %s connected from %s over plain ws://: %s",
+                record.name,
+                address,
+                cleartext.ADVICE,
+            )
         self.events.publish(WorkerChanged(record.name, True))
         self.listener.worker_joined(live, list(hello["runs"]))
 
