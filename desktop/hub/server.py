@@ -356,20 +356,17 @@ class Hub:
                 "too many failed logins for this worker or from this address; "
                 "check the worker's token (a correct token is still accepted)"
             )
-        # the first few failures and the moment of blocking are worth a warning; the rest of a
-        # flood would only bury the log
-        level = (
-            logging.WARNING
-            if failures <= 3 or failures == self.throttle.block_after
-            else logging.DEBUG
-        )
+        warn, held_back = self.throttle.warn(now)  # a flood must not bury the log
         log.log(
-            level,
-            "worker %r from %s refused (%d recent failures): %s",
+            logging.WARNING if warn else logging.DEBUG,
+            "worker %r from %s refused (%d recent failures): %s%s",
             name,
             conn.remote,
             failures,
             exc.reason,
+            f" ({held_back} more refused logins were logged at debug level only)"
+            if held_back
+            else "",
         )
         if delay:
             await asyncio.sleep(delay)  # the slow-down itself, not a wait for an event

@@ -11,6 +11,10 @@ refusal says ``too_many_failures`` instead of why, so a guesser learns nothing m
 whether the name exists).  A 256-bit token cannot be guessed at any rate a hub can answer; the
 throttle's job is to make a guessing or misconfigured fleet cheap to serve and quiet in the log.
 
+Refusals are logged as warnings at most ``warnings_per_minute`` times a minute, however many
+arrive (a misconfigured worker retrying each minute is always seen; a flood is summed up, the
+rest goes to debug).
+
 Memory is bounded: each table keeps at most ``max_keys`` keys (the one that failed longest ago
 is forgotten first) and at most ``block_after`` times per key, so cycling addresses or names
 costs the hub a fixed amount.
@@ -62,12 +66,16 @@ class AuthThrottle:
     block_after: int = 20
     window: float = 300.0
     max_keys: int = 10_000
+    warnings_per_minute: int = 10
     _by_address: _Counts = field(init=False, repr=False)
     _by_name: _Counts = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_address = _Counts(self.max_keys, self.block_after)
         self._by_name = _Counts(self.max_keys, self.block_after)
+        self._minute_start = float("-inf")
+        self._warned = 0
+        self._held_back = 0
 
     def failures(self, address: str, name: str, now: float) -> int:
         """Recent failures that concern this login: the larger of its address's and name's."""
@@ -92,6 +100,18 @@ class AuthThrottle:
         self._by_address.add(address, now)
         self._by_name.add(name, now)
         return self.failures(address, name, now)
+
+    def warn(self, now: float) -> tuple[bool, int]:
+        """Whether to log this refusal as a warning, and how many refusals were not warned
+        about since the last one that was."""
+        if now - self._minute_start >= 60.0:
+            self._minute_start, self._warned = now, 0
+        if self._warned < self.warnings_per_minute:
+            self._warned += 1
+            held_back, self._held_back = self._held_back, 0
+            return True, held_back
+        self._held_back += 1
+        return False, 0
 
     def sizes(self) -> tuple[int, int]:
         """Keys held (addresses, names): for tests and diagnostics."""

@@ -188,6 +188,18 @@ def test_throttle_memory_is_bounded_under_cycled_addresses_and_names():
     assert len(t._by_address.times["one"]) == 4  # times per key are capped too
 
 
+def test_refusals_are_warned_about_at_most_n_a_minute_and_the_rest_summed_up():
+    t = AuthThrottle(warnings_per_minute=2)
+    assert [t.warn(0.0), t.warn(1.0), t.warn(2.0), t.warn(3.0)] == [
+        (True, 0),
+        (True, 0),
+        (False, 0),
+        (False, 0),
+    ]
+    assert t.warn(61.0) == (True, 2)  # a new minute: the two held back are mentioned
+    assert t.warn(62.0) == (True, 0)
+
+
 def test_a_heartbeat_carries_the_catalogue_only_when_it_changed():
     session = ready_session()
     assert session.feed(msg("heartbeat", running=[3]), 1.0) == [s.Heard((3,), None)]
