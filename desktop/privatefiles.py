@@ -48,6 +48,12 @@ def opener(path: str, flags: int) -> int:
     return fd
 
 
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as a 0600 file (an existing file is replaced and narrowed)."""
+    with open(path, "w", encoding="utf-8", opener=opener) as f:  # "w" truncates: size 0
+        f.write(text)
+
+
 def create_private(path: Path) -> bool:
     """Create an empty 0600 file unless one exists; True when it was created."""
     try:
