@@ -9,6 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from desktop.hub.throttle import AuthThrottle
+from desktop.store import queries
 from tests.e2e.test_hub_e2e import answer, hello
 
 pytestmark = pytest.mark.asyncio
@@ -32,8 +33,12 @@ async def test_wrong_tokens_in_a_workers_name_do_not_lock_it_out(stack):
     # both the name and the address (127.0.0.1, the real worker's too) are now blocked
     assert hub.throttle.blocked("127.0.0.1", "someone", loop.time())
     assert hub.throttle.blocked("10.9.9.9", "victim", loop.time())
+    record = await stack.core.db.call(queries.get_worker, "victim")
+    assert record.last_seen_at is None and record.enabled and not record.revoked  # untouched
 
     stack.workers.start("victim")  # a real worker process, from the same address, right token
     await stack.online("victim", seconds=20)
     assert hub.workers["victim"].remote == "127.0.0.1"
     assert "too_many_failures" not in stack.workers.log_text("victim")
+    record = await stack.core.db.call(queries.get_worker, "victim")
+    assert record.last_seen_at is not None and record.host  # the real worker was recorded
