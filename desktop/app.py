@@ -14,12 +14,14 @@ import argparse
 import asyncio
 import errno
 import logging
-import logging.handlers
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+from desktop import privatefiles
+from worker import logsafe
 
 log = logging.getLogger("desktop.app")
 
@@ -42,17 +44,27 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     root = logging.getLogger()
     root.setLevel(level)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # peer text (worker names, reasons) is escaped so a record cannot pose as several
+    fmt = logsafe.EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     path: Path | None = None
     try:
-        folder = log_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = privatefiles.private_folder(log_dir())
         path = folder / "console.log"
-        handler = logging.handlers.RotatingFileHandler(
+        # logs name workers, hosts and jobs: owner-only, also those an older version left behind
+        widened = [
+            (old, mode)
+            for old in [path, *(Path(f"{path}.{i}") for i in range(1, 4))]
+            if (mode := privatefiles.tighten(old)) is not None
+        ]
+        handler = privatefiles.PrivateRotatingFileHandler(
             path, maxBytes=5_000_000, backupCount=3, encoding="utf-8"
         )
         handler.setFormatter(fmt)
         root.addHandler(handler)
+        for old, mode in widened:
+            log.warning(
+                "%s was readable by other accounts (mode %o); made it owner-only (600)", old, mode
+            )
     except OSError as exc:  # a read-only home must not stop the console
         print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
     if not getattr(sys, "frozen", False):

@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 
+from worker import logsafe
+
 log = logging.getLogger("desktop.headless")
 
 
@@ -104,10 +106,12 @@ def _loop_factory():
 
 
 def run_headless(args: argparse.Namespace) -> int:
+    stream = logging.StreamHandler(sys.stderr)
+    # peer text (worker names, reasons) is escaped so a record cannot pose as several
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    stream.setFormatter(logsafe.EscapingFormatter(fmt))
     logging.basicConfig(
-        level=os.environ.get("JOBTRIGGER_LOG_LEVEL", "INFO").upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=os.environ.get("JOBTRIGGER_LOG_LEVEL", "INFO").upper(), handlers=[stream]
     )
     loop = _loop_factory()
     try:

@@ -21,6 +21,7 @@ import socket
 import sys
 from pathlib import Path
 
+from desktop import privatefiles
 from desktop.store import queries
 from desktop.store.errors import AuthError
 from desktop.store.executor import DbExecutor
@@ -88,13 +89,12 @@ def write_ini(
     if shutdown_grace_seconds is not None:
         values["shutdown_grace_seconds"] = f"{shutdown_grace_seconds:g}"
     parser["worker"] = values
-    path.parent.mkdir(parents=True, exist_ok=True)
+    privatefiles.private_folder(path.parent)
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    tmp.unlink(missing_ok=True)  # a leftover could have any mode; the new one is made 0600
+    with open(tmp, "w", encoding="utf-8", opener=privatefiles.opener) as f:  # holds a token
         f.write("; Job Trigger worker configuration (written by the console)\n")
         parser.write(f)
-    if os.name != "nt":
-        os.chmod(tmp, 0o600)  # it holds a secret
     os.replace(tmp, path)
 
 
@@ -111,6 +111,13 @@ def enrol(folder: Path, hub_url: str) -> Path | None:
     """(DB thread) Make sure the local worker is registered and its ini holds a valid token.
     Returns the ini path, or None when an admin revoked or disabled the local worker."""
     name = local_name()
+    privatefiles.private_folder(folder)
+    for old in (folder, folder / "worker.ini", folder / "worker.log"):
+        mode = privatefiles.tighten(old)
+        if mode is not None:
+            log.warning(
+                "%s was readable by other accounts (mode %o); made it owner-only", old, mode
+            )
     ini = folder / "worker.ini"
     scripts = folder / "scripts"
     if not scripts.exists():
@@ -192,7 +199,7 @@ class LocalWorker:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         while not self._stopping:
             started = loop.time()
-            with open(self.folder / "worker.log", "ab") as out:
+            with open(self.folder / "worker.log", "ab", opener=privatefiles.opener) as out:
                 self.proc = await asyncio.create_subprocess_exec(
                     *worker_command(ini),
                     stdin=asyncio.subprocess.DEVNULL,

@@ -27,6 +27,7 @@ from typing import Any
 from desktop import poke
 from desktop.core.events import EventBus, JobChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
+from desktop.hub import cleartext
 from desktop.hub.server import Hub
 from desktop.scheduler.service import Scheduler
 from desktop.store import queries, scheduling
@@ -55,6 +56,7 @@ class WorkerStatus:
     running: int
     slots: int
     tags: tuple[str, ...]
+    in_clear: bool = False  # its token reached a plain ws:// hub from another host
 
 
 def ssl_context_from(settings: dict[str, str]) -> ssl.SSLContext | None:
@@ -125,8 +127,9 @@ class Core:
         await self.hub.start()
         await self._refresh_workers()
         await self.scheduler.start()
-        self._poke, poke_port = await poke.listen(self._poked.set)
-        await self.db.call(scheduling.mark_alive, self.clock(), poke_port)
+        poke_key = poke.new_key()  # new at each start: a key from an old run proves nothing
+        self._poke, poke_port = await poke.listen(self._poked.set, poke_key)
+        await self.db.call(scheduling.mark_alive, self.clock(), poke_port, poke_key)
         # the baseline is read now, so a change made right after start() is not absorbed into it
         marker = await self.db.call(queries.change_marker)
         self._tasks.append(asyncio.create_task(self._poll_changes(marker), name="core-poll"))
@@ -298,6 +301,7 @@ class Core:
                         running[name],
                         w.slots,
                         tuple(sorted(w.tags)),
+                        cleartext.token_in_clear(self.hub.ssl_context is not None, w.remote),
                     )
                 )
             elif rec is not None and not rec.revoked:

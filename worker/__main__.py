@@ -15,7 +15,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from worker import __version__, runner
+from worker import __version__, logsafe, runner
 from worker.config import ConfigError, ConfigMissing, WorkerConfig, load
 from worker.console import pause_if_double_clicked
 
@@ -121,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--run-script"]:
         return run_script(argv[1:])
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    # text from the hub (reasons, names) is escaped so a record cannot pose as several
+    formatter = logsafe.EscapingFormatter("%(asctime)s %(levelname)s %(message)s")
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(formatter)
+    logging.basicConfig(level=logging.INFO, handlers=[stream])
     try:
         cfg = load(args.config)
     except ConfigMissing as exc:
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             pause_if_double_clicked()
             return 2
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setFormatter(formatter)
         logging.getLogger().addHandler(handler)
     runner.use_pidfd_child_watcher()
     return asyncio.run(serve(cfg, args.once))

@@ -73,9 +73,9 @@ def _nudge_console() -> None:
     from desktop import poke
     from desktop.store import scheduling
 
-    port = scheduling.poke_port()
-    if port is not None:
-        poke.send(port)
+    target = scheduling.poke_target()
+    if target is not None:
+        poke.send(*target)
 
 
 def format_errors(exc: ValidationError) -> str:

@@ -30,6 +30,7 @@ from websockets.http11 import Request, Response
 from desktop import __version__
 from desktop.core.events import EventBus, OutputAppended, RunChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
+from desktop.hub import cleartext
 from desktop.hub import session as s
 from desktop.hub.commit import CommitResult, Item, commit_batch
 from desktop.hub.throttle import AuthThrottle
@@ -261,27 +262,15 @@ class Hub:
         task.add_done_callback(conn.tasks.discard)
 
     async def _authenticate(self, conn: _Conn, hello) -> None:
+        # Every token is checked, whatever the throttle says: a correct one is welcomed at once,
+        # so wrong tokens sent in a worker's name or from its address cannot lock it out
+        # (desktop/hub/throttle.py, docs/SECURITY.md).
         loop = asyncio.get_running_loop()
         address = conn.remote
-        if self.throttle.blocked(address, loop.time()):
-            await self._perform(
-                conn,
-                conn.session.refused(
-                    "too_many_failures",
-                    f"too many failed logins from {address}; wait a few minutes, then check the "
-                    "worker's token",
-                ),
-            )
-            return
-        delay = self.throttle.delay(address, loop.time())
-        if delay:
-            await asyncio.sleep(delay)  # the slow-down itself, not a wait for an event
         try:
             record = await self.db.call(queries.authenticate_worker, hello["name"], hello["token"])
         except AuthError as exc:
-            self.throttle.failed(address, loop.time())
-            log.warning("worker %r from %s refused: %s", hello["name"], address, exc.reason)
-            await self._perform(conn, conn.session.refused(exc.code, exc.reason))
+            await self._refuse_login(conn, hello["name"], exc)
             return
         except StoreError as exc:
             log.error("cannot check worker %r: %s", hello["name"], exc)
@@ -290,7 +279,6 @@ class Hub:
                 conn.session.refused("unavailable", "the console cannot read its database; retry"),
             )
             return
-        self.throttle.succeeded(address)
         now = self.clock()
         scripts = [e for e in hello["scripts"]]
         try:
@@ -346,8 +334,43 @@ class Hub:
             len(live.scripts),
             live.slots,
         )
+        if cleartext.token_in_clear(self.ssl_context is not None, address):
+            log.warning(
+                "worker %s connected from %s over plain ws://: %s",
+                record.name,
+                address,
+                cleartext.ADVICE,
+            )
         self.events.publish(WorkerChanged(record.name, True))
         self.listener.worker_joined(live, list(hello["runs"]))
+
+    async def _refuse_login(self, conn: _Conn, name: str, exc: AuthError) -> None:
+        """Hold the refusal as long as the throttle says; only failures are slowed down."""
+        now = asyncio.get_running_loop().time()
+        delay = self.throttle.refusal_delay(conn.remote, name, now)
+        failures = self.throttle.failed(conn.remote, name, now)
+        code, reason = exc.code, exc.reason
+        if failures >= self.throttle.block_after:
+            code = "too_many_failures"
+            reason = (
+                "too many failed logins for this worker or from this address; "
+                "check the worker's token (a correct token is still accepted)"
+            )
+        warn, held_back = self.throttle.warn(now)  # a flood must not bury the log
+        log.log(
+            logging.WARNING if warn else logging.DEBUG,
+            "worker %r from %s refused (%d recent failures): %s%s",
+            name,
+            conn.remote,
+            failures,
+            exc.reason,
+            f" ({held_back} more refused logins were logged at debug level only)"
+            if held_back
+            else "",
+        )
+        if delay:
+            await asyncio.sleep(delay)  # the slow-down itself, not a wait for an event
+        await self._perform(conn, conn.session.refused(code, reason))
 
     def _heard(self, conn: _Conn, running: tuple[int, ...]) -> None:
         live = self.workers.get(conn.name or "")

@@ -12,6 +12,7 @@ on (``store_errors``); anything else is our bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
 
+from desktop import privatefiles
 from desktop.store.errors import (
     BadDatabaseUrl,
     DatabaseCorrupt,
@@ -29,6 +31,8 @@ from desktop.store.errors import (
     StoreError,
 )
 from desktop.store.models import database_proxy
+
+log = logging.getLogger(__name__)
 
 ENV_VARS = ("JOBTRIGGER_DB_URL", "REFLEX_DB_URL")
 DEFAULT_FILE_NAME = "jobtrigger.db"
@@ -212,6 +216,22 @@ def _make_database(parsed: ParsedUrl, busy_timeout: float) -> peewee.Database:
     return peewee.PostgresqlDatabase(parsed.dbname, **kwargs)
 
 
+def _private_sqlite_files(path: Path) -> None:
+    """The database holds token hashes and jobs' environment: owner-only.  A new file is made
+    0600 here, before SQLite would make it with the umask's mode (its -wal and -shm files copy
+    the database file's mode); an existing one is narrowed, and the log says so."""
+    with contextlib.suppress(OSError):  # a read-only folder: SQLite's own error says it better
+        privatefiles.create_private(path)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        old = privatefiles.tighten(file)
+        if old is not None:
+            log.warning(
+                "%s was readable by other accounts (mode %o); made it owner-only (600)",
+                file,
+                old,
+            )
+
+
 def connect(
     url: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS
 ) -> peewee.Database:
@@ -223,7 +243,7 @@ def connect(
     if parsed.kind == "sqlite" and parsed.path != ":memory:":
         path = Path(parsed.path).expanduser()
         if url == default_url():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            privatefiles.private_folder(path.parent)
         elif not path.parent.exists():
             raise StoreError(
                 f"the folder {path.parent} for database file {path.name} does not exist; "
@@ -231,6 +251,7 @@ def connect(
             )
         if path.is_dir():
             raise StoreError(f"{path} is a folder, not a database file; choose a file with --db")
+        _private_sqlite_files(path)
     db = _make_database(parsed, busy_timeout)
     where = describe(db) if parsed.kind == "sqlite" else f"{describe(db)} ({redact(url)})"
     with store_errors(where):

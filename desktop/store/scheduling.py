@@ -26,6 +26,8 @@ from desktop.store.records import RunRecord
 
 ALIVE_KEY = "console.alive_at"
 POKE_KEY = "console.poke_port"  # where the running console listens for nudges (desktop/poke.py)
+# the key a nudge is signed with: whoever can read the database may nudge, nobody else
+POKE_SECRET_KEY = "console.poke_key"
 # every 15 s: each mark wakes an idle console's database thread (benchmarks: idle wake-ups)
 ALIVE_EVERY = timedelta(seconds=15)
 ALIVE_MAX_AGE = timedelta(seconds=45)
@@ -49,26 +51,33 @@ def _put(key: str, value: str) -> None:
         Setting.insert(setting_key=key, setting_value=value).on_conflict_ignore().execute()
 
 
-def mark_alive(now: datetime, poke_port: int | None = None) -> None:
+def mark_alive(now: datetime, poke_port: int | None = None, poke_key: str | None = None) -> None:
     with write_transaction(database_proxy):
         _put(ALIVE_KEY, now.isoformat())
         if poke_port is not None:
             _put(POKE_KEY, str(poke_port))
+        if poke_key is not None:
+            _put(POKE_SECRET_KEY, poke_key)
 
 
 def clear_alive() -> None:
     with write_transaction(database_proxy):
-        Setting.delete().where(Setting.setting_key.in_([ALIVE_KEY, POKE_KEY])).execute()
+        Setting.delete().where(
+            Setting.setting_key.in_([ALIVE_KEY, POKE_KEY, POKE_SECRET_KEY])
+        ).execute()
 
 
-def poke_port() -> int | None:
-    """The port a running console listens on for nudges, if one recorded it and is alive."""
+def poke_target() -> tuple[int, str] | None:
+    """Where a running console listens for nudges and the key to sign them, if it is alive."""
     if not console_alive():
         return None
-    row = Setting.get_or_none(Setting.setting_key == POKE_KEY)
+    rows = {
+        r.setting_key: r.setting_value
+        for r in Setting.select().where(Setting.setting_key.in_([POKE_KEY, POKE_SECRET_KEY]))
+    }
     try:
-        return int(row.setting_value) if row else None
-    except ValueError:
+        return int(rows[POKE_KEY]), rows[POKE_SECRET_KEY]
+    except (KeyError, ValueError):
         return None
 
 

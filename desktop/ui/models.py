@@ -16,6 +16,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
 from desktop.core.timeutil import utcnow
+from desktop.hub import cleartext
 from desktop.ui.asyncqt import spawn
 from desktop.ui.formatting import (
     DEFAULT_DISPLAY_TZ,
@@ -427,6 +428,8 @@ class WorkersTableModel(_KeyedTableModel):
             if col == self.STATUS:
                 if not w.enabled:
                     return "Disabled"
+                if w.online and w.in_clear:
+                    return "Online, no TLS"
                 return "Online" if w.online else "Offline"
             if col == self.HOST:
                 return w.host
@@ -442,7 +445,11 @@ class WorkersTableModel(_KeyedTableModel):
                 return ", ".join(w.tags)
         elif role == Qt.ItemDataRole.DecorationRole and col == self.STATUS:
             colour = "#2e9d4a" if w.online and w.enabled else "#8c8c8c"
+            if w.online and w.in_clear:
+                colour = "#e0a030"  # online, but its token crossed the network in clear
             return outcome_icon(colour)
+        elif role == Qt.ItemDataRole.ToolTipRole and col == self.STATUS and w.online and w.in_clear:
+            return f"{w.name}: {cleartext.ADVICE}"
         elif role == Qt.ItemDataRole.ToolTipRole and col == self.HEARTBEAT:
             return format_time(w.last_heartbeat, self.display_tz) or "never connected"
         elif role == ID_ROLE:

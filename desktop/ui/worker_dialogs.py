@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import privatefiles
 from desktop.ui.schedule_forms import error_label
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -152,7 +153,7 @@ class TokenDialog(QDialog):
 
     def save(self, path: Path) -> None:
         try:
-            path.write_text(self.ini_text, encoding="utf-8")
+            privatefiles.write_private_text(path, self.ini_text)  # it holds the token
         except OSError as exc:
             self.status.setText(f"Could not write {path}: {exc.strerror}. Pick another folder.")
             return

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -77,11 +78,12 @@ async def test_changes_from_another_process_are_noticed(stack):
     assert "cli" in {s.name for s in stack.core.worker_status()}  # known (offline) at once
 
 
-async def test_a_stray_nudge_only_makes_the_console_look(stack, monkeypatch):
+async def test_a_signed_nudge_only_makes_the_console_look_and_a_forged_one_not_even_that(
+    stack, monkeypatch
+):
     seen = []
     stack.core.events.subscribe(seen.append)
-    port = await stack.core.db.call(scheduling.poke_port)
-    assert port is not None
+    port, key = await stack.core.db.call(scheduling.poke_target)
     reads = []
     real = queries.change_marker
 
@@ -90,16 +92,22 @@ async def test_a_stray_nudge_only_makes_the_console_look(stack, monkeypatch):
         return real()
 
     monkeypatch.setattr(queries, "change_marker", counting)
-    for _ in range(3):
-        poke.send(port)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(b"\x00" * 2000, ("127.0.0.1", port))  # any bytes at all
+        sock.sendto(poke.make("ab" * 32, time.time()), ("127.0.0.1", port))  # a guessed key
+    listener = stack.core._poke.get_protocol()
+
+    async def refused():
+        return listener.refused >= 2
+
+    await wait_until(stack.core, refused, 10, "the console to refuse both datagrams")
+    assert reads == []  # nothing was done for them
+    poke.send(port, key)
 
     async def looked():
         return len(reads) >= 1
 
     await wait_until(stack.core, looked, 10, "the console to read the change marker")
-    await asyncio.sleep(0.2)
     assert JobChanged(0) not in seen  # nothing changed, so nothing is announced
     assert await stack.core.db.call(scheduling.console_alive)
 

@@ -155,27 +155,49 @@ def test_silence_counts_from_the_last_message():
     assert not fresh.is_silent(100.0, grace=3.0)  # not authenticated: not a worker yet
 
 
-def test_throttle_doubles_then_blocks_and_forgets():
+def test_throttle_holds_refusals_longer_per_address_and_per_name():
     t = AuthThrottle(base_delay=0.25, max_delay=2.0, block_after=5, window=60)
-    assert t.delay("a", 0) == 0
+    assert t.refusal_delay("a", "w", 0) == 0
     for i in range(4):
-        t.failed("a", i)
-    assert t.delay("a", 4) == 2.0  # 0.25 * 2**3
-    assert t.delay("b", 4) == 0  # other addresses are not affected
-    t.failed("a", 5)
-    assert t.blocked("a", 5)
-    assert not t.blocked("a", 5 + 61)  # the window passed
-    t.failed("c", 0)
-    t.succeeded("c")
-    assert t.delay("c", 1) == 0
+        assert t.failed("a", f"guess{i}", i) == i + 1
+    assert t.refusal_delay("a", "other", 4) == 2.0  # 0.25 * 2**3, counted by address
+    assert t.refusal_delay("b", "other", 4) == 0  # other addresses and names are not affected
+    assert t.failed("a", "w", 5) == 5
+    assert t.blocked("a", "anything", 5)
+    assert not t.blocked("a", "anything", 5 + 61)  # the window passed
+    assert t.refusal_delay("a", "w", 5 + 61) == 0
 
 
-def test_throttle_memory_is_bounded():
-    t = AuthThrottle(max_addresses=3)
-    for i in range(10):
-        t.failed(f"10.0.0.{i}", float(i))
-    assert len(t._failures) == 3
-    assert t.delay("10.0.0.9", 10) > 0
+def test_distributed_guessing_of_one_name_is_counted_by_name():
+    t = AuthThrottle(base_delay=0.25, max_delay=5.0, block_after=5, window=60)
+    for i in range(5):
+        t.failed(f"10.0.0.{i}", "victim", float(i))
+    assert t.blocked("10.0.0.99", "victim", 5)  # a fresh address guessing the same name
+    assert not t.blocked("10.0.0.99", "someone-else", 5)
+
+
+def test_throttle_memory_is_bounded_under_cycled_addresses_and_names():
+    t = AuthThrottle(max_keys=3, block_after=4)
+    for i in range(1000):
+        t.failed(f"10.0.{i // 256}.{i % 256}", f"name{i}", float(i) / 100)
+    assert t.sizes() == (3, 3)
+    assert t.refusal_delay("10.0.3.231", "x", 10) > 0  # the latest is kept, the stalest dropped
+    assert t.refusal_delay("10.0.0.0", "name0", 10) == 0
+    for i in range(100):
+        t.failed("one", "one", 20 + i / 1000)
+    assert len(t._by_address.times["one"]) == 4  # times per key are capped too
+
+
+def test_refusals_are_warned_about_at_most_n_a_minute_and_the_rest_summed_up():
+    t = AuthThrottle(warnings_per_minute=2)
+    assert [t.warn(0.0), t.warn(1.0), t.warn(2.0), t.warn(3.0)] == [
+        (True, 0),
+        (True, 0),
+        (False, 0),
+        (False, 0),
+    ]
+    assert t.warn(61.0) == (True, 2)  # a new minute: the two held back are mentioned
+    assert t.warn(62.0) == (True, 0)
 
 
 def test_a_heartbeat_carries_the_catalogue_only_when_it_changed():
