@@ -18,9 +18,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from desktop.cli import UserError
+from desktop.core.zones import is_zone
 from desktop.store import db as store_db
 from desktop.store import queries as q
 from desktop.store import validation
@@ -84,11 +85,8 @@ def format_errors(exc: ValidationError) -> str:
 
 
 def display_zone() -> ZoneInfo:
-    name = q.get_setting("display_tz") or "UTC"
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    name = q.get_setting("display_tz")
+    return ZoneInfo(name if is_zone(name) else "UTC")
 
 
 def format_time(dt: datetime | None, zone: ZoneInfo) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
-from zoneinfo import available_timezones
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -38,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core import schedules
 from desktop.core.timeutil import utcnow
+from desktop.core.zones import known_zones
 from desktop.store.errors import ValidationError
 from desktop.store.validation import normalize_job_spec
 from desktop.ui.asyncqt import spawn
@@ -60,9 +59,8 @@ CONCURRENCY = (
 Saver = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-@lru_cache(maxsize=1)
 def zone_names() -> list[str]:
-    return sorted(available_timezones())
+    return sorted(known_zones())
 
 
 def parse_env(text: str) -> tuple[dict[str, str], str | None]:
@@ -138,6 +136,10 @@ class JobEditorDialog(QDialog):
         self._workers = sorted(workers)
         self._tags = sorted(tags)
         self._field_errors: dict[str, QLabel] = {}
+        # A new job's empty name is not an error the person made: no red "is required" until
+        # they have typed in the field or left it (Save stays disabled meanwhile).
+        self._quiet: set[str] = {"name"}
+        self._reserved: set[QLabel] = set()
         self._saving = False
         self.save_task = None
 
@@ -147,7 +149,7 @@ class JobEditorDialog(QDialog):
         self.enabled = QCheckBox("Enabled (runs on its schedule)", checked=True)
         general = QGroupBox("Job")
         gform = QFormLayout(general)
-        self._row(gform, "Name", "name", self.name)
+        self._row(gform, "Name", "name", self.name, reserve=True)
         self._row(gform, "Description", "description", self.description)
         gform.addRow("", self.enabled)
 
@@ -171,7 +173,7 @@ class JobEditorDialog(QDialog):
         sched = QGroupBox("Schedule")
         sform = QFormLayout(sched)
         sform.addRow("Kind", self.kind)
-        self._row(sform, "Time zone", "time_zone", self.tz)
+        self._row(sform, "Time zone", "time_zone", self.tz, reserve=True)
         sform.addRow(self.stack)
         sform.addRow(self.schedule_error)
 
@@ -287,6 +289,8 @@ class JobEditorDialog(QDialog):
         for w in (self.name, self.description, self.tz, self.args):
             w.textChanged.connect(self.revalidate)
         self.env.textChanged.connect(self.revalidate)
+        self.name.textEdited.connect(lambda _text: self._speak("name"))
+        self.name.editingFinished.connect(lambda: self._speak("name"))
         self.enabled.toggled.connect(self.revalidate)
         self.script.editTextChanged.connect(self.revalidate)
         self.target_value.editTextChanged.connect(self.revalidate)
@@ -307,8 +311,18 @@ class JobEditorDialog(QDialog):
         self._target_changed()
         self.revalidate()
 
-    def _row(self, form: QFormLayout, label: str, field: str, widget: QWidget) -> None:
+    def _row(
+        self, form: QFormLayout, label: str, field: str, widget: QWidget, reserve: bool = False
+    ) -> None:
+        """`reserve`: the error line keeps its height while hidden, for fields whose message
+        comes and goes while typing, so the fields below do not move under the mouse."""
         err = error_label()
+        if reserve:
+            # always shown (empty when fine), with room for the longest message wrapped once
+            err.setFixedHeight(2 * err.fontMetrics().lineSpacing())
+            err.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+            err.show()
+            self._reserved.add(err)
         self._field_errors[field] = err
         form.addRow(label, widget)
         form.addRow("", err)
@@ -357,6 +371,7 @@ class JobEditorDialog(QDialog):
         self.job_id = None if copy else job_id
         self.setWindowTitle("Duplicate job" if copy else ("Edit job" if job_id else "New job"))
         name = spec.get("name", "")
+        self._quiet.clear()
         if copy:
             name = self._copy_name(name)
         else:
@@ -415,10 +430,18 @@ class JobEditorDialog(QDialog):
             errors["name"] = "another job already has this name"
         return errors
 
+    def _speak(self, field: str) -> None:
+        if field in self._quiet:
+            self._quiet.discard(field)
+            self.revalidate()
+
     def revalidate(self) -> None:
         self.errors = self.validate()
-        self._show_errors(self.errors)
+        self._show_errors({k: v for k, v in self.errors.items() if k not in self._quiet})
         self.save_button.setEnabled(not self.errors and not self._saving)
+        self.save_button.setToolTip(
+            "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(self.errors.items()))
+        )
         self._update_preview()
 
     def _show_errors(self, errors: dict[str, str]) -> None:
@@ -451,7 +474,7 @@ class JobEditorDialog(QDialog):
                 shown[label].append(msg)
         for label, messages in shown.items():
             label.setText("; ".join(messages))
-            label.setVisible(bool(messages))
+            label.setVisible(bool(messages) or label in self._reserved)
         self.general_error.setText("\n".join(general))
         self.general_error.setVisible(bool(general))
 
