@@ -21,6 +21,7 @@ import socket
 import sys
 from pathlib import Path
 
+from desktop.paths import resources_dir
 from desktop.store import queries
 from desktop.store.errors import AuthError
 from desktop.store.executor import DbExecutor
@@ -39,8 +40,7 @@ def data_folder() -> Path:
 
 
 def resources_scripts() -> Path:
-    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1]))
-    return base / "resources" / "scripts"
+    return resources_dir() / "scripts"
 
 
 def local_name() -> str:
