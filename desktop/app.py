@@ -208,8 +208,24 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
     return code
 
 
+def startup_checks(args: argparse.Namespace) -> int | None:
+    """What must hold before anything is created (log folder, database, lock, Qt): None when
+    the console may start, else the exit code after a one-line reason on stderr.  Kept apart
+    from run_gui so further checks (the single-console lock) slot in after these."""
+    from desktop.displaycheck import display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return None
+
+
 def run_gui(args: argparse.Namespace) -> int:
     """Entry from desktop.cli: build the Qt application and the qasync loop, run main()."""
+    failed = startup_checks(args)
+    if failed is not None:
+        return failed
     setup_logging()
     from desktop.ui.qtapp import create_app_and_loop
 
