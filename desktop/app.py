@@ -108,12 +108,27 @@ async def read_settings(url: str) -> dict[str, str]:
         await db.close()
 
 
-async def show_fatal(title: str, text: str) -> None:
+async def show_fatal(title: str, text: str, closing: asyncio.Event | None = None) -> None:
+    """The start-up problem in a message box, until the person closes it or `closing` is set
+    (SIGTERM/SIGINT): a box nobody sees must not keep the process alive."""
     from desktop.ui.asyncqt import ask
     from desktop.ui.dialog_boxes import fatal_box
 
     box = fatal_box(title, text)
-    await ask(box)
+    if closing is None:
+        await ask(box)
+        return
+
+    async def close_on_stop() -> None:
+        await closing.wait()
+        log.info("stop requested while the start-up message was open")
+        box.done(0)
+
+    watcher = asyncio.ensure_future(close_on_stop())
+    try:
+        await ask(box)
+    finally:
+        watcher.cancel()
 
 
 def make_core(url: str, host: str, port: int, local_worker: bool) -> Any:
@@ -125,6 +140,7 @@ def make_core(url: str, host: str, port: int, local_worker: bool) -> Any:
 async def main(args: argparse.Namespace, *, on_window=None) -> int:
     """The console's life: start, show, wait for Quit, stop.  Returns the exit code.
     `on_window(window)` is called once the window shows its data (tests, smoke test)."""
+    from desktop.portcheck import busy_port
     from desktop.store.db import resolve_url
     from desktop.ui.asyncqt import cancel_pending
     from desktop.ui.main_window import MainWindow
@@ -144,6 +160,10 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
     port = getattr(args, "port", None)
     core = None
     try:
+        busy = busy_port(url, getattr(args, "host", None), port)
+        if busy is not None:  # before the database is opened: a failed start creates nothing
+            host, port, error = busy
+            raise error
         settings = await read_settings(url)
         host = getattr(args, "host", None) or settings.get("hub_host", "127.0.0.1")
         port = port if port is not None else int(settings.get("hub_port", "8000"))
@@ -164,7 +184,7 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
         if getattr(args, "smoke_test", False):
             print(f"smoke test failed: {problem[1]}", file=sys.stderr)
         else:
-            await show_fatal(*problem)
+            await show_fatal(*problem, closing)
         return 1
 
     from desktop.ui.gc_guard import MainThreadGC
