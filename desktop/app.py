@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from desktop.core.words import plural
+
 log = logging.getLogger("desktop.app")
 
 APP_NAME = "JobTrigger"
@@ -206,7 +208,7 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
             ok = not image.isNull() and window.jobs_model.columnCount() > 0
             print(
                 f"smoke test: window {image.width()}x{image.height()}, "
-                f"{window.jobs_model.rowCount()} jobs, hub {core.hub_url}"
+                f"{plural(window.jobs_model.rowCount(), 'job')}, hub {core.hub_url}"
             )
             code = 0 if ok else 1
             closing.set()

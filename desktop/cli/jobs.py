@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from desktop.cli import UserError
+from desktop.core.words import plural
 from desktop.core.zones import is_zone
 from desktop.store import db as store_db
 from desktop.store import queries as q
@@ -207,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         _write_atomically(Path(args.file), text)
-        print(f"exported {len(jobs)} job(s) to {args.file}", file=sys.stderr)
+        print(f"exported {plural(len(jobs), 'job')} to {args.file}", file=sys.stderr)
     return 0
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from desktop.core.words import plural
 from desktop.core.zones import is_zone
 
 DEFAULT_DISPLAY_TZ = "Asia/Hong_Kong"
@@ -111,7 +112,11 @@ def system_status_text(
         reason = (
             "no worker is registered: add one in the Workers panel"
             if workers_total == 0
-            else f"none of the {workers_total} workers is connected"
+            else (
+                "the only worker is not connected"
+                if workers_total == 1
+                else f"none of the {workers_total} workers is connected"
+            )
         )
         return f"System Offline: {reason}  |  {runs}", True
-    return f"{workers_online} of {workers_total} workers online  |  {runs}", False
+    return f"{workers_online} of {plural(workers_total, 'worker')} online  |  {runs}", False

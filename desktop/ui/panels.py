@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.words import plural
 from desktop.ui.models import (
     ID_ROLE,
     ROW_ROLE,
@@ -101,9 +102,11 @@ class JobsPanel(QWidget):
         loading = getattr(self, "_loading_total", None)
         if loading is not None and loading > total:
             # the filter and the count only cover the rows read so far: say so
-            self.count.setText(f"{total} of {loading} jobs, loading the rest…")
+            self.count.setText(f"{total} of {plural(loading, 'job')}, loading the rest…")
             return
-        self.count.setText(f"{total} jobs" if shown == total else f"{shown} of {total} jobs")
+        self.count.setText(
+            plural(total, "job") if shown == total else f"{shown} of {plural(total, 'job')}"
+        )
 
     def _current_changed(self, current, _previous) -> None:
         self.selectedJobChanged.emit(current.data(ID_ROLE) if current.isValid() else None)
