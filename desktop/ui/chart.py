@@ -49,15 +49,19 @@ class RunChart(QWidget):
         if not bars:
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No runs yet")
             return
-        longest = max(d for d, _ in bars) or 1.0
-        painter.drawText(
-            4, 12, f"Last {plural(len(bars), 'run')} · longest {format_duration(longest)}"
-        )
+        painter.drawText(4, 12, self.title())
         painter.setPen(Qt.PenStyle.NoPen)
         for box, (_duration, state) in zip(self.bar_rects(), bars):
             painter.setBrush(QColor(outcome_colour(state) or "#8c8c8c"))
             painter.drawRoundedRect(box, 1.5, 1.5)
         painter.end()
+
+    def title(self) -> str:
+        bars = self.bars()
+        if not bars:
+            return "No runs yet"
+        longest = max(d for d, _ in bars) or 1.0
+        return f"Last {plural(len(bars), 'run')} · longest {format_duration(longest)}"
 
     def _plot_area(self) -> QRectF:
         return QRectF(self.rect().adjusted(4, 16, -4, -4))

@@ -94,6 +94,10 @@ def _combo(items: Iterable[tuple[str, str]]) -> QComboBox:
     combo = QComboBox()
     for key, label in items:
         combo.addItem(label, key)
+    # sized for a short label, not the longest item (the popup still shows them whole), so the
+    # editor fits a 1280x800 screen
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(16)
     return combo
 
 
@@ -203,12 +207,8 @@ class JobEditorDialog(QDialog):
         # --- policies
         self.misfire = _combo(MISFIRE)
         self.misfire_cap = QSpinBox(minimum=1, maximum=10_000, value=10)
-        self.misfire_cap.setPrefix("cap ")
-        misfire_row = QWidget()
-        box = QHBoxLayout(misfire_row)
-        box.setContentsMargins(0, 0, 0, 0)
-        box.addWidget(self.misfire, 1)
-        box.addWidget(self.misfire_cap)
+        self.misfire_cap.setSuffix(" runs at most")
+        self.misfire_cap.setToolTip("How many missed times are run at most when catching up")
         self.concurrency = _combo(CONCURRENCY)
         self.timeout = _optional_spin(30 * 86400, " s", "no timeout")
         self.retries = QSpinBox(minimum=0, maximum=100)
@@ -218,25 +218,27 @@ class JobEditorDialog(QDialog):
         self.retry_backoff.setPrefix("× ")
         self.retry_max_delay = QSpinBox(minimum=0, maximum=30 * 86400, value=3600)
         self.retry_max_delay.setSuffix(" s max")
+        # two short rows, not one wide one: the dialog must fit a 1280x800 screen
         retry_row = QWidget()
         box = QHBoxLayout(retry_row)
         box.setContentsMargins(0, 0, 0, 0)
-        for w in (
-            self.retries,
-            QLabel("after"),
-            self.retry_delay,
-            self.retry_backoff,
-            self.retry_max_delay,
-        ):
+        for w in (self.retries, QLabel("after"), self.retry_delay):
+            box.addWidget(w)
+        backoff_row = QWidget()
+        box = QHBoxLayout(backoff_row)
+        box.setContentsMargins(0, 0, 0, 0)
+        for w in (self.retry_backoff, self.retry_max_delay):
             box.addWidget(w)
         self.queue_timeout = _optional_spin(30 * 86400, " s", "wait for a worker forever")
         policies = QGroupBox("Policies")
         pform = QFormLayout(policies)
-        self._row(pform, "Missed runs", "misfire_policy", misfire_row)
+        pform.addRow("Missed runs", self.misfire)
+        self._row(pform, "Catch up", "misfire_policy", self.misfire_cap)
         self._field_errors["misfire_cap"] = self._field_errors["misfire_policy"]
         self._row(pform, "If still running", "concurrency", self.concurrency)
         self._row(pform, "Timeout", "timeout_seconds", self.timeout)
-        self._row(pform, "Retries", "max_retries", retry_row)
+        pform.addRow("Retries", retry_row)
+        self._row(pform, "Backoff", "max_retries", backoff_row)
         for key in ("retry_delay_seconds", "retry_backoff", "retry_max_delay_seconds"):
             self._field_errors[key] = self._field_errors["max_retries"]
         self._row(pform, "Queue timeout", "queue_timeout_seconds", self.queue_timeout)
