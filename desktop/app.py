@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop import privatefiles
+from desktop.core.words import plural
 from worker import logsafe
 
 log = logging.getLogger("desktop.app")
@@ -120,12 +121,27 @@ async def read_settings(url: str) -> dict[str, str]:
         await db.close()
 
 
-async def show_fatal(title: str, text: str) -> None:
+async def show_fatal(title: str, text: str, closing: asyncio.Event | None = None) -> None:
+    """The start-up problem in a message box, until the person closes it or `closing` is set
+    (SIGTERM/SIGINT): a box nobody sees must not keep the process alive."""
     from desktop.ui.asyncqt import ask
     from desktop.ui.dialog_boxes import fatal_box
 
     box = fatal_box(title, text)
-    await ask(box)
+    if closing is None:
+        await ask(box)
+        return
+
+    async def close_on_stop() -> None:
+        await closing.wait()
+        log.info("stop requested while the start-up message was open")
+        box.done(0)
+
+    watcher = asyncio.ensure_future(close_on_stop())
+    try:
+        await ask(box)
+    finally:
+        watcher.cancel()
 
 
 def make_core(url: str, host: str, port: int, local_worker: bool) -> Any:
@@ -137,6 +153,7 @@ def make_core(url: str, host: str, port: int, local_worker: bool) -> Any:
 async def main(args: argparse.Namespace, *, on_window=None) -> int:
     """The console's life: start, show, wait for Quit, stop.  Returns the exit code.
     `on_window(window)` is called once the window shows its data (tests, smoke test)."""
+    from desktop.portcheck import busy_port
     from desktop.store.db import resolve_url
     from desktop.ui.asyncqt import cancel_pending
     from desktop.ui.main_window import MainWindow
@@ -156,6 +173,10 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
     port = getattr(args, "port", None)
     core = None
     try:
+        busy = busy_port(url, getattr(args, "host", None), port)
+        if busy is not None:  # before the database is opened: a failed start creates nothing
+            host, port, error = busy
+            raise error
         settings = await read_settings(url)
         host = getattr(args, "host", None) or settings.get("hub_host", "127.0.0.1")
         port = port if port is not None else int(settings.get("hub_port", "8000"))
@@ -176,7 +197,7 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
         if getattr(args, "smoke_test", False):
             print(f"smoke test failed: {problem[1]}", file=sys.stderr)
         else:
-            await show_fatal(*problem)
+            await show_fatal(*problem, closing)
         return 1
 
     from desktop.ui.gc_guard import MainThreadGC
@@ -198,7 +219,7 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
             ok = not image.isNull() and window.jobs_model.columnCount() > 0
             print(
                 f"smoke test: window {image.width()}x{image.height()}, "
-                f"{window.jobs_model.rowCount()} jobs, hub {core.hub_url}"
+                f"{plural(window.jobs_model.rowCount(), 'job')}, hub {core.hub_url}"
             )
             code = 0 if ok else 1
             closing.set()
@@ -220,8 +241,24 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
     return code
 
 
+def startup_checks(args: argparse.Namespace) -> int | None:
+    """What must hold before anything is created (log folder, database, lock, Qt): None when
+    the console may start, else the exit code after a one-line reason on stderr.  Kept apart
+    from run_gui so further checks (the single-console lock) slot in after these."""
+    from desktop.displaycheck import display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return None
+
+
 def run_gui(args: argparse.Namespace) -> int:
     """Entry from desktop.cli: build the Qt application and the qasync loop, run main()."""
+    failed = startup_checks(args)
+    if failed is not None:
+        return failed
     setup_logging()
     from desktop.ui.qtapp import create_app_and_loop
 

@@ -39,6 +39,7 @@ def problem_text(exc: BaseException, host: str, port: int) -> str | None:
 
 
 async def serve(args: argparse.Namespace, ready=None) -> int:
+    from desktop.portcheck import busy_port
     from desktop.service import Core
     from desktop.store import queries
     from desktop.store.db import resolve_url
@@ -47,6 +48,10 @@ async def serve(args: argparse.Namespace, ready=None) -> int:
     url = resolve_url(getattr(args, "db", None))
     host = getattr(args, "host", None)
     port = getattr(args, "port", None)
+    busy = busy_port(url, host, port)
+    if busy is not None and (text := problem_text(busy[2], busy[0], busy[1])):
+        print(f"error: {text}", file=sys.stderr)
+        return 1
     try:
         probe = DbExecutor(url)
         try:

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from desktop import privatefiles
+from desktop.paths import resources_dir
 from desktop.store import queries
 from desktop.store.errors import AuthError
 from desktop.store.executor import DbExecutor
@@ -40,8 +41,7 @@ def data_folder() -> Path:
 
 
 def resources_scripts() -> Path:
-    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1]))
-    return base / "resources" / "scripts"
+    return resources_dir() / "scripts"
 
 
 def local_name() -> str:

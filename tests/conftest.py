@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +34,18 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+@pytest.fixture(params=["system", "tzdata"])
+def zone_source(request):
+    """Run a test once with the host's zone files and once through the `tzdata` package, which is
+    how every Windows host resolves zones (and where a folder name raises IsADirectoryError)."""
+    import zoneinfo
+
+    saved = list(zoneinfo.TZPATH)
+    if request.param == "tzdata":
+        zoneinfo.reset_tzpath([])
+    zoneinfo.ZoneInfo.clear_cache()
+    yield request.param
+    zoneinfo.reset_tzpath(saved)
+    zoneinfo.ZoneInfo.clear_cache()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from desktop import __version__
@@ -24,7 +25,7 @@ class UserError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m desktop",
+        prog=program_name(),
         description="Job Trigger console. With no command it opens the window.",
     )
     parser.add_argument("--version", action="version", version=f"Job Trigger {__version__}")
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # command group not built yet
         module.register(subparsers)
     return parser
+
+
+def program_name() -> str:
+    """'jobtrigger' when started through the installed command, else 'python -m desktop'."""
+    name = os.path.basename(sys.argv[0] or "")
+    return "jobtrigger" if name.startswith("jobtrigger") else "python -m desktop"
 
 
 def main(argv: list[str] | None = None) -> int:

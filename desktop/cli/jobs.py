@@ -18,9 +18,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from desktop.cli import UserError
+from desktop.core.words import plural
+from desktop.core.zones import is_zone
 from desktop.store import db as store_db
 from desktop.store import queries as q
 from desktop.store import validation
@@ -84,11 +86,8 @@ def format_errors(exc: ValidationError) -> str:
 
 
 def display_zone() -> ZoneInfo:
-    name = q.get_setting("display_tz") or "UTC"
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    name = q.get_setting("display_tz")
+    return ZoneInfo(name if is_zone(name) else "UTC")
 
 
 def format_time(dt: datetime | None, zone: ZoneInfo) -> str:
@@ -209,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         _write_atomically(Path(args.file), text)
-        print(f"exported {len(jobs)} job(s) to {args.file}", file=sys.stderr)
+        print(f"exported {plural(len(jobs), 'job')} to {args.file}", file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from desktop.core.zones import zone_problem
 
 UTC = timezone.utc
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index == date.weekday()
@@ -30,16 +31,8 @@ def is_int(value: Any) -> bool:
 
 
 def check_tz(value: Any) -> Result:
-    example = "an IANA time zone name such as 'Asia/Hong_Kong' or 'Europe/London'"
-    if value is None:
-        return None, f"is required: {example}"
-    if not isinstance(value, str) or not value.strip():
-        return None, f"must be {example}"
-    try:
-        ZoneInfo(value)
-    except Exception:  # ZoneInfoNotFoundError, ValueError for odd keys, OSError for folders
-        return None, f"{value!r} is not a known time zone; use {example}"
-    return value, None
+    problem = zone_problem(value)
+    return (None, problem) if problem else (value, None)
 
 
 def check_time(value: Any) -> Result:

@@ -23,6 +23,7 @@ from desktop.hub.commit import CommitResult
 from desktop.hub.server import Hub, HubListener, LiveWorker
 from desktop.scheduler import decisions as d
 from desktop.scheduler import firing
+from desktop.scheduler.runlog import log_run
 from desktop.store import queries, scheduling
 from desktop.store.errors import NotFound, StoreError
 from desktop.store.executor import DbExecutor
@@ -135,6 +136,7 @@ class Scheduler(HubListener):
             log.error("scheduler task failed", exc_info=task.exception())
 
     def _changed(self, record: RunRecord) -> None:
+        log_run(record)
         self.events.publish(RunChanged(record.id, record.job_id, record.state))
 
     # --- one pass -------------------------------------------------------------------------------
@@ -338,6 +340,8 @@ class Scheduler(HubListener):
         self._spawn(self._requeue(run_id, f"declined by {worker}: {reason}"))
 
     def runs_committed(self, result: CommitResult) -> None:
+        for record in result.changed:
+            log_run(record)
         # Only an ended run frees a slot or lets a queued run of its job go (_after_end wakes
         # the pass); a run that started changes nothing the pass decides.
         if result.ended:

@@ -29,6 +29,7 @@ from peewee import JOIN, fn
 
 from desktop.core import runs as run_states
 from desktop.core.timeutil import from_naive_utc, to_naive_utc, utcnow
+from desktop.core.words import plural
 from desktop.store import settings as settings_mod
 from desktop.store import validation
 from desktop.store.errors import AuthError, Conflict, NotFound, ValidationError
@@ -415,8 +416,9 @@ def delete_job(job_id: int, actor: str = "console") -> None:
         count = active.count()
         if count:
             raise Conflict(
-                f"job {job.name!r} has {count} queued or running run(s); cancel them or wait "
-                "for them to finish, then delete it"
+                f"job {job.name!r} has {plural(count, 'queued or running run')}; cancel "
+                f"{'it' if count == 1 else 'them'} or wait for {'it' if count == 1 else 'them'} "
+                "to finish, then delete the job"
             )
         run_ids = Run.select(Run.id).where(Run.job == job_id)
         RunOutput.delete().where(RunOutput.run.in_(run_ids)).execute()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from desktop.core.zones import zone_problem
 
 DEFAULTS: dict[str, str] = {
     "display_tz": "Asia/Hong_Kong",
@@ -42,11 +43,7 @@ def _int_range(lo: int, hi: int) -> Callable[[str], str | None]:
 
 
 def _time_zone(value: str) -> str | None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"{value!r} is not an IANA time zone name (like Asia/Hong_Kong or UTC)"
-    return None
+    return zone_problem(value)
 
 
 def _host(value: str) -> str | None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from desktop.core.zones import zone_problem
 from desktop.store.errors import ValidationError
 from desktop.store.records import JOB_SPEC_FIELDS
 
@@ -89,16 +89,6 @@ def _check_name(value: Any) -> str | None:
         return "must not start or end with spaces"
     if _CONTROL.search(value):
         return "must not contain control characters"
-    return None
-
-
-def _check_tz(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return "must be an IANA time zone name like Asia/Hong_Kong"
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"{value!r} is not an IANA time zone name (like Asia/Hong_Kong or UTC)"
     return None
 
 
@@ -208,7 +198,7 @@ def normalize_job_spec(spec: Any, *, default_tz: str = "Asia/Hong_Kong") -> dict
         else:
             schedule = dict(schedule)
             tz = out.get("time_zone") or schedule.get("tz") or default_tz
-            if "time_zone" in spec and (problem := _check_tz(out["time_zone"])):
+            if "time_zone" in spec and (problem := zone_problem(out["time_zone"])):
                 errors["time_zone"] = problem
             elif schedule.get("tz") not in (None, tz):
                 errors["time_zone"] = (

@@ -11,10 +11,13 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from desktop.core.words import plural
 from desktop.ui.formatting import format_duration, outcome_colour, outcome_label
 from desktop.ui.rows import RunRow
 
 MAX_BARS = 50
+MIN_SLOTS = 12  # fewer runs than this still leave the rest of the chart free
+MAX_BAR_WIDTH = 24.0
 
 
 class RunChart(QWidget):
@@ -41,33 +44,54 @@ class RunChart(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()
-        rect = self.rect().adjusted(4, 16, -4, -4)
         painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
         bars = self.bars()
         if not bars:
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No runs yet")
             return
-        longest = max(d for d, _ in bars) or 1.0
-        painter.drawText(4, 12, f"Last {len(bars)} runs · longest {format_duration(longest)}")
-        slot = rect.width() / MAX_BARS
-        width = max(2.0, slot * 0.7)
-        x0 = rect.right() - slot * len(bars)
+        painter.drawText(4, 12, self.title())
         painter.setPen(Qt.PenStyle.NoPen)
-        for i, (duration, state) in enumerate(bars):
-            # a visible stub even for instant or never-started runs, so every outcome shows
-            height = max(3.0, rect.height() * duration / longest)
+        for box, (_duration, state) in zip(self.bar_rects(), bars):
             painter.setBrush(QColor(outcome_colour(state) or "#8c8c8c"))
-            x = x0 + i * slot + (slot - width) / 2
-            painter.drawRoundedRect(QRectF(x, rect.bottom() - height, width, height), 1.5, 1.5)
+            painter.drawRoundedRect(box, 1.5, 1.5)
         painter.end()
+
+    def title(self) -> str:
+        bars = self.bars()
+        if not bars:
+            return "No runs yet"
+        longest = max(d for d, _ in bars) or 1.0
+        return f"Last {plural(len(bars), 'run')} · longest {format_duration(longest)}"
+
+    def _plot_area(self) -> QRectF:
+        return QRectF(self.rect().adjusted(4, 16, -4, -4))
+
+    def _slot(self) -> float:
+        # A few runs get slots of a few runs' width, from the left, not one hairline at the far
+        # right of fifty empty slots.
+        return self._plot_area().width() / max(len(self._runs), MIN_SLOTS)
+
+    def bar_rects(self) -> list[QRectF]:
+        """Where each bar is painted, oldest first (left)."""
+        area, slot = self._plot_area(), self._slot()
+        bars = self.bars()
+        if not bars:
+            return []
+        longest = max(d for d, _ in bars) or 1.0
+        width = min(MAX_BAR_WIDTH, max(2.0, slot * 0.7))
+        out = []
+        for i, (duration, _state) in enumerate(bars):
+            # a visible stub even for instant or never-started runs, so every outcome shows
+            height = max(3.0, area.height() * duration / longest)
+            x = area.left() + i * slot + (slot - width) / 2
+            out.append(QRectF(x, area.bottom() - height, width, height))
+        return out
 
     def tooltip_for(self, x: float) -> str:
         bars = self._runs
         if not bars:
             return ""
-        rect = self.rect().adjusted(4, 16, -4, -4)
-        slot = rect.width() / MAX_BARS
-        i = int((x - (rect.right() - slot * len(bars))) // slot)
+        i = int((x - self._plot_area().left()) // self._slot())
         if 0 <= i < len(bars):
             r = bars[i]
             return f"Run {r.id}: {outcome_label(r.state)}, {format_duration(r.duration) or '-'}"

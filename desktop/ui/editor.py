@@ -10,9 +10,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
-from zoneinfo import available_timezones
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -38,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core import schedules
 from desktop.core.timeutil import utcnow
+from desktop.core.zones import known_zones
 from desktop.store.errors import ValidationError
 from desktop.store.validation import normalize_job_spec
 from desktop.ui.asyncqt import spawn
@@ -60,9 +59,8 @@ CONCURRENCY = (
 Saver = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-@lru_cache(maxsize=1)
 def zone_names() -> list[str]:
-    return sorted(available_timezones())
+    return sorted(known_zones())
 
 
 def parse_env(text: str) -> tuple[dict[str, str], str | None]:
@@ -96,6 +94,10 @@ def _combo(items: Iterable[tuple[str, str]]) -> QComboBox:
     combo = QComboBox()
     for key, label in items:
         combo.addItem(label, key)
+    # sized for a short label, not the longest item (the popup still shows them whole), so the
+    # editor fits a 1280x800 screen
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(16)
     return combo
 
 
@@ -138,6 +140,10 @@ class JobEditorDialog(QDialog):
         self._workers = sorted(workers)
         self._tags = sorted(tags)
         self._field_errors: dict[str, QLabel] = {}
+        # A new job's empty name is not an error the person made: no red "is required" until
+        # they have typed in the field or left it (Save stays disabled meanwhile).
+        self._quiet: set[str] = {"name"}
+        self._reserved: set[QLabel] = set()
         self._saving = False
         self.save_task = None
 
@@ -147,7 +153,7 @@ class JobEditorDialog(QDialog):
         self.enabled = QCheckBox("Enabled (runs on its schedule)", checked=True)
         general = QGroupBox("Job")
         gform = QFormLayout(general)
-        self._row(gform, "Name", "name", self.name)
+        self._row(gform, "Name", "name", self.name, reserve=True)
         self._row(gform, "Description", "description", self.description)
         gform.addRow("", self.enabled)
 
@@ -171,7 +177,7 @@ class JobEditorDialog(QDialog):
         sched = QGroupBox("Schedule")
         sform = QFormLayout(sched)
         sform.addRow("Kind", self.kind)
-        self._row(sform, "Time zone", "time_zone", self.tz)
+        self._row(sform, "Time zone", "time_zone", self.tz, reserve=True)
         sform.addRow(self.stack)
         sform.addRow(self.schedule_error)
 
@@ -201,12 +207,8 @@ class JobEditorDialog(QDialog):
         # --- policies
         self.misfire = _combo(MISFIRE)
         self.misfire_cap = QSpinBox(minimum=1, maximum=10_000, value=10)
-        self.misfire_cap.setPrefix("cap ")
-        misfire_row = QWidget()
-        box = QHBoxLayout(misfire_row)
-        box.setContentsMargins(0, 0, 0, 0)
-        box.addWidget(self.misfire, 1)
-        box.addWidget(self.misfire_cap)
+        self.misfire_cap.setSuffix(" runs at most")
+        self.misfire_cap.setToolTip("How many missed times are run at most when catching up")
         self.concurrency = _combo(CONCURRENCY)
         self.timeout = _optional_spin(30 * 86400, " s", "no timeout")
         self.retries = QSpinBox(minimum=0, maximum=100)
@@ -216,25 +218,27 @@ class JobEditorDialog(QDialog):
         self.retry_backoff.setPrefix("× ")
         self.retry_max_delay = QSpinBox(minimum=0, maximum=30 * 86400, value=3600)
         self.retry_max_delay.setSuffix(" s max")
+        # two short rows, not one wide one: the dialog must fit a 1280x800 screen
         retry_row = QWidget()
         box = QHBoxLayout(retry_row)
         box.setContentsMargins(0, 0, 0, 0)
-        for w in (
-            self.retries,
-            QLabel("after"),
-            self.retry_delay,
-            self.retry_backoff,
-            self.retry_max_delay,
-        ):
+        for w in (self.retries, QLabel("after"), self.retry_delay):
+            box.addWidget(w)
+        backoff_row = QWidget()
+        box = QHBoxLayout(backoff_row)
+        box.setContentsMargins(0, 0, 0, 0)
+        for w in (self.retry_backoff, self.retry_max_delay):
             box.addWidget(w)
         self.queue_timeout = _optional_spin(30 * 86400, " s", "wait for a worker forever")
         policies = QGroupBox("Policies")
         pform = QFormLayout(policies)
-        self._row(pform, "Missed runs", "misfire_policy", misfire_row)
+        pform.addRow("Missed runs", self.misfire)
+        self._row(pform, "Catch up", "misfire_policy", self.misfire_cap)
         self._field_errors["misfire_cap"] = self._field_errors["misfire_policy"]
         self._row(pform, "If still running", "concurrency", self.concurrency)
         self._row(pform, "Timeout", "timeout_seconds", self.timeout)
-        self._row(pform, "Retries", "max_retries", retry_row)
+        pform.addRow("Retries", retry_row)
+        self._row(pform, "Backoff", "max_retries", backoff_row)
         for key in ("retry_delay_seconds", "retry_backoff", "retry_max_delay_seconds"):
             self._field_errors[key] = self._field_errors["max_retries"]
         self._row(pform, "Queue timeout", "queue_timeout_seconds", self.queue_timeout)
@@ -287,6 +291,8 @@ class JobEditorDialog(QDialog):
         for w in (self.name, self.description, self.tz, self.args):
             w.textChanged.connect(self.revalidate)
         self.env.textChanged.connect(self.revalidate)
+        self.name.textEdited.connect(lambda _text: self._speak("name"))
+        self.name.editingFinished.connect(lambda: self._speak("name"))
         self.enabled.toggled.connect(self.revalidate)
         self.script.editTextChanged.connect(self.revalidate)
         self.target_value.editTextChanged.connect(self.revalidate)
@@ -307,8 +313,18 @@ class JobEditorDialog(QDialog):
         self._target_changed()
         self.revalidate()
 
-    def _row(self, form: QFormLayout, label: str, field: str, widget: QWidget) -> None:
+    def _row(
+        self, form: QFormLayout, label: str, field: str, widget: QWidget, reserve: bool = False
+    ) -> None:
+        """`reserve`: the error line keeps its height while hidden, for fields whose message
+        comes and goes while typing, so the fields below do not move under the mouse."""
         err = error_label()
+        if reserve:
+            # always shown (empty when fine), with room for the longest message wrapped once
+            err.setFixedHeight(2 * err.fontMetrics().lineSpacing())
+            err.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+            err.show()
+            self._reserved.add(err)
         self._field_errors[field] = err
         form.addRow(label, widget)
         form.addRow("", err)
@@ -357,6 +373,7 @@ class JobEditorDialog(QDialog):
         self.job_id = None if copy else job_id
         self.setWindowTitle("Duplicate job" if copy else ("Edit job" if job_id else "New job"))
         name = spec.get("name", "")
+        self._quiet.clear()
         if copy:
             name = self._copy_name(name)
         else:
@@ -415,10 +432,18 @@ class JobEditorDialog(QDialog):
             errors["name"] = "another job already has this name"
         return errors
 
+    def _speak(self, field: str) -> None:
+        if field in self._quiet:
+            self._quiet.discard(field)
+            self.revalidate()
+
     def revalidate(self) -> None:
         self.errors = self.validate()
-        self._show_errors(self.errors)
+        self._show_errors({k: v for k, v in self.errors.items() if k not in self._quiet})
         self.save_button.setEnabled(not self.errors and not self._saving)
+        self.save_button.setToolTip(
+            "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(self.errors.items()))
+        )
         self._update_preview()
 
     def _show_errors(self, errors: dict[str, str]) -> None:
@@ -451,7 +476,7 @@ class JobEditorDialog(QDialog):
                 shown[label].append(msg)
         for label, messages in shown.items():
             label.setText("; ".join(messages))
-            label.setVisible(bool(messages))
+            label.setVisible(bool(messages) or label in self._reserved)
         self.general_error.setText("\n".join(general))
         self.general_error.setVisible(bool(general))
 

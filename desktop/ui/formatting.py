@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from desktop.core.words import plural
+from desktop.core.zones import is_zone
 
 DEFAULT_DISPLAY_TZ = "Asia/Hong_Kong"
 
@@ -27,10 +30,7 @@ OUTCOME_STYLE: dict[str, tuple[str, str]] = {
 @lru_cache(maxsize=64)
 def zone(name: str | None) -> ZoneInfo:
     """The display zone; an unknown name falls back to the default instead of breaking views."""
-    try:
-        return ZoneInfo(name or DEFAULT_DISPLAY_TZ)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_DISPLAY_TZ)
+    return ZoneInfo(name if is_zone(name) else DEFAULT_DISPLAY_TZ)
 
 
 def format_time(dt: datetime | None, tz_name: str | None, *, seconds: bool = True) -> str:
@@ -112,7 +112,11 @@ def system_status_text(
         reason = (
             "no worker is registered: add one in the Workers panel"
             if workers_total == 0
-            else f"none of the {workers_total} workers is connected"
+            else (
+                "the only worker is not connected"
+                if workers_total == 1
+                else f"none of the {workers_total} workers is connected"
+            )
         )
         return f"System Offline: {reason}  |  {runs}", True
-    return f"{workers_online} of {workers_total} workers online  |  {runs}", False
+    return f"{workers_online} of {plural(workers_total, 'worker')} online  |  {runs}", False

@@ -4,7 +4,6 @@ light or dark."""
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,11 +11,12 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
+from desktop.paths import resources_dir
+
 
 def resource_path(*parts: str) -> Path:
-    """A file under resources/, from a source checkout or a PyInstaller bundle."""
-    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[2]))
-    return base.joinpath("resources", *parts)
+    """A file under resources/ (checkout, installed package or PyInstaller bundle)."""
+    return resources_dir().joinpath(*parts)
 
 
 @lru_cache(maxsize=4)

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -32,11 +32,11 @@ from desktop.ui import data
 from desktop.ui.asyncqt import set_background_error_handler, set_error_handler, spawn
 from desktop.ui.bridge import EventBridge
 from desktop.ui.chart import RunChart
-from desktop.ui.formatting import DEFAULT_DISPLAY_TZ, system_status_text
+from desktop.ui.formatting import DEFAULT_DISPLAY_TZ, OUTCOME_STYLE, system_status_text
 from desktop.ui.icons import app_icon
 from desktop.ui.log_pane import LogPane
 from desktop.ui.models import ROW_ROLE, JobsTableModel, RunsTableModel, WorkersTableModel
-from desktop.ui.panels import JobsPanel, WorkersPanel, make_table
+from desktop.ui.panels import JobsPanel, WorkersPanel, fit_columns, make_table, widest
 from desktop.ui.rows import job_row, run_row, worker_row
 from desktop.ui.settings_dialog import (
     NOTIFY_FAILURES,
@@ -60,6 +60,19 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     quitRequested = Signal()
     loaded = Signal()
 
+    def _fit_to_screen(self, width: int, height: int) -> None:
+        """The preferred size, made smaller on a small screen (1280x800 at 100 %) with room for
+        the window manager's title bar and a panel, and centred."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(width, height)
+            return
+        avail = screen.availableGeometry()
+        w = min(width, avail.width() - 40)
+        h = min(height, avail.height() - 70)
+        self.resize(w, h)
+        self.move(avail.left() + (avail.width() - w) // 2, avail.top() + (avail.height() - h) // 2)
+
     def __init__(self, core: Any, *, db_url: str = "", tray: Any = True) -> None:
         """`tray`: True = a system tray icon when the desktop has a tray, False = none, or an
         object with QSystemTrayIcon's showMessage/setIcon/setToolTip/hide (tests)."""
@@ -77,7 +90,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.all_jobs_loaded = asyncio.Event()  # the whole job table is in (tests, benchmarks)
         self.setWindowTitle("Job Trigger")
         self.setWindowIcon(app_icon())
-        self.resize(1280, 820)
+        self._fit_to_screen(1280, 820)
 
         # models and views
         self.jobs_model = JobsTableModel(self)
@@ -85,8 +98,21 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.workers_model = WorkersTableModel(self)
         self.jobs_panel = JobsPanel(self.jobs_model)
         self.runs_view = make_table(self.runs_model, sortable=False)
-        for col, width in enumerate((55, 100, 135, 75, 60, 100, 70)):
-            self.runs_view.setColumnWidth(col, width)
+        # Run, Outcome, Started, Duration, Exit code, Worker, Trigger, Scheduled
+        self._runs_width = fit_columns(
+            self.runs_view,
+            (
+                "99999",
+                widest(self.runs_view, (label for label, _ in OUTCOME_STYLE.values())),
+                "2026-12-31 23:59:59",
+                "59 min 59 s",
+                "-1",
+                "fileserver-01",
+                "schedule",
+                "2026-12-31 23:59:59",
+            ),
+            icon_columns=(RunsTableModel.OUTCOME,),
+        )
         self.runs_view.horizontalHeader().setStretchLastSection(True)
         self.runs_title = QLabel("Runs")
         self.chart = RunChart()
@@ -105,6 +131,11 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         bottom.addWidget(self.log_pane)
         bottom.setStretchFactor(0, 1)
         bottom.setStretchFactor(1, 1)
+        self.bottom_split = bottom
+        # the runs table gets the room its columns need (up to 62 %), the log pane the rest
+        frame = self.runs_view.verticalScrollBar().sizeHint().width() + 8
+        runs_width = min(self._runs_width + frame, int(self.width() * 0.62))
+        bottom.setSizes([runs_width, max(200, self.width() - runs_width)])
         jobs_split = QSplitter(Qt.Orientation.Vertical)
         jobs_split.addWidget(self.jobs_panel)
         jobs_split.addWidget(bottom)
@@ -114,8 +145,9 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.tabs.addTab(jobs_split, "Jobs")
         self.tabs.addTab(self.workers_panel, "Workers")
         self.setCentralWidget(self.tabs)
-        # the jobs toolbar acts on the selected job: show it only with the jobs
-        self.tabs.currentChanged.connect(lambda i: self.jobs_toolbar.setVisible(i == 0))
+        # the jobs toolbar acts on the selected job: greyed out on the Workers tab, not hidden,
+        # or the tab bar would jump up under the mouse
+        self.tabs.currentChanged.connect(lambda i: self.jobs_toolbar.setEnabled(i == 0))
 
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label, 1)

@@ -3,6 +3,8 @@ main window decides what the actions do."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -10,12 +12,14 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QStyle,
     QTableView,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.core.words import plural
 from desktop.ui.models import (
     ID_ROLE,
     ROW_ROLE,
@@ -41,6 +45,47 @@ def make_table(model, *, sortable: bool) -> QTableView:
     view.setSortingEnabled(sortable)
     view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
     return view
+
+
+def fit_columns(view: QTableView, samples: Sequence[str], icon_columns: Sequence[int] = ()) -> int:
+    """Column widths from the real font: each column as wide as its header label or its sample
+    (the widest text it usually holds), whichever needs more.  Returns the total width, so the
+    caller can give the table that much room.  Measured, not fixed pixels: a larger system font
+    must not clip the headers."""
+    header = view.horizontalHeader()
+    style = header.style()
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, header)
+    mark = (
+        style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize, None, header) + margin
+        if view.isSortingEnabled()
+        else 0
+    )
+    head_fm, cell_fm = header.fontMetrics(), view.fontMetrics()
+    model = view.model()
+    total = 0
+    for col, sample in enumerate(samples):
+        label = str(model.headerData(col, Qt.Orientation.Horizontal) or "")
+        width = max(
+            head_fm.horizontalAdvance(label) + 2 * margin + mark + 4,
+            cell_fm.horizontalAdvance(sample)
+            + 16
+            + (_icon_room(view) if col in icon_columns else 0),
+        )
+        view.setColumnWidth(col, width)
+        total += width
+    return total
+
+
+def widest(view: QTableView, texts: Iterable[str]) -> str:
+    """The text that takes the most room in `view`'s font (not the one with most letters)."""
+    fm = view.fontMetrics()
+    return max(texts, key=fm.horizontalAdvance)
+
+
+def _icon_room(view: QTableView) -> int:
+    """What a cell's decoration (the outcome dot) takes before its text."""
+    style = view.style()
+    return style.pixelMetric(QStyle.PixelMetric.PM_SmallIconSize, None, view) + 8
 
 
 class JobsFilterProxy(QSortFilterProxyModel):
@@ -101,9 +146,11 @@ class JobsPanel(QWidget):
         loading = getattr(self, "_loading_total", None)
         if loading is not None and loading > total:
             # the filter and the count only cover the rows read so far: say so
-            self.count.setText(f"{total} of {loading} jobs, loading the rest…")
+            self.count.setText(f"{total} of {plural(loading, 'job')}, loading the rest…")
             return
-        self.count.setText(f"{total} jobs" if shown == total else f"{shown} of {total} jobs")
+        self.count.setText(
+            plural(total, "job") if shown == total else f"{shown} of {plural(total, 'job')}"
+        )
 
     def _current_changed(self, current, _previous) -> None:
         self.selectedJobChanged.emit(current.data(ID_ROLE) if current.isValid() else None)

@@ -328,6 +328,7 @@ class CronForm(KindForm):
         self.expr = QLineEdit("*/5 * * * *", placeholderText="minute hour day month weekday")
         hint = QLabel("5 fields: minute hour day-of-month month day-of-week (6 = seconds first)")
         hint.setEnabled(False)
+        hint.setWordWrap(True)
         self.add_row("Expression", "expr", self.expr)
         self.form.addRow("", hint)
         self._watch(self.expr)

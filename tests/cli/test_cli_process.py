@@ -76,3 +76,39 @@ def test_no_qt_is_imported_by_the_cli(seeded):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("[]")
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+@pytest.mark.parametrize("where", ["time_zone", "schedule.tz"])
+def test_import_of_a_zone_folder_through_tzdata_is_a_one_line_reason(tmp_path, dry_run, where):
+    """PYTHONTZPATH='' makes zoneinfo read the tzdata package, as on Windows, where 'America'
+    is a folder and used to end in an IsADirectoryError traceback."""
+    import os
+
+    from desktop.core.zones import zone_problem
+
+    job = {"name": "j", "script": "j.py", "schedule": {"v": 1, "kind": "daily", "times": ["09:00"]}}
+    if where == "time_zone":
+        job["time_zone"] = "America"
+    else:
+        job["schedule"]["tz"] = "America"
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"format": "jobtrigger-jobs", "version": 1, "jobs": [job]}))
+    db = tmp_path / "x.db"
+    url = f"sqlite:///{db.as_posix()}"
+    assert run("jobs", "list", env_url=url).returncode == 0
+    before = db.read_bytes()
+    env = {**os.environ, "PYTHONTZPATH": "", "JOBTRIGGER_DB_URL": url}
+    argv = ["jobs", "import", str(path)] + (["--dry-run"] if dry_run else [])
+    done = subprocess.run(
+        [sys.executable, "-m", "desktop", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{where}: {zone_problem('America')}" in done.stderr
+    assert db.read_bytes() == before

@@ -160,3 +160,28 @@ async def test_local_worker_on_a_fresh_database(tmp_path, monkeypatch):
         assert [j.name for j in jobs] == ["test_job"]
     finally:
         await core.stop()
+
+
+async def test_every_run_start_and_end_is_in_the_log_with_job_run_and_worker(stack, caplog):
+    """Runs started as the window starts them (Core.run_now) leave a start and an end line in
+    console.log (the root logger's file), with the job, the run id and the worker."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="desktop.runs")
+    await stack.add_worker("w1", slots=2)
+    await stack.online("w1")
+    job = await stack.core.save_job(
+        {"name": "nightly", "script": "test_job.py", "schedule": {"kind": "manual"}}
+    )
+    ok = await stack.core.run_now(job.id, ["0", "1", "0"])
+    bad = await stack.core.run_now(job.id, ["3", "1", "0"])
+    await stack.until_state(ok, "succeeded")
+    await stack.until_state(bad, "failed")
+    lines = [r.getMessage() for r in caplog.records if r.name == "desktop.runs"]
+    assert f"run {ok} of job 'nightly' started on worker w1 (manual)" in lines
+    assert f"run {ok} of job 'nightly' ended succeeded exit 0 on worker w1" in lines
+    assert f"run {bad} of job 'nightly' started on worker w1 (manual)" in lines
+    assert any(
+        line.startswith(f"run {bad} of job 'nightly' ended failed exit 3 on worker w1")
+        for line in lines
+    ), lines

@@ -93,8 +93,13 @@ def poll(url: str, check, seconds: float, what: str):
         database.close()
 
 
-def test_port_in_use_is_one_clear_line(tmp_path):
+@pytest.mark.parametrize("new_database", [True, False])
+def test_port_in_use_is_one_clear_line(tmp_path, new_database):
+    """A first start on a taken port leaves no database file behind."""
     url = f"sqlite:///{tmp_path / 'p.db'}"
+    if not new_database:
+        open_store(url).close()
+    before = sorted(p.name for p in tmp_path.iterdir())
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -109,6 +114,7 @@ def test_port_in_use_is_one_clear_line(tmp_path):
         "stop it or use --port"
     )
     assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_newer_database_is_one_clear_line(tmp_path):

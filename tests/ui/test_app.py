@@ -163,6 +163,7 @@ async def test_port_in_use_shows_a_dialog_and_exits_1(tmp_path):
     assert code == 1
     assert shown[0].text() == "Port in use"
     assert f"127.0.0.1:{port}" in shown[0].informativeText()
+    assert not (tmp_path / "p.db").exists()  # checked before the database is created
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery is POSIX")
@@ -213,3 +214,58 @@ def test_python_m_desktop_runs_the_window_and_stops_on_ctrl_c(tmp_path):
     assert "shutting down" in err
     logs = list((tmp_path / "state").rglob("console.log"))
     assert logs and "hub listening" in logs[0].read_text()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM delivery is POSIX")
+def test_sigterm_ends_the_console_while_the_port_in_use_box_is_open(tmp_path):
+    """A real process whose start-up problem box nobody answers (a service manager stopping
+    it): SIGTERM closes the box and the process ends with exit code 1, creating no database."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "desktop",
+                "--db",
+                f"sqlite:///{tmp_path / 'gui.db'}",
+                "--port",
+                str(port),
+                "--no-local-worker",
+            ],
+            cwd=root,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + timeout(60)
+            for line in proc.stderr:
+                if "Port in use" in line:
+                    break
+                assert time.monotonic() < deadline, "no start-up problem was reported"
+            # the box opens in the same loop turn as this log line; SIGTERM arriving a moment
+            # before it would end the process the same way (closing already set)
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=timeout(20))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 1, err[-2000:]
+    assert not (tmp_path / "gui.db").exists()

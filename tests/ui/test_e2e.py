@@ -97,7 +97,7 @@ async def test_create_run_and_watch_a_job_with_a_real_worker(tmp_path, qtbot):
             "the worker to come online",
         )
         await window.refresh_status()
-        assert window.status_label.text().startswith("1 of 1 workers online")
+        assert window.status_label.text().startswith("1 of 1 worker online")
 
         # a job, created in the editor
         task = asyncio.ensure_future(window.new_job())

@@ -175,3 +175,46 @@ async def test_save_goes_through_the_saver_and_store_errors_land_on_fields(qtbot
     code = await asyncio.wait_for(done, timeout(5))
     assert code == dlg.DialogCode.Accepted and dlg.result_record == "record"
     assert calls[-1]["name"] == "fresh-name"
+
+
+def test_a_new_job_shows_no_required_before_input_then_says_it(qtbot):
+    from PySide6.QtCore import Qt
+
+    dlg = dialog(qtbot)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    assert "name" in dlg.errors and not dlg.save_button.isEnabled()
+    assert dlg.error_text("name") == ""  # nothing red before the person typed anything
+    assert "is required" in dlg.save_button.toolTip()
+    dlg.name.setFocus()
+    qtbot.keyClicks(dlg.name, "x")
+    qtbot.keyClick(dlg.name, Qt.Key.Key_Backspace)
+    assert dlg.error_text("name") == "is required"
+
+
+@pytest.mark.parametrize("typed", ["America", "Europe/Lond", "../etc", "utc", "/etc/localtime"])
+def test_typing_a_bad_zone_keeps_field_and_message_in_step(qtbot, zone_source, typed):
+    """Typed key by key (through tzdata too): after every key the message is the one for what the
+    field holds, so a folder name such as 'America' cannot stop validation half way."""
+    from desktop.core.zones import zone_problem
+
+    dlg = dialog(qtbot)
+    dlg.load(make_spec("daily", {"times": ["09:30"]}))
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    below = dlg.kind.mapTo(dlg, dlg.kind.rect().topLeft()).y()
+    next_field = dlg.forms["daily"].times
+    next_y = next_field.mapTo(dlg, next_field.rect().topLeft()).y()
+    dlg.tz.selectAll()
+    for ch in typed:
+        qtbot.keyClicks(dlg.tz, ch)
+        text = dlg.tz.text()
+        assert dlg.error_text("time_zone") == (zone_problem(text) or ""), text
+        assert dlg.save_button.isEnabled() == (zone_problem(text) is None)
+        # the error line under Time zone does not push the next field down
+        assert next_field.mapTo(dlg, next_field.rect().topLeft()).y() == next_y
+    assert dlg.error_text("time_zone") == zone_problem(typed)
+    assert dlg.kind.mapTo(dlg, dlg.kind.rect().topLeft()).y() == below
+    dlg.tz.selectAll()
+    qtbot.keyClicks(dlg.tz, "America/New_York")
+    assert dlg.error_text("time_zone") == "" and dlg.save_button.isEnabled()

@@ -228,11 +228,11 @@ async def test_add_worker_shows_the_token_once_and_writes_worker_ini(tmp_path, q
         assert await task == token
         assert (await core.db.call(queries.get_worker, "fileserver-01")) is not None
         assert window.workers_model.get("fileserver-01") is not None
-        assert "none of the 1 workers is connected" in window.status_label.text()
+        assert "the only worker is not connected" in window.status_label.text()
         core.connect_worker("fileserver-01", host="fs01", os="Windows 11", slots=2)
         await settle(window)
         await window.refresh_status()
-        assert window.status_label.text().startswith("1 of 1 workers online")
+        assert window.status_label.text().startswith("1 of 1 worker online")
         assert window.workers_model.get("fileserver-01").host == "fs01"
 
 

@@ -3,6 +3,7 @@ settings dialog."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -238,3 +239,25 @@ def test_log_pane_splits_a_big_chunk_across_frames(qtbot):
     assert pane.view.blockCount() == LINES_PER_FRAME  # one frame's worth, not 1,000 lines
     pane.drain_all()
     assert pane.text() == big + "tail"
+
+
+def test_a_chart_of_one_run_is_a_readable_bar_at_the_left(qtbot):
+    from desktop.core.words import plural
+    from tests.ui.test_models import run
+
+    chart = RunChart()
+    qtbot.addWidget(chart)
+    chart.resize(600, 80)
+    chart.set_runs([run(1, state="succeeded")])
+    (box,) = chart.bar_rects()
+    assert box.left() < 600 / 10  # where the first run goes, not at the far right
+    assert box.width() >= 12  # not a hairline
+    assert chart.tooltip_for(box.center().x()).startswith("Run 1: ")
+    assert chart.tooltip_for(590) == ""
+    assert plural(1, "run") == "1 run" and plural(2, "run") == "2 runs"
+    assert plural(0, "job") == "0 jobs"
+    # 50 runs still fit the chart side by side
+    chart.set_runs([run(i) for i in range(50, 0, -1)])
+    boxes = chart.bar_rects()
+    assert len(boxes) == 50 and boxes[-1].right() <= 600 - 4
+    assert all(a.right() <= b.left() for a, b in itertools.pairwise(boxes))

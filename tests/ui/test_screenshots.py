@@ -1,14 +1,10 @@
-"""Renders the main window, the job editor and the workers panel with realistic data.  Every
-run checks that they render; with JOBTRIGGER_SCREENSHOTS=1 the PNGs go to docs/screenshots/ (for
-the README) instead of a temporary folder, so a normal test run leaves the checkout clean.
-
-    JOBTRIGGER_SCREENSHOTS=1 python -m pytest tests/ui/test_screenshots.py
-"""
+"""Renders the main window, the job editor and the workers panel offscreen with realistic data
+(many runs, live output) and checks that they render.  The README's pictures come from the real
+window instead: tests/ui/test_real_window.py (JOBTRIGGER_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
@@ -88,7 +84,7 @@ async def play_runs(core: StoreCore, job_id: int) -> int:
 
 @pytest.mark.asyncio
 async def test_render_screenshots(tmp_path, qtbot):
-    out = DOCS if os.environ.get("JOBTRIGGER_SCREENSHOTS") == "1" else tmp_path / "shots"
+    out = tmp_path / "shots"
     out.mkdir(parents=True, exist_ok=True)
     core = StoreCore(f"sqlite:///{tmp_path / 'shots.db'}")
     await core.start()
