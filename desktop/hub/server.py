@@ -146,6 +146,7 @@ class Hub:
         self.clock = clock
         self.throttle = throttle or AuthThrottle()
         self.hello_deadline = hello_deadline
+        self.max_pending = MAX_PENDING
         self.max_unauthenticated = max_unauthenticated
         self.workers: dict[str, LiveWorker] = {}
         # run id -> when its worker last said it holds it (hello, heartbeat, any report)
@@ -159,6 +160,16 @@ class Hub:
         self.bound_port: int | None = None
 
     # --- life -----------------------------------------------------------------------------------
+
+    @property
+    def pending_reports(self) -> int:
+        """Reports received and waiting for the next commit (not the one being written)."""
+        return len(self._pending)
+
+    def pending_of(self, name: str) -> int:
+        """Reports of a connected worker that are not committed yet (queued or being written)."""
+        conn = self._conns.get(name)
+        return conn.pending if conn is not None else 0
 
     @property
     def url(self) -> str:
@@ -219,6 +230,16 @@ class Hub:
             return False
         return True
 
+    def configure(self, name: str, tags, slots: int) -> None:
+        """The console changed a connected worker's tags or slots: use them from now on."""
+        live = self.workers.get(name)
+        if live is None or (live.tags, live.slots) == (frozenset(tags), slots):
+            return
+        live.tags, live.slots = frozenset(tags), slots
+        log.info("worker %s now has tags %s and %d slots", name, sorted(live.tags), slots)
+        self.events.publish(WorkerChanged(name, True))
+        self.listener.worker_updated(live)
+
     async def disconnect(self, name: str, code: str, reason: str) -> None:
         """Refuse a connected worker at once (revoked, disabled)."""
         conn = self._conns.get(name)
@@ -266,7 +287,7 @@ class Hub:
                         msg = exc
                 actions = session.feed(msg, loop.time())
                 await self._perform(conn, actions)  # a closed session ignores the rest
-                while conn.pending >= MAX_PENDING and not conn.closing:
+                while conn.pending >= self.max_pending and not conn.closing:
                     # back-pressure: stop reading until the database caught up
                     conn.drained.clear()
                     await conn.drained.wait()
@@ -542,11 +563,10 @@ class Hub:
             self._drained(batch)
             self._after_commit(batch, result)
 
-    @staticmethod
-    def _drained(batch: list[tuple[_Conn, Item]]) -> None:
+    def _drained(self, batch: list[tuple[_Conn, Item]]) -> None:
         for conn, _ in batch:
             conn.pending -= 1
-            if conn.pending < MAX_PENDING:
+            if conn.pending < self.max_pending:
                 conn.drained.set()
 
     def _after_commit(self, batch: list[tuple[_Conn, Item]], result: CommitResult) -> None:
