@@ -58,6 +58,7 @@ class CommitResult:
     ended: list[RunRecord] = field(default_factory=list)  # ... of which reached an outcome
     new_output: list[OutputChunk] = field(default_factory=list)  # chunks actually stored
     refused: list[Refusal] = field(default_factory=list)  # reports not stored, with why
+    unknown: set[int] = field(default_factory=set)  # run ids the store does not have
 
     def merge(self, later: CommitResult) -> None:
         """Add the result of a later transaction (the halves of a split batch, in order)."""
@@ -68,6 +69,7 @@ class CommitResult:
         self.ended = [r for r in self.ended if r.id not in ids] + later.ended
         self.new_output += later.new_output
         self.refused += later.refused
+        self.unknown |= later.unknown
 
 
 # What one report's values can make the database refuse (a number out of the column's range,
@@ -176,6 +178,7 @@ def _current_state(worker, what: str, a, current, result: CommitResult) -> str |
     to send settled) for a run the store does not know or a replay."""
     if a.run_id not in current:
         log.warning("worker %s %s unknown run %s; acked and ignored", worker, what, a.run_id)
+        result.unknown.add(a.run_id)
         _raise_ack(result.acked, a.run_id, a.seq)
         return None
     state, last_seq = current[a.run_id]
@@ -215,6 +218,7 @@ def _outputs(outputs: list[StoreOutput], current, result: CommitResult) -> None:
     for chunk in chunks:
         if chunk.run_id not in committed:
             _raise_ack(result.acked, chunk.run_id, chunk.seq)  # unknown run: let it go
+            result.unknown.add(chunk.run_id)
             continue
         _raise_ack(result.acked, chunk.run_id, committed[chunk.run_id])
         if chunk.run_id in current and chunk.seq > current[chunk.run_id][1]:

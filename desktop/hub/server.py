@@ -525,6 +525,8 @@ class Hub:
             await asyncio.sleep(max(0.05, wait))
             now = loop.time()
             for conn in list(self._conns.values()):
+                if conn.pending >= self.max_pending:
+                    continue  # silent because the hub stopped reading it (back-pressure)
                 if conn.session.is_silent(now, grace):
                     await self._perform(
                         conn,
@@ -583,7 +585,11 @@ class Hub:
                 )
                 conn.unstorable += refusal.unstorable
                 continue
-            self.run_reports[action.run_id] = now  # a sign of the run, from its own worker
+            if action.run_id not in result.unknown:
+                # the store took it from the run's own worker: a sign of the run, and proof
+                # that its heartbeats may speak for it
+                self.run_reports[action.run_id] = now
+                conn.own([action.run_id])
             runs_by_conn.setdefault(conn, set()).add(action.run_id)
         for conn, run_ids in runs_by_conn.items():
             actions = answers.setdefault(conn, [])

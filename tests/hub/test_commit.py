@@ -74,7 +74,7 @@ def test_unknown_runs_are_acked_so_the_worker_can_let_go(store):
             ("w1", StoreFinished(999, 3, "succeeded", 0, "", 1.7e9)),
         ]
     )
-    assert result.acked == {999: 3}
+    assert result.acked == {999: 3} and result.unknown == {999}
     assert result.changed == [] and result.new_output == []
 
 
