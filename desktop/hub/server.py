@@ -319,7 +319,7 @@ class Hub:
                     reason = action.reason.encode()[:120].decode(errors="ignore")
                     self._spawn(conn, conn.ws.close(CLOSE_POLICY, reason))
             elif isinstance(action, s.Authenticate):
-                self._spawn(conn, self._authenticate(conn, action.hello))
+                self._spawn(conn, self._answering(conn, self._authenticate(conn, action.hello)))
             elif isinstance(action, s.STORE_ACTIONS):
                 if conn.name is not None:
                     conn.pending += 1
@@ -331,9 +331,23 @@ class Hub:
                     self._catalogue_changed(conn, action.scripts)
             elif isinstance(action, s.Declined):
                 if conn.name is not None:
-                    self._spawn(conn, self._declined(conn, action))
+                    self._spawn(conn, self._answering(conn, self._declined(conn, action)))
             elif isinstance(action, s.WorkerReportedError):
                 log.warning("worker %s reports: %s", conn.name, action.reason)
+
+    async def _answering(self, conn: _Conn, coro) -> None:
+        """Run a message's handling; if it fails on our own bug, the peer still gets an answer
+        (and the connection closes) instead of waiting in silence."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handling a message from %s failed", conn.name or conn.remote)
+            await self._perform(
+                conn,
+                s.reject("internal", "the console failed to handle this message; see its log"),
+            )
 
     async def _hello_deadline(self, conn: _Conn) -> None:
         await asyncio.sleep(conn.session.hello_deadline)  # the deadline itself

@@ -220,3 +220,18 @@ async def test_a_heartbeat_with_ten_million_run_ids_is_refused_in_bounded_memory
         tracemalloc.stop()
     assert reject["code"] == "malformed" and "more than 10000 items" in reject["reason"]
     assert peak < 32 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+async def test_a_failure_on_the_consoles_side_still_answers_the_peer(stack, monkeypatch):
+    token = await stack.core.add_worker("unlucky")
+
+    def broken(*_args, **_kw):
+        raise RuntimeError("a bug in the console")
+
+    monkeypatch.setattr(queries, "worker_seen", broken)
+    peer = await RawPeer.connect(stack.core.hub_url)
+    await peer.ws.send(hello_frame("unlucky", token))
+    reject, close = await refused(peer)
+    assert (reject["code"], close) == ("internal", 1008)
+    assert "see its log" in reject["reason"]
+    assert "unlucky" not in stack.core.hub.workers
