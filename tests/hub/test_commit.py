@@ -11,13 +11,19 @@ from desktop.hub.commit import commit_batch, commit_isolated
 from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
 from desktop.store import queries
 from desktop.store.db import open_store
+from tests.store.conftest import pg_schema_url  # noqa: F401 - the fixture, by name
 
 T = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def store(tmp_path):
-    database = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    # PostgreSQL refuses other things than SQLite (NUL, integer ranges): both are attacked
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_schema_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+    database = open_store(url)
     job = queries.create_job({"name": "j", "script": "a.py", "schedule": {"kind": "manual"}})
     yield job.id
     database.close()
