@@ -222,11 +222,13 @@ class Hub:
         conn = self._conns.get(name)
         if conn is None or conn.closing:
             return False
-        if message.get("type") == "dispatch":
-            conn.own([message["run_id"]])  # before sending: its heartbeat may come first
+        dispatch = message["run_id"] if message.get("type") == "dispatch" else None
+        if dispatch is not None:
+            conn.own([dispatch])  # before sending: its heartbeat may come first
         try:
             await conn.ws.send(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
         except ConnectionClosed:
+            conn.owned.pop(dispatch, None)  # the scheduler queues it again, for anyone
             return False
         return True
 
@@ -368,6 +370,8 @@ class Hub:
             reason = f"run {action.run_id}: {problem}"
             await self._perform(conn, [s.Send(make("error", reason=reason))])
             return
+        # given back: its heartbeats no longer speak for the run, whoever gets it next
+        conn.owned.pop(action.run_id, None)
         self.listener.run_declined(name, action.run_id, action.reason)
 
     def _spawn(self, conn: _Conn, coro) -> None:

@@ -114,6 +114,29 @@ async def test_claims_and_heartbeats_cannot_keep_another_workers_run_alive(stack
     await attacker.close()
 
 
+async def test_a_run_given_back_cannot_be_kept_alive_by_its_first_worker(stack):
+    first, second = await enrolled(stack, "first", "second")
+    await stack.core.set_worker_config("first", ["t"])
+    job = await stack.job(name="tagged", target_kind="tag", target_value="t")
+    run = await stack.core.run_now(job)
+    await first.expect("dispatch", run_id=run)
+    await first.send("declined", run_id=run, reason="slots full")  # legitimately its own
+    await stack.until_state(run, "queued")
+    await stack.core.set_worker_config("first", [])
+    await stack.core.set_worker_config("second", ["t"])
+    await second.expect("dispatch", run_id=run)
+    await second.send("started", run_id=run, seq=1, at=time.time())
+    await second.expect("ack", run_id=run, seq=1)
+
+    # the first worker still says it runs it; the second one goes away
+    first.running = [run]
+    await second.close()
+    record = await stack.until_state(run, "lost", seconds=20)
+    assert record.worker_name == "second"
+    assert first.closed is None
+    await first.close()
+
+
 async def test_tags_and_slots_come_from_the_console_never_from_the_hello(stack):
     # the worker's own ini says tags=prod and 4 slots; the console registered it with neither
     token = await stack.core.add_worker("host1", (), 1)
