@@ -104,6 +104,13 @@ async def test_claims_and_heartbeats_cannot_keep_another_workers_run_alive(stack
     attacker = await RawPeer.welcomed(stack.core.hub_url, "attacker", token, runs=[run])
     attacker.running = [run]
     assert stack.core.hub.workers["attacker"].running == frozenset()
+    # ... nor can its claims, heartbeats or leaving make the run lost while its worker holds it
+    await attacker.close()
+    attacker = await RawPeer.welcomed(stack.core.hub_url, "attacker", token, runs=[run])
+    attacker.running = [run]
+    await asyncio.sleep(timeout(5))  # past the 4 s lost grace: an absence is checked over time
+    record = await stack.run(run)
+    assert (record.state, record.worker_name) == ("running", "victim")
 
     # the victim goes away: nothing but the attacker's word keeps the run alive
     await victim.close()
