@@ -224,6 +224,8 @@ class Core:
         self._known_workers = {r.name: r for r in records}
         for name in list(self.hub.workers):
             rec = self._known_workers.get(name)
+            if rec is not None:
+                self.hub.configure(name, rec.tags, rec.slots)  # changed from the CLI, maybe
             if rec is None or rec.revoked:
                 await self.hub.disconnect(name, "revoked", "this worker was revoked in the console")
             elif not rec.enabled:
@@ -267,6 +269,17 @@ class Core:
         self._known_workers[record.name] = record
         self.events.publish(WorkerChanged(record.name, False))
         return token
+
+    async def set_worker_config(self, name: str, tags=None, slots: int | None = None) -> None:
+        """New tags and/or slots for a worker (None: keep); a connected worker gets them at
+        once, its next dispatches follow them."""
+        record = await self.db.call(
+            queries.set_worker_config, name, None if tags is None else list(tags), slots
+        )
+        self._known_workers[name] = record
+        self.hub.configure(name, record.tags, record.slots)
+        self.events.publish(WorkerChanged(name, name in self.hub.workers))
+        self.scheduler.wake()
 
     async def revoke_worker(self, name: str) -> None:
         await self.db.call(queries.revoke_worker, name)

@@ -1,4 +1,8 @@
-"""``python -m desktop [--db URL] workers list|add|revoke|enable|disable|fingerprint``.
+"""``python -m desktop [--db URL] workers list|add|set|revoke|enable|disable|fingerprint``.
+
+Tags and slots are the console's decision (a worker's hello never sets them): ``add`` takes
+them, ``set NAME --tags a,b --slots N`` changes them later; a running console applies the change
+to a connected worker within about a second.
 
 ``add`` prints the token once (only its hash is stored) or writes a ready worker.ini with
 ``--write-ini PATH`` (pinned to the hub's certificate when the hub has TLS).  ``fingerprint``
@@ -14,7 +18,7 @@ from pathlib import Path
 from desktop.cli import UserError
 from desktop.cli.jobs import display_zone, format_time, print_table, store_command
 from desktop.store import queries as q
-from desktop.store.errors import NotFound
+from desktop.store.errors import NotFound, ValidationError
 from worker import tls
 
 
@@ -133,6 +137,23 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+@store_command
+def cmd_set(args: argparse.Namespace) -> int:
+    if args.tags is None and args.slots is None:
+        raise UserError(
+            "nothing to change: give --tags a,b (--tags '' clears them) and/or --slots N"
+        )
+    try:
+        record = q.set_worker_config(args.name, args.tags, args.slots, actor="cli")
+    except NotFound as exc:
+        raise UserError(f"{exc}; `workers list` shows the names") from None
+    except ValidationError as exc:
+        raise UserError(str(exc)) from None
+    tags = ",".join(record.tags) or "none"
+    print(f"worker {record.name}: tags {tags}, slots {record.slots}")
+    return 0
+
+
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     if args.cert is None:
         return _fingerprint_from_settings(args)
@@ -183,7 +204,9 @@ def cmd_disable(name: str) -> None:
 
 
 def register(subparsers) -> None:
-    workers = subparsers.add_parser("workers", help="list, add, revoke, enable, disable workers")
+    workers = subparsers.add_parser(
+        "workers", help="list, add, set, revoke, enable, disable workers"
+    )
     sub = workers.add_subparsers(dest="workers_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("list", help="registered workers")
@@ -198,6 +221,14 @@ def register(subparsers) -> None:
         "--server-url", metavar="URL", help="hub address for the ini (default from settings)"
     )
     p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("set", help="change a worker's tags and/or slots")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--tags", type=_tags, default=None, help="comma separated tags ('' removes all); replaces"
+    )
+    p.add_argument("--slots", type=_slots, default=None, help="runs at the same time")
+    p.set_defaults(func=cmd_set)
 
     p = sub.add_parser(
         "fingerprint",

@@ -9,6 +9,13 @@ store, and a started/finished whose seq is already committed changes nothing.  E
 result tells the server the committed seq to ack, so the worker can drop its spooled copy.
 Reports for runs the store does not know (deleted, or another console's database) are acked
 and dropped with a warning, or the worker would replay them forever.
+
+Each report is checked against its run's committed row in the same transaction: only the worker
+the run is assigned to may report on it (hub/ownership.py); anything else is refused, written
+nowhere, and listed in ``CommitResult.refused`` for the server to answer.  One report the
+database cannot take (a poisoned one) must not fail the reports of other workers in the batch:
+:func:`commit_isolated` splits a batch that fails on its data until the bad report stands
+alone, refuses it, and commits the rest.
 """
 
 from __future__ import annotations
@@ -17,8 +24,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import peewee
+
 from desktop.core import runs as states
 from desktop.core.timeutil import utcnow
+from desktop.hub.ownership import report_verdict
 from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
 from desktop.store import queries, scheduling
 from desktop.store.records import OutputChunk, RunRecord
@@ -28,12 +38,67 @@ log = logging.getLogger(__name__)
 Item = tuple[str, StoreStarted | StoreOutput | StoreFinished]  # (worker name, action)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A report that was not stored and never will be: said to its worker (with an ack, so it
+    drops its copy instead of replaying it forever) and logged.  Never shares the run's ack
+    with other workers: a refused report must not move anybody else's ack."""
+
+    worker: str
+    run_id: int
+    seq: int
+    reason: str
+    unstorable: bool = False  # the database refused it (not an ownership refusal)
+
+
 @dataclass
 class CommitResult:
     acked: dict[int, int] = field(default_factory=dict)  # run id -> committed seq to ack
     changed: list[RunRecord] = field(default_factory=list)  # runs whose state changed
     ended: list[RunRecord] = field(default_factory=list)  # ... of which reached an outcome
     new_output: list[OutputChunk] = field(default_factory=list)  # chunks actually stored
+    refused: list[Refusal] = field(default_factory=list)  # reports not stored, with why
+    unknown: set[int] = field(default_factory=set)  # run ids the store does not have
+
+    def merge(self, later: CommitResult) -> None:
+        """Add the result of a later transaction (the halves of a split batch, in order)."""
+        for run_id, seq in later.acked.items():
+            _raise_ack(self.acked, run_id, seq)
+        ids = {r.id for r in later.changed}
+        self.changed = [r for r in self.changed if r.id not in ids] + later.changed
+        self.ended = [r for r in self.ended if r.id not in ids] + later.ended
+        self.new_output += later.new_output
+        self.refused += later.refused
+        self.unknown |= later.unknown
+
+
+# What one report's values can make the database refuse (a number out of the column's range,
+# text the driver cannot encode): the report's fault, not the database's.  Anything else
+# (locked, unreachable) fails the whole batch, which the workers replay later.
+DATA_ERRORS = (peewee.DataError, peewee.IntegrityError, OverflowError, ValueError)
+
+
+def commit_isolated(items: list[Item]) -> CommitResult:
+    """:func:`commit_batch`, except that a report the database refuses is refused on its own:
+    the batch is split in halves until the bad report stands alone (about 2*log2(n) extra
+    transactions per bad report), and everything else is committed in order."""
+    try:
+        return commit_batch(items)
+    except DATA_ERRORS as exc:
+        if len(items) == 1:
+            worker, a = items[0]
+            what = type(a).__name__.removeprefix("Store").lower()
+            log.warning(
+                "worker %s: %s of run %s seq %s not stored: %s", worker, what, a.run_id, a.seq, exc
+            )
+            result = CommitResult()
+            reason = f"{what} could not be stored ({type(exc).__name__}: {exc})"[:500]
+            result.refused.append(Refusal(worker, a.run_id, a.seq, reason, unstorable=True))
+            return result
+    mid = len(items) // 2
+    result = commit_isolated(items[:mid])
+    result.merge(commit_isolated(items[mid:]))
+    return result
 
 
 def _ts(at: float | None) -> datetime | None:
@@ -59,11 +124,13 @@ def commit_batch(items: list[Item]) -> CommitResult:
     """Everything in one transaction: the runs' states are read once, each report is checked
     against the run model (desktop.core.runs) in order, and only what changes is written."""
     result = CommitResult()
-    started = [(w, a) for w, a in items if isinstance(a, StoreStarted)]
-    outputs = [a for _, a in items if isinstance(a, StoreOutput)]
-    finished = [(w, a) for w, a in items if isinstance(a, StoreFinished)]
     with scheduling.transaction():
-        current = dict(scheduling.run_states(a.run_id for _, a in items))
+        owners = queries.run_owners(a.run_id for _, a in items)
+        items = _owned(items, owners, result)
+        started = [(w, a) for w, a in items if isinstance(a, StoreStarted)]
+        outputs = [a for _, a in items if isinstance(a, StoreOutput)]
+        finished = [(w, a) for w, a in items if isinstance(a, StoreFinished)]
+        current = {rid: (state, seq) for rid, (state, seq, _) in owners.items()}
         changed: set[int] = set()
         ended: set[int] = set()
         # Written per phase, in the messages' order: output must see its run's started seq
@@ -87,11 +154,31 @@ def commit_batch(items: list[Item]) -> CommitResult:
 Update = tuple[int, dict] | None  # (run id, columns to write), None: nothing to write
 
 
+def _owned(items: list[Item], owners, result: CommitResult) -> list[Item]:
+    """The items whose worker owns their run (or whose run is unknown: acked and dropped
+    later); the others go to ``result.refused``."""
+    kept = []
+    for worker, a in items:
+        row = owners.get(a.run_id)
+        if row is not None:
+            what = type(a).__name__.removeprefix("Store").lower()
+            problem = report_verdict(what, worker, row[2], row[0])
+            if problem:
+                log.warning("worker %s: run %s: %s", worker, a.run_id, problem)
+                result.refused.append(
+                    Refusal(worker, a.run_id, a.seq, f"run {a.run_id}: {problem}")
+                )
+                continue
+        kept.append((worker, a))
+    return kept
+
+
 def _current_state(worker, what: str, a, current, result: CommitResult) -> str | None:
     """The run's committed state when this started/finished report is new; None (and the ack
     to send settled) for a run the store does not know or a replay."""
     if a.run_id not in current:
         log.warning("worker %s %s unknown run %s; acked and ignored", worker, what, a.run_id)
+        result.unknown.add(a.run_id)
         _raise_ack(result.acked, a.run_id, a.seq)
         return None
     state, last_seq = current[a.run_id]
@@ -122,11 +209,16 @@ def _started(worker, a: StoreStarted, current, changed: set, result: CommitResul
 
 
 def _outputs(outputs: list[StoreOutput], current, result: CommitResult) -> None:
-    chunks = [OutputChunk(a.run_id, a.seq, a.stream, a.text, _ts(a.at)) for a in outputs]
+    # NUL cannot be stored in a PostgreSQL text column (nor by every driver): kept visible
+    chunks = [
+        OutputChunk(a.run_id, a.seq, a.stream, a.text.replace("\x00", "\ufffd"), _ts(a.at))
+        for a in outputs
+    ]
     committed = queries.append_output(chunks)
     for chunk in chunks:
         if chunk.run_id not in committed:
             _raise_ack(result.acked, chunk.run_id, chunk.seq)  # unknown run: let it go
+            result.unknown.add(chunk.run_id)
             continue
         _raise_ack(result.acked, chunk.run_id, committed[chunk.run_id])
         if chunk.run_id in current and chunk.seq > current[chunk.run_id][1]:
@@ -144,7 +236,7 @@ def _finished(worker, a: StoreFinished, current, changed: set, ended: set, resul
         cols = {
             "state": a.outcome,
             "exit_code": a.exit_code,
-            "reason": (a.reason or "")[:1000],
+            "reason": (a.reason or "")[:1000].replace("\x00", "\ufffd"),
             "worker_name": worker,
             "last_seq": a.seq,
         }

@@ -8,6 +8,14 @@ and only then acks, and closes connections that fall silent.
 
 Bad input from one worker is logged, answered with a reason and that connection is closed; the
 hub keeps serving every other worker.
+
+Trust (docs/SECURITY.md): a worker is trusted with its own runs only.  Reports are checked
+against the run's owner when they are committed (commit.py), declines and claimed runs against
+a fresh read of the store; tags and slots come from the console's store, never from the hello.
+Everything a peer can make the hub hold is bounded per connection: message contents by the
+session's limits, items waiting for the database by back-pressure (the hub stops reading from
+a connection with MAX_PENDING reports uncommitted), connections without a hello by a deadline
+and a cap per address.
 """
 
 from __future__ import annotations
@@ -31,18 +39,25 @@ from desktop import __version__
 from desktop.core.events import EventBus, OutputAppended, RunChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext
+from desktop.hub import ownership
 from desktop.hub import session as s
-from desktop.hub.commit import CommitResult, Item, commit_batch
+from desktop.hub.commit import CommitResult, Item, commit_isolated
 from desktop.hub.throttle import AuthThrottle
 from desktop.store import queries
 from desktop.store.errors import AuthError, StoreError
 from desktop.store.executor import DbExecutor
-from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, ProtocolError, decode
+from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, ProtocolError, decode, make
 
 log = logging.getLogger(__name__)
 
 SILENCE_FACTOR = 3  # heartbeats a worker may miss before it counts as offline
 CLOSE_POLICY = 1008  # WebSocket close code "policy violation"
+# Reports of one connection waiting for (or in) a commit; past this the hub stops reading from
+# it until the database caught up.  Bounds memory per connection; an honest worker just waits.
+MAX_PENDING = 5000
+MAX_UNAUTHENTICATED = 8  # connections per remote address that have not been welcomed yet
+MAX_OWNED = 4 * s.MAX_RUN_IDS  # runs dispatched to one connection that the hub remembers
+MAX_UNSTORABLE = 3  # reports the database refused before the connection is closed
 
 
 @dataclass
@@ -84,6 +99,19 @@ class _Conn:
     name: str | None = None
     closing: bool = False
     tasks: set = field(default_factory=set)
+    # runs dispatched to this connection, or claimed in its hello and assigned to it in the
+    # store (insertion ordered, capped): only these may be kept alive by its heartbeats
+    owned: dict[int, None] = field(default_factory=dict)
+    pending: int = 0  # reports queued for or in a commit
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    unstorable: int = 0
+
+    def own(self, run_ids) -> None:
+        for run_id in run_ids:
+            self.owned.pop(run_id, None)
+            self.owned[run_id] = None
+        while len(self.owned) > MAX_OWNED:
+            del self.owned[next(iter(self.owned))]
 
 
 def _remote(ws: ServerConnection) -> str:
@@ -105,6 +133,8 @@ class Hub:
         listener: HubListener | None = None,
         clock: Callable[[], datetime] = utcnow,
         throttle: AuthThrottle | None = None,
+        hello_deadline: float = s.HELLO_DEADLINE,
+        max_unauthenticated: int = MAX_UNAUTHENTICATED,
     ) -> None:
         self.db = db
         self.events = events
@@ -116,6 +146,9 @@ class Hub:
         self.listener = listener or HubListener()
         self.clock = clock
         self.throttle = throttle or AuthThrottle()
+        self.hello_deadline = hello_deadline
+        self.max_pending = MAX_PENDING
+        self.max_unauthenticated = max_unauthenticated
         self.workers: dict[str, LiveWorker] = {}
         # run id -> when its worker last said it holds it (hello, heartbeat, any report)
         self.run_reports: dict[int, datetime] = {}
@@ -128,6 +161,16 @@ class Hub:
         self.bound_port: int | None = None
 
     # --- life -----------------------------------------------------------------------------------
+
+    @property
+    def pending_reports(self) -> int:
+        """Reports received and waiting for the next commit (not the one being written)."""
+        return len(self._pending)
+
+    def pending_of(self, name: str) -> int:
+        """Reports of a connected worker that are not committed yet (queued or being written)."""
+        conn = self._conns.get(name)
+        return conn.pending if conn is not None else 0
 
     @property
     def url(self) -> str:
@@ -180,11 +223,25 @@ class Hub:
         conn = self._conns.get(name)
         if conn is None or conn.closing:
             return False
+        dispatch = message["run_id"] if message.get("type") == "dispatch" else None
+        if dispatch is not None:
+            conn.own([dispatch])  # before sending: its heartbeat may come first
         try:
             await conn.ws.send(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
         except ConnectionClosed:
+            conn.owned.pop(dispatch, None)  # the scheduler queues it again, for anyone
             return False
         return True
+
+    def configure(self, name: str, tags, slots: int) -> None:
+        """The console changed a connected worker's tags or slots: use them from now on."""
+        live = self.workers.get(name)
+        if live is None or (live.tags, live.slots) == (frozenset(tags), slots):
+            return
+        live.tags, live.slots = frozenset(tags), slots
+        log.info("worker %s now has tags %s and %d slots", name, sorted(live.tags), slots)
+        self.events.publish(WorkerChanged(name, True))
+        self.listener.worker_updated(live)
 
     async def disconnect(self, name: str, code: str, reason: str) -> None:
         """Refuse a connected worker at once (revoked, disabled)."""
@@ -201,17 +258,42 @@ class Hub:
             heartbeat_interval=self.heartbeat_interval,
             flood_limit=self.flood_limit,
             server_version=__version__,
+            opened=loop.time(),
+            hello_deadline=self.hello_deadline,
         )
         conn = _Conn(ws, session, session.remote)
+        waiting = sum(
+            1 for c in self._all if c.remote == conn.remote and c.name is None and not c.closing
+        )
+        if waiting >= self.max_unauthenticated:
+            await self._perform(
+                conn,
+                s.reject(
+                    "too_many_connections",
+                    f"{conn.remote} already has {waiting} connections that have not said "
+                    "hello; wait for them to finish",
+                ),
+            )
+            await asyncio.gather(*conn.tasks, return_exceptions=True)
+            return
         self._all.add(conn)
+        self._spawn(conn, self._hello_deadline(conn))
         try:
             async for frame in ws:
-                try:
-                    msg: Any = decode(frame)
-                except ProtocolError as exc:
-                    msg = exc
+                msg: Any
+                if isinstance(frame, bytes):
+                    msg = ProtocolError("binary frames are not part of the protocol; send text")
+                else:
+                    try:
+                        msg = decode(frame)
+                    except ProtocolError as exc:
+                        msg = exc
                 actions = session.feed(msg, loop.time())
                 await self._perform(conn, actions)  # a closed session ignores the rest
+                while conn.pending >= self.max_pending and not conn.closing:
+                    # back-pressure: stop reading until the database caught up
+                    conn.drained.clear()
+                    await conn.drained.wait()
         except ConnectionClosed:
             pass
         finally:
@@ -240,10 +322,10 @@ class Hub:
                     reason = action.reason.encode()[:120].decode(errors="ignore")
                     self._spawn(conn, conn.ws.close(CLOSE_POLICY, reason))
             elif isinstance(action, s.Authenticate):
-                self._spawn(conn, self._authenticate(conn, action.hello))
+                self._spawn(conn, self._answering(conn, self._authenticate(conn, action.hello)))
             elif isinstance(action, s.STORE_ACTIONS):
                 if conn.name is not None:
-                    self.run_reports[action.run_id] = self.clock()
+                    conn.pending += 1
                     self._pending.append((conn, (conn.name, action)))
                     self._work.set()
             elif isinstance(action, s.Heard):
@@ -252,9 +334,46 @@ class Hub:
                     self._catalogue_changed(conn, action.scripts)
             elif isinstance(action, s.Declined):
                 if conn.name is not None:
-                    self.listener.run_declined(conn.name, action.run_id, action.reason)
+                    self._spawn(conn, self._answering(conn, self._declined(conn, action)))
             elif isinstance(action, s.WorkerReportedError):
                 log.warning("worker %s reports: %s", conn.name, action.reason)
+
+    async def _answering(self, conn: _Conn, coro) -> None:
+        """Run a message's handling; if it fails on our own bug, the peer still gets an answer
+        (and the connection closes) instead of waiting in silence."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handling a message from %s failed", conn.name or conn.remote)
+            await self._perform(
+                conn,
+                s.reject("internal", "the console failed to handle this message; see its log"),
+            )
+
+    async def _hello_deadline(self, conn: _Conn) -> None:
+        await asyncio.sleep(conn.session.hello_deadline)  # the deadline itself
+        await self._perform(conn, conn.session.hello_overdue(asyncio.get_running_loop().time()))
+
+    async def _declined(self, conn: _Conn, action: s.Declined) -> None:
+        """A decline puts the run back in the queue: only its own worker may do that."""
+        name = conn.name or ""
+        try:
+            rows = await self.db.call(queries.run_owners, [action.run_id])
+        except StoreError as exc:
+            log.warning("cannot check the decline of run %s by %s: %s", action.run_id, name, exc)
+            return
+        state, _, owner = rows.get(action.run_id, (None, 0, None))
+        problem = ownership.decline_verdict(name, owner, state)
+        if problem:
+            log.warning("worker %s: run %s: %s", name, action.run_id, problem)
+            reason = f"run {action.run_id}: {problem}"
+            await self._perform(conn, [s.Send(make("error", reason=reason))])
+            return
+        # given back: its heartbeats no longer speak for the run, whoever gets it next
+        conn.owned.pop(action.run_id, None)
+        self.listener.run_declined(name, action.run_id, action.reason)
 
     def _spawn(self, conn: _Conn, coro) -> None:
         task = asyncio.create_task(coro)
@@ -282,6 +401,8 @@ class Hub:
         now = self.clock()
         scripts = [e for e in hello["scripts"]]
         try:
+            # the hello describes the host; its tags and slots grant nothing (the console's
+            # store is the only authority on those)
             await self.db.call(
                 queries.worker_seen,
                 record.name,
@@ -289,12 +410,11 @@ class Hub:
                 hello["os"],
                 hello["version"],
                 scripts,
-                hello["tags"] or None,
-                hello["slots"],
-                now,
+                at=now,
             )
         except StoreError as exc:
             log.warning("cannot record worker %s: %s", record.name, exc)
+        held = await self._own_claims(record.name, hello["runs"])
         old = self._conns.get(record.name)
         if old is not None and old is not conn:
             log.warning(
@@ -315,18 +435,21 @@ class Hub:
             host=hello["host"],
             os=hello["os"],
             version=hello["version"],
-            slots=hello["slots"],
-            tags=frozenset(hello["tags"] or record.tags),
+            slots=record.slots,
+            tags=frozenset(record.tags),
             scripts=frozenset(e["name"] for e in scripts),
             remote=address,
             connected_at=now,
             last_heartbeat=now,
-            running=frozenset(hello["runs"]),
+            running=frozenset(held),
         )
         self.workers[record.name] = live
-        for run_id in hello["runs"]:
+        conn.own(held)
+        for run_id in held:
             self.run_reports[run_id] = now
-        await self._perform(conn, conn.session.authenticated(record.name, loop.time()))
+        await self._perform(
+            conn, conn.session.authenticated(record.name, loop.time(), record.slots)
+        )
         log.info(
             "worker %s online from %s (%d scripts, %d slots)",
             record.name,
@@ -342,7 +465,24 @@ class Hub:
                 cleartext.ADVICE,
             )
         self.events.publish(WorkerChanged(record.name, True))
-        self.listener.worker_joined(live, list(hello["runs"]))
+        self.listener.worker_joined(live, held)
+
+    async def _own_claims(self, name: str, claimed: list[int]) -> list[int]:
+        """The runs a hello says the worker holds, less those assigned to another worker (or
+        to none): a claim must not keep another worker's run alive or reach its cancel."""
+        if not claimed:
+            return []
+        try:
+            rows = await self.db.call(queries.run_owners, claimed)
+        except StoreError as exc:
+            log.warning("cannot check the runs worker %s holds: %s", name, exc)
+            return []
+        owners = {rid: row[2] for rid, row in rows.items()}
+        held = ownership.own_runs(name, claimed, owners)
+        if len(held) < len(claimed):
+            others = sorted(set(claimed) - set(held))[:20]
+            log.warning("worker %s claims runs that are not its own; ignored: %s", name, others)
+        return held
 
     async def _refuse_login(self, conn: _Conn, name: str, exc: AuthError) -> None:
         """Hold the refusal as long as the throttle says; only failures are slowed down."""
@@ -378,8 +518,11 @@ class Hub:
             return
         now = self.clock()
         live.last_heartbeat = now
-        live.running = frozenset(running)
-        for run_id in running:
+        # only runs dispatched to (or held and owned by) this connection: a heartbeat cannot
+        # keep another worker's run alive
+        own = [rid for rid in running if rid in conn.owned]
+        live.running = frozenset(own)
+        for run_id in own:
             self.run_reports[run_id] = now
 
     def _catalogue_changed(self, conn: _Conn, entries: tuple[dict[str, str], ...]) -> None:
@@ -423,6 +566,8 @@ class Hub:
             await asyncio.sleep(max(0.05, wait))
             now = loop.time()
             for conn in list(self._conns.values()):
+                if conn.pending >= self.max_pending:
+                    continue  # silent because the hub stopped reading it (back-pressure)
                 if conn.session.is_silent(now, grace):
                     await self._perform(
                         conn,
@@ -444,7 +589,7 @@ class Hub:
             if not batch:
                 continue
             try:
-                result = await self.db.call(commit_batch, [item for _, item in batch])
+                result = await self.db.call(commit_isolated, [item for _, item in batch])
             except Exception as exc:
                 # Nothing acked: the workers keep their copies.  Drop their connections so they
                 # replay after reconnecting instead of waiting for acks that will never come.
@@ -452,22 +597,52 @@ class Hub:
                     log.error("cannot store worker reports: %s", exc)
                 else:
                     log.exception("storing worker reports failed")
+                self._drained(batch)
                 for conn in {c for c, _ in batch}:
                     await self._perform(
                         conn, s.reject("unavailable", "the console could not store reports; retry")
                     )
                 continue
+            self._drained(batch)
             self._after_commit(batch, result)
 
+    def _drained(self, batch: list[tuple[_Conn, Item]]) -> None:
+        for conn, _ in batch:
+            conn.pending -= 1
+            if conn.pending < self.max_pending:
+                conn.drained.set()
+
     def _after_commit(self, batch: list[tuple[_Conn, Item]], result: CommitResult) -> None:
+        refused = {(r.worker, r.run_id, r.seq): r for r in result.refused}
         runs_by_conn: dict[_Conn, set[int]] = {}
-        for conn, (_, action) in batch:
+        answers: dict[_Conn, list[s.Action]] = {}
+        now = self.clock()
+        for conn, (worker, action) in batch:
+            refusal = refused.get((worker, action.run_id, action.seq))
+            if refusal is not None:
+                # its own answer and ack: a refused report never moves the run's shared ack
+                answers.setdefault(conn, []).extend(
+                    conn.session.refuse_report(refusal.run_id, refusal.seq, refusal.reason)
+                )
+                conn.unstorable += refusal.unstorable
+                continue
+            if action.run_id not in result.unknown:
+                # the store took it from the run's own worker: a sign of the run, and proof
+                # that its heartbeats may speak for it
+                self.run_reports[action.run_id] = now
+                conn.own([action.run_id])
             runs_by_conn.setdefault(conn, set()).add(action.run_id)
         for conn, run_ids in runs_by_conn.items():
-            actions: list[s.Action] = []
+            actions = answers.setdefault(conn, [])
             for run_id in run_ids:
                 if run_id in result.acked:
                     actions += conn.session.committed(run_id, result.acked[run_id])
+        for conn, actions in answers.items():
+            if conn.unstorable >= MAX_UNSTORABLE:
+                actions = actions + conn.session.refused(
+                    "unstorable",
+                    f"{conn.unstorable} reports could not be stored; fix the worker",
+                )
             if actions and not conn.closing:
                 self._spawn(conn, self._perform(conn, actions))
         for record in result.changed:
@@ -476,4 +651,6 @@ class Hub:
             self.events.publish(OutputAppended(chunk.run_id, chunk.seq, chunk.stream, chunk.text))
         for record in result.ended:
             self.run_reports.pop(record.id, None)
+            for conn in self._conns.values():
+                conn.owned.pop(record.id, None)
         self.listener.runs_committed(result)

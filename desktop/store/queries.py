@@ -839,6 +839,19 @@ def states_of_runs(run_ids: Iterable[int]) -> list[tuple[int, str, int]]:
     return [(r["id"], r["state"], r["last_seq"]) for r in rows]
 
 
+def run_owners(run_ids: Iterable[int]) -> dict[int, tuple[str, int, str | None]]:
+    """{id: (state, last_seq, worker_name)} of the runs that exist among ``run_ids``: what the
+    hub checks a worker's reports and claims against (desktop.hub.ownership)."""
+    rows = _by_ids(
+        "run_owners",
+        lambda ids: Run.select(Run.id, Run.state, Run.last_seq, Run.worker_name).where(
+            Run.id.in_(ids)
+        ),
+        run_ids,
+    )
+    return {r["id"]: (r["state"], r["last_seq"], r["worker_name"]) for r in rows}
+
+
 def active_run_states() -> list[ActiveRun]:
     """The scheduler's narrow view of the runs still queued, dispatched or running, oldest
     first."""
@@ -1132,12 +1145,11 @@ def worker_seen(
     os_name: str = "",
     version: str = "",
     scripts: Sequence[dict[str, str]] = (),
-    tags: Sequence[str] | None = None,
-    slots: int | None = None,
     at: datetime | None = None,
 ) -> None:
-    """What a worker reported in its hello.  Tags and slots from the worker's own config
-    replace the stored ones when given (the worker's ini is the truth for what it offers)."""
+    """What a worker reported in its hello: a description of its host.  Its tags and slots are
+    not taken from the hello (a worker must not grant itself a tag): the console sets them
+    (add_worker, set_worker_config)."""
     cols: dict[str, Any] = {
         "host": (host or "")[:255],
         "os_name": (os_name or "")[:200],
@@ -1145,13 +1157,43 @@ def worker_seen(
         "scripts_json": json.dumps(list(scripts), sort_keys=True),
         "last_seen_at": _naive(at) or _now(),
     }
-    if tags:
-        cols["tags_json"] = json.dumps(sorted(set(tags)))
-    if slots:
-        cols["slots"] = slots
     with _write():
         if not Worker.update(**cols).where(Worker.name == name).execute():
             raise NotFound(f"there is no worker named {name!r}")
+
+
+def set_worker_config(
+    name: str,
+    tags: Sequence[str] | None = None,
+    slots: int | None = None,
+    actor: str = "console",
+) -> WorkerRecord:
+    """Change a worker's tags and/or slots (None: keep).  Only the console does this: which
+    jobs a worker gets (tags) and how many at once (slots) are the admin's decision."""
+    worker_name = name if isinstance(name, str) else ""
+    errors = _check_worker_input(
+        worker_name or "x", [] if tags is None else tags, 1 if slots is None else slots
+    )
+    errors.pop("name", None)
+    if errors:
+        raise ValidationError(errors)
+    with _write():
+        worker = _require_worker(name)
+        cols: dict[str, Any] = {}
+        changes = []
+        if tags is not None:
+            new_tags = sorted({t.strip() for t in tags})
+            if new_tags != sorted(json.loads(worker.tags_json)):
+                cols["tags_json"] = json.dumps(new_tags)
+                changes.append(f"tags {new_tags}")
+        if slots is not None and slots != worker.slots:
+            cols["slots"] = slots
+            changes.append(f"slots {slots}")
+        if cols:
+            Worker.update(**cols).where(Worker.id == worker.id).execute()
+            _audit(actor, "updated", "worker", name, ", ".join(changes))
+            _bump()
+        return _worker_from(Worker.get_by_id(worker.id))
 
 
 def set_worker_scripts(name: str, scripts: Sequence[dict[str, str]]) -> None:

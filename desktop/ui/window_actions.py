@@ -104,6 +104,13 @@ class ActionsMixin:
         self.act_add_worker = self._action(
             "&Add worker…", lambda: spawn(self.add_worker(), "add worker"), None, "SP_ComputerIcon"
         )
+        self.act_edit_worker = self._action(
+            "&Edit worker…",
+            lambda: spawn(self.edit_worker(), "edit worker"),
+            None,
+            None,
+            "Change the selected worker's tags and parallel runs",
+        )
         self.act_revoke = self._action(
             "&Revoke worker…",
             lambda: spawn(self.revoke_worker(), "revoke worker"),
@@ -150,6 +157,7 @@ class ActionsMixin:
         m = bar.addMenu("&Workers")
         for a in (
             self.act_add_worker,
+            self.act_edit_worker,
             self.act_revoke,
             self.act_worker_enable,
             self.act_worker_disable,
@@ -178,6 +186,7 @@ class ActionsMixin:
         wt.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for a in (
             self.act_add_worker,
+            self.act_edit_worker,
             self.act_revoke,
             self.act_worker_enable,
             self.act_worker_disable,
@@ -208,6 +217,7 @@ class ActionsMixin:
         worker = self.workers_panel.selected_name()
         w = self.workers_model.get(worker) if worker else None
         self.act_revoke.setEnabled(w is not None)
+        self.act_edit_worker.setEnabled(w is not None)
         self.act_worker_enable.setEnabled(w is not None and not w.enabled)
         self.act_worker_disable.setEnabled(w is not None and w.enabled)
 
@@ -247,6 +257,7 @@ class ActionsMixin:
     def _workers_menu(self, pos) -> None:
         menu = QMenu(self)
         for a in (
+            self.act_edit_worker,
             self.act_worker_enable,
             self.act_worker_disable,
             self.act_revoke,

@@ -19,7 +19,7 @@ from desktop.ui.asyncqt import ask, confirm, show_message
 from desktop.ui.editor import JobEditorDialog
 from desktop.ui.rows import job_row
 from desktop.ui.settings_dialog import SettingsDialog
-from desktop.ui.worker_dialogs import AddWorkerDialog, TokenDialog
+from desktop.ui.worker_dialogs import AddWorkerDialog, EditWorkerDialog, TokenDialog
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,28 @@ class CommandsMixin:
         finally:
             token_dlg.deleteLater()
         return token
+
+    async def edit_worker(self) -> bool:
+        """Change the selected worker's tags and slots (the console's decision, not the
+        worker's)."""
+        name = self.workers_panel.selected_name()
+        record = await self.core.db.call(queries.get_worker, name) if name else None
+        if record is None:
+            return False
+        dlg = EditWorkerDialog(self, name, record.tags, record.slots)
+        try:
+            if not await ask(dlg):
+                return False
+            tags, slots = dlg.values()
+        finally:
+            dlg.deleteLater()
+        try:
+            await self.core.set_worker_config(name, tags, slots)
+        except ValidationError as exc:
+            show_message(self, "Worker not changed", str(exc))
+            return False
+        await self.refresh_workers()
+        return True
 
     async def revoke_worker(self) -> bool:
         name = self.workers_panel.selected_name()

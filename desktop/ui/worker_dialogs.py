@@ -159,3 +159,49 @@ class TokenDialog(QDialog):
             return
         self.saved_to = path
         self.status.setText(f"Saved to {path}")
+
+
+class EditWorkerDialog(QDialog):
+    """A worker's tags and parallel runs, which only the console sets (a worker's hello never
+    does): which jobs it may get and how many at once."""
+
+    def __init__(self, parent: QWidget | None, name: str, tags, slots: int) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Worker {name}")
+        self.tags = QLineEdit(", ".join(tags), placeholderText="windows, backup")
+        self.tags.setToolTip(
+            "Jobs that target a tag run only on workers the console gave that tag; the "
+            "worker's own worker.ini cannot add tags"
+        )
+        self.slots = QSpinBox(minimum=1, maximum=1000, value=slots)
+        self.slots.setToolTip("How many runs this worker may run at the same time")
+        self.tags_error = error_label()
+        form = QFormLayout()
+        form.addRow("Name", QLabel(name))
+        form.addRow("Tags", self.tags)
+        form.addRow("", self.tags_error)
+        form.addRow("Parallel runs", self.slots)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+        self.tags.textChanged.connect(self._check)
+        self._check()
+
+    def problem(self) -> str:
+        if any(len(t) > 100 for t in parse_tags(self.tags.text())):
+            return "each tag is at most 100 characters"
+        return ""
+
+    def _check(self) -> None:
+        problem = self.problem()
+        self.tags_error.setText(problem)
+        self.tags_error.setVisible(bool(problem))
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(not problem)
+
+    def values(self) -> tuple[list[str], int]:
+        return parse_tags(self.tags.text()), self.slots.value()

@@ -59,3 +59,33 @@ def test_workers_add_list_disable_revoke(tmp_path):
     )
     bad_slots = cli(url, "workers", "add", "delta", "--slots", "0")
     assert bad_slots.returncode == 2 and "must be from 1 to 1000" in bad_slots.stderr
+
+
+def test_workers_set_changes_tags_and_slots_and_refuses_bad_input(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    assert cli(url, "workers", "add", "alpha", "--tags", "win", "--slots", "2").returncode == 0
+    result = cli(url, "workers", "set", "alpha", "--tags", "prod, sql", "--slots", "4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "worker alpha: tags prod,sql, slots 4"
+    assert cli(url, "workers", "set", "alpha", "--slots", "5").returncode == 0  # tags kept
+    for args, message in (
+        (["--slots", "0"], "must be from 1 to 1000"),
+        ([], "nothing to change"),
+        (["--tags", "x" * 101], "at most 100 characters"),
+    ):
+        bad = cli(url, "workers", "set", "alpha", *args)
+        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+    nobody = cli(url, "workers", "set", "nobody", "--slots", "2")
+    assert nobody.returncode == 2 and "no worker named 'nobody'" in nobody.stderr
+    database = open_store(url)
+    try:
+        record = queries.get_worker("alpha")
+        assert (record.tags, record.slots) == (("prod", "sql"), 5)
+        assert cli(url, "workers", "set", "alpha", "--tags", "").returncode == 0
+    finally:
+        database.close()
+    database = open_store(url)
+    try:
+        assert queries.get_worker("alpha").tags == ()
+    finally:
+        database.close()

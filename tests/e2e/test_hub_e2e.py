@@ -85,7 +85,7 @@ BEFORE_HELLO = [
         "first message must be hello",
     ),
     ("hub message", '{"type": "ack", "v": 1, "run_id": 1, "seq": 1}', "may not send 'ack'"),
-    ("not utf-8", b"\xff\xfe\x00", "not UTF-8"),
+    ("binary frame", b"\xff\xfe\x00", "binary frames are not part of the protocol"),
     ("deep nesting", "[" * 100_000 + "]" * 100_000, "not valid JSON"),
     ("unknown worker", hello(name="nobody"), "no worker named 'nobody'"),
 ]

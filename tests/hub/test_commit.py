@@ -7,17 +7,23 @@ from datetime import datetime, timezone
 
 import pytest
 
-from desktop.hub.commit import commit_batch
+from desktop.hub.commit import commit_batch, commit_isolated
 from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
 from desktop.store import queries
 from desktop.store.db import open_store
+from tests.store.conftest import pg_schema_url  # noqa: F401 - the fixture, by name
 
 T = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def store(tmp_path):
-    database = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    # PostgreSQL refuses other things than SQLite (NUL, integer ranges): both are attacked
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_schema_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+    database = open_store(url)
     job = queries.create_job({"name": "j", "script": "a.py", "schedule": {"kind": "manual"}})
     yield job.id
     database.close()
@@ -74,7 +80,7 @@ def test_unknown_runs_are_acked_so_the_worker_can_let_go(store):
             ("w1", StoreFinished(999, 3, "succeeded", 0, "", 1.7e9)),
         ]
     )
-    assert result.acked == {999: 3}
+    assert result.acked == {999: 3} and result.unknown == {999}
     assert result.changed == [] and result.new_output == []
 
 
@@ -101,3 +107,60 @@ def test_a_broken_worker_clock_does_not_break_the_commit(store):
     a = dispatched(store, 1)
     result = commit_batch([("w1", StoreStarted(a, 1, 1e300))])
     assert result.changed[0].started_at is not None
+
+
+def test_reports_from_another_worker_are_refused_and_never_move_the_owners_ack(store):
+    a = dispatched(store, 1)  # assigned to w1
+    queued = queries.create_run(store, T.replace(minute=9)).id
+    spoof = [
+        ("w2", StoreStarted(a, 1, 1.7e9)),
+        ("w2", StoreOutput(a, 2, "stdout", "spoofed\n", 1.7e9)),
+        ("w2", StoreFinished(a, 90, "succeeded", 0, "", 1.7e9)),
+        ("w2", StoreStarted(queued, 1, 1.7e9)),
+    ]
+    result = commit_batch([*spoof, ("w1", StoreStarted(a, 1, 1.7e9)), out(a, 2, "real\n")])
+    assert [(r.worker, r.run_id, r.seq) for r in result.refused] == [
+        ("w2", a, 1),
+        ("w2", a, 2),
+        ("w2", a, 90),
+        ("w2", queued, 1),
+    ]
+    assert "assigned to another worker" in result.refused[0].reason
+    assert "queued and not dispatched" in result.refused[3].reason
+    assert not any(r.unstorable for r in result.refused)
+    assert result.acked == {a: 2}  # the owner's level, not the spoofer's 90
+    assert [c.text for c in queries.read_output(a)] == ["real\n"]
+    run = queries.get_run(a)
+    assert (run.state, run.worker_name, run.last_seq) == ("running", "w1", 2)
+    assert queries.get_run(queued).state == "queued"
+
+
+def test_a_report_the_database_refuses_is_refused_alone_and_the_rest_committed(store):
+    a, b = dispatched(store, 1), dispatched(store, 2)
+    items = [("w1", StoreStarted(a, 1, 1.7e9)), ("w1", StoreStarted(b, 1, 1.7e9))]
+    items += [out(a, 2, "ok a\n"), out(b, 2, "bad \ud800\n"), out(b, 3, "ok b\n")]
+    # exit codes are checked by the session; past it, the database is the last line
+    items += [("w1", StoreFinished(a, 3, "failed", 2**70, "", 1.7e9))]
+    result = commit_isolated(items)
+    assert [(r.run_id, r.seq, r.unstorable) for r in result.refused] == [
+        (b, 2, True),
+        (a, 3, True),
+    ]
+    assert "UnicodeEncodeError" in result.refused[0].reason
+    assert [c.text for c in queries.read_output(a)] == ["ok a\n"]
+    assert [c.text for c in queries.read_output(b)] == ["ok b\n"]
+    assert queries.get_run(a).state == "running" and queries.get_run(b).last_seq == 3
+    assert result.acked == {a: 2, b: 3}
+
+
+def test_nul_in_output_and_reason_is_stored_visibly_on_every_database(store):
+    a = dispatched(store, 1)
+    commit_batch(
+        [
+            ("w1", StoreStarted(a, 1, 1.7e9)),
+            out(a, 2, "a\x00b\n"),
+            ("w1", StoreFinished(a, 3, "failed", 1, "bad\x00", 1.7e9)),
+        ]
+    )
+    assert [c.text for c in queries.read_output(a)] == ["a\ufffdb\n"]
+    assert queries.get_run(a).reason == "bad\ufffd"

@@ -209,3 +209,88 @@ def test_a_heartbeat_carries_the_catalogue_only_when_it_changed():
     bad = {"type": "heartbeat", "v": 1, "scripts": [{"name": "x.py"}]}
     with pytest.raises(ProtocolError, match="sha256"):
         validate(bad)
+
+
+def test_over_limit_messages_close_with_code_limit_before_anything_is_built():
+    ids = list(range(1, s.MAX_RUN_IDS + 2))
+    cases = [
+        ("heartbeat", {"running": ids}, "heartbeat lists 2001 running runs; the limit is 2000"),
+        ("heartbeat", {"scripts": [{"name": "a" * 256, "sha256": ""}]}, "catalogue entry"),
+        ("started", {"run_id": 1, "seq": s.MAX_SEQ + 1, "at": 0}, "seq is over"),
+        (
+            "output",
+            {"run_id": s.MAX_RUN_ID + 1, "seq": 1, "stream": "stdout", "text": ""},
+            "run_id is over",
+        ),
+        (
+            "finished",
+            {"run_id": 1, "seq": 1, "at": 0, "outcome": "failed", "exit_code": 2**32},
+            "exit_code is outside",
+        ),
+    ]
+    for mtype, fields, text in cases:
+        session = ready_session()
+        actions = session.feed(msg(mtype, **fields), 1.0)
+        assert sent_types(actions) == ["reject"], mtype
+        assert actions[0].message["code"] == "limit" and text in actions[0].message["reason"]
+        assert session.state == s.CLOSED
+    # the largest allowed values pass (a Windows exit code is unsigned 32-bit)
+    session = ready_session()
+    fine = msg(
+        "finished", run_id=s.MAX_RUN_ID, seq=s.MAX_SEQ, at=0, outcome="failed", exit_code=2**32 - 1
+    )
+    assert isinstance(session.feed(fine, 1.0)[0], s.StoreFinished)
+
+
+def test_a_hello_over_the_limits_is_refused_before_authentication():
+    for over, text in (
+        ({"runs": list(range(1, s.MAX_RUN_IDS + 2))}, "hello lists 2001 runs"),
+        ({"name": "w\ud800"}, "hello field 'name' is not valid Unicode text"),
+        ({"scripts": [{"name": "x", "sha256": "f" * 129}]}, "catalogue entry"),
+    ):
+        session = s.Session()
+        actions = session.feed(msg("hello", **{**HELLO, **over}), 0.0)
+        assert sent_types(actions) == ["reject"] and text in actions[0].message["reason"]
+
+
+def test_hello_deadline_closes_only_a_connection_that_never_said_hello():
+    session = s.Session(opened=100.0, hello_deadline=10.0)
+    assert session.hello_overdue(109.9) == []
+    actions = session.hello_overdue(110.0)
+    assert actions[0].message == {
+        "type": "reject",
+        "v": 1,
+        "code": "timeout",
+        "reason": "no hello within 10 s of connecting; closed",
+    }
+    assert session.state == s.CLOSED
+    late = s.Session(opened=100.0, hello_deadline=10.0)
+    late.feed(msg("hello", **HELLO), 101.0)
+    assert late.hello_overdue(200.0) == []  # authenticating: the deadline no longer applies
+
+
+def test_a_refused_report_gets_an_error_and_its_own_ack_once():
+    session = ready_session()
+    actions = session.refuse_report(7, 3, "run 7: run is assigned to another worker")
+    assert [a.message for a in actions] == [
+        {"type": "error", "v": 1, "reason": "run 7: run is assigned to another worker"},
+        {"type": "ack", "v": 1, "run_id": 7, "seq": 3},
+    ]
+    # a replay of it is acked by the session without reaching the store again
+    replay = session.feed(msg("started", run_id=7, seq=3, at=0), 1.0)
+    assert sent_types(replay) == ["ack"]
+
+
+def test_the_remembered_acks_are_bounded():
+    session = ready_session()
+    for run_id in range(1, s.MAX_ACKED + 101):
+        session.committed(run_id, 1)
+    assert len(session.acked) == s.MAX_ACKED
+    assert 1 not in session.acked and s.MAX_ACKED + 100 in session.acked
+
+
+def test_the_flood_limit_follows_the_consoles_slots_not_the_hellos():
+    session = s.Session(flood_limit=100)
+    session.feed(msg("hello", **{**HELLO, "slots": 1000}), 0.0)
+    session.authenticated("w1", 0.0, slots=2)
+    assert session.flood_limit == 100 + 2 * s.PER_SLOT_FLOOD

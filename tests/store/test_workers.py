@@ -63,20 +63,35 @@ def test_rotate_token_replaces_old_and_lifts_revocation(db):
         q.authenticate_worker("w", old)
 
 
-def test_worker_seen_records_the_hello(db):
-    q.add_worker("w", tags=["a"])
+def test_worker_seen_records_the_hello_but_never_its_tags_or_slots(db):
+    q.add_worker("w", tags=["a"], slots=2)
     scripts = [{"name": "backup.py", "sha256": "ab" * 32}]
-    q.worker_seen("w", "host1", "Windows 11", "0.1.0", scripts, ["b", "c"], 4, T0)
+    q.worker_seen("w", "host1", "Windows 11", "0.1.0", scripts, T0)
     seen = q.get_worker("w")
-    assert (seen.host, seen.os_name, seen.version, seen.slots) == (
-        "host1",
-        "Windows 11",
-        "0.1.0",
-        4,
-    )
-    assert seen.tags == ("b", "c") and seen.scripts == tuple(scripts) and seen.last_seen_at == T0
+    assert (seen.host, seen.os_name, seen.version) == ("host1", "Windows 11", "0.1.0")
+    assert seen.scripts == tuple(scripts) and seen.last_seen_at == T0
+    # the console set these; a hello describes the host and grants nothing
+    assert (seen.tags, seen.slots) == (("a",), 2)
     with pytest.raises(NotFound):
         q.worker_seen("ghost", at=T0)
+
+
+def test_set_worker_config_changes_tags_and_slots_with_an_audit_entry(db):
+    q.add_worker("w", tags=["a"], slots=1)
+    before = q.change_marker()
+    record = q.set_worker_config("w", tags=["prod", " b "], slots=3, actor="cli")
+    assert (record.tags, record.slots) == (("b", "prod"), 3)
+    assert q.change_marker() > before  # a running console notices
+    entry = q.list_audit(1)[0]
+    assert (entry.actor, entry.action, entry.entity_name) == ("cli", "updated", "w")
+    assert q.set_worker_config("w", slots=5).tags == ("b", "prod")  # None keeps
+    assert q.set_worker_config("w", tags=[]).tags == ()
+    for bad in ({"slots": 0}, {"slots": 1001}, {"tags": ["x" * 101]}, {"tags": [""]}):
+        with pytest.raises(ValidationError):
+            q.set_worker_config("w", **bad)
+    assert q.get_worker("w").slots == 5  # refused input changed nothing
+    with pytest.raises(NotFound):
+        q.set_worker_config("ghost", slots=2)
 
 
 def test_missing_worker_operations_are_not_found(db):

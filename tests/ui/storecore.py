@@ -78,6 +78,10 @@ class StoreCore:
         self.events.publish(WorkerChanged(name, False))
         return token
 
+    async def set_worker_config(self, name, tags=None, slots=None):
+        await self.db.call(queries.set_worker_config, name, tags, slots)
+        self.events.publish(WorkerChanged(name, name in self.online))
+
     async def revoke_worker(self, name):
         await self.db.call(queries.revoke_worker, name)
         self.online.pop(name, None)

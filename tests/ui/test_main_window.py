@@ -527,3 +527,57 @@ async def test_each_job_action_runs_its_command_on_the_selected_job(tmp_path, qt
         window.act_run.trigger()
         await settle(window)
         assert calls == [] and errors == []
+
+
+@pytest.mark.asyncio
+async def test_edit_worker_changes_its_tags_and_slots_with_clicks_and_keys(tmp_path, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    async with console(tmp_path, qtbot) as (core, window, dialogs, errors):
+        await core.db.call(queries.add_worker, "fs01", ["win"], 1)
+        await window.refresh_workers()
+        window.tabs.setCurrentWidget(window.workers_panel)
+        view = window.workers_panel.view
+        row = next(
+            r
+            for r in range(window.workers_model.rowCount())
+            if window.workers_model.row_at(r).name == "fs01"
+        )
+        assert not window.act_edit_worker.isEnabled()  # nothing selected yet
+        rect = view.visualRect(window.workers_model.index(row, 0))
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        assert window.act_edit_worker.isEnabled()
+        button = window.workers_panel.toolbar.widgetForAction(window.act_edit_worker)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        dlg = await dialogs.next()
+        assert dlg.tags.text() == "win" and dlg.slots.value() == 1
+        save = dlg.buttons.button(QDialogButtonBox.StandardButton.Save)
+
+        # a tag over 100 characters: Save is refused until it is fixed
+        dlg.tags.selectAll()
+        qtbot.keyClicks(dlg.tags, "x" * 101)
+        assert not save.isEnabled() and "at most 100" in dlg.tags_error.text()
+        dlg.tags.selectAll()
+        qtbot.keyClicks(dlg.tags, "prod, sql")
+        dlg.slots.selectAll()
+        qtbot.keyClicks(dlg.slots, "3")
+        assert save.isEnabled()
+        qtbot.mouseClick(save, Qt.MouseButton.LeftButton)
+        await settle(window)
+
+        record = await core.db.call(queries.get_worker, "fs01")
+        assert (record.tags, record.slots) == (("prod", "sql"), 3)
+        assert window.workers_model.get("fs01").tags == ("prod", "sql")
+        entry = (await core.db.call(queries.list_audit, 1))[0]
+        assert (entry.action, entry.entity_name) == ("updated", "fs01")
+
+        # Cancel (Escape) changes nothing
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        dlg = await dialogs.next()
+        dlg.tags.selectAll()
+        qtbot.keyClicks(dlg.tags, "other")
+        qtbot.keyClick(dlg, Qt.Key.Key_Escape)
+        await settle(window)
+        assert (await core.db.call(queries.get_worker, "fs01")).tags == ("prod", "sql")
+        assert errors == []
