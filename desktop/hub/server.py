@@ -38,8 +38,7 @@ from websockets.http11 import Request, Response
 from desktop import __version__
 from desktop.core.events import EventBus, OutputAppended, RunChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
-from desktop.hub import cleartext
-from desktop.hub import ownership
+from desktop.hub import cleartext, ownership
 from desktop.hub import session as s
 from desktop.hub.commit import CommitResult, Item, commit_isolated
 from desktop.hub.throttle import AuthThrottle
