@@ -96,4 +96,10 @@ def test_a_frozen_windows_worker_restores_the_dll_search_path_first(monkeypatch,
     monkeypatch.setattr(multiprocessing, "freeze_support", lambda: calls.append("freeze"))
     monkeypatch.setattr(entry, "run_script", lambda argv: calls.append(("run", argv)) or 0)
     assert entry.main(["--run-script", str(tmp_path / "x.py")]) == 0
-    assert calls == ["freeze", "restored", ("run", [str(tmp_path / "x.py")])]
+    # no freeze_support with a job's (hub-chosen) arguments: see test_frozen_run_script_*
+    assert calls == ["restored", ("run", [str(tmp_path / "x.py")])]
+    calls.clear()
+    monkeypatch.setattr(entry, "parse_args", lambda argv: calls.append("args") or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        entry.main(["--once"])
+    assert calls == ["freeze", "restored", "args"]
