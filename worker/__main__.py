@@ -62,6 +62,22 @@ class PrivateLogHandler(logging.handlers.RotatingFileHandler):
         )  # fmt: skip
 
 
+def warn_if_readable_by_others(cfg: WorkerConfig) -> None:
+    """The worker writes its template 0600, but an admin may have made the file another way."""
+    try:
+        mode = cfg.path.stat().st_mode
+    except OSError:
+        return
+    if private.POSIX and mode & 0o077:
+        log.warning(
+            "%s holds this worker's token but other accounts on this computer may read it "
+            "(mode %o): run `chmod 600 %s`",
+            cfg.path,
+            mode & 0o777,
+            cfg.path,
+        )
+
+
 def warn_if_plain_ws(cfg: WorkerConfig) -> None:
     if plain_ws_off_host(cfg.server_url):
         log.warning(
@@ -189,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger().addHandler(handler)
     warn_if_plain_ws(cfg)
+    warn_if_readable_by_others(cfg)
     runner.use_pidfd_child_watcher()
     return asyncio.run(serve(cfg, args.once))
 

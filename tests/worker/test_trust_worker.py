@@ -232,6 +232,14 @@ def test_plain_ws_to_another_computer_warns_loudly_and_loopback_does_not(tmp_pat
             assert "token" in result.stderr and "require_tls" in result.stderr
 
 
+def test_a_worker_ini_other_accounts_can_read_is_pointed_out(tmp_path):
+    ini = write_config(tmp_path, f"ws://127.0.0.1:{_closed_port()}/ws")
+    for mode, warns in ((0o644, True), (0o600, False)):
+        ini.chmod(mode)
+        result = _run_worker("--config", str(ini), "--once", cwd=tmp_path)
+        assert ("chmod 600" in result.stderr) is warns, result.stderr
+
+
 def test_require_tls_refuses_plain_ws_before_anything_is_sent(tmp_path):
     with socket.socket() as listener:  # a hub that would record a connection
         listener.bind(("127.0.0.1", 0))
