@@ -254,3 +254,22 @@ def test_require_tls_refuses_plain_ws_before_anything_is_sent(tmp_path):
         assert "require_tls" in result.stderr and "Traceback" not in result.stderr
         with pytest.raises(BlockingIOError):
             listener.accept()  # the worker never connected
+
+
+@pytest.mark.asyncio
+async def test_absurd_timeouts_and_delays_neither_crash_nor_hold_the_worker(hub, worker_dir):
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
+        await hub.dispatch(96, "echo_job.py", timeout=1e308, delay=-1e308)
+        assert (await hub.wait_finished(96))["outcome"] == "succeeded"
+        await hub.dispatch(97, "sleeper.py", timeout=-5)
+        assert (await hub.wait_finished(97))["outcome"] == "timed_out"
+        await hub.send_raw(
+            '{"type":"dispatch","v":1,"run_id":98,"attempt":1,"script":"echo_job.py",'
+            '"timeout":NaN,"delay":Infinity}'
+        )
+        await hub.wait_for(lambda: hub.of_type("error"))
+        assert "must be finite" in hub.of_type("error")[0]["reason"]
+        await hub.dispatch(99, "echo_job.py")
+        assert (await hub.wait_finished(99))["outcome"] == "succeeded"
+        assert len(hub.hellos) == 1
+    assert 98 not in hub.runs
