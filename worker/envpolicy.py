@@ -75,8 +75,9 @@ DEFAULT_DENY_PREFIXES = (
     "LUA_CPATH",
     "R_PROFILE",
 )
-# Set by the worker itself for every child (worker/runner.py): never overridable.
-RESERVED = frozenset({"PYTHONIOENCODING", "PYTHONUNBUFFERED"})
+# Set by the worker itself for every child (child_environment): never overridable.
+WORKER_SETS = {"PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
+RESERVED = frozenset(WORKER_SETS)
 
 # Portable variable names (POSIX shells): anything else is either ignored, mangled or, on
 # Windows, something like 'ProgramFiles(x86)' or '=C:' that steers the system.
@@ -157,6 +158,21 @@ class EnvPolicy:
         if not problems:
             return None
         return "environment refused: " + "; ".join(problems)
+
+
+def child_environment(
+    base: Mapping[str, str], job_env: Mapping[str, str], *, ignore_case: bool
+) -> dict[str, str]:
+    """BASE (the worker's own environment), then the job's checked variables, then the worker's
+    own settings.  With IGNORE_CASE (Windows) a name replaces every spelling of it, so the child
+    never gets both 'Temp' and 'TEMP' and which one wins is not left to the C runtime."""
+    env = dict(base)
+    for layer in (job_env, WORKER_SETS):
+        if ignore_case:
+            upper = {n.upper() for n in layer}
+            env = {n: v for n, v in env.items() if n.upper() not in upper}
+        env.update(layer)
+    return env
 
 
 def _passable(value: str) -> bool:

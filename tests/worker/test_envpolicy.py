@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from worker.envpolicy import EnvPolicy, PatternError, default_refuses, parse_patterns
+from worker.envpolicy import (
+    EnvPolicy,
+    PatternError,
+    child_environment,
+    default_refuses,
+    parse_patterns,
+)
 
 REFUSED_BY_DEFAULT = [
     # search paths and Windows' own program locations
@@ -78,3 +84,16 @@ def test_broken_patterns_are_refused(text):
 def test_patterns_split_on_commas_and_lines():
     assert parse_patterns(" a, B_* ,\n c ") == ("A", "B_*", "C")
     assert parse_patterns("") == ()
+
+
+def test_the_child_environment_is_base_then_job_then_the_workers_own_settings():
+    base = {"Temp": "C:\\T", "PATH": "/bin", "PythonUnbuffered": "0", "KEEP": "1"}
+    job = {"TEMP": "D:\\T", "EXIT_CODE": "3"}
+    windows = child_environment(base, job, ignore_case=True)
+    assert windows == {
+        "PATH": "/bin", "KEEP": "1", "TEMP": "D:\\T", "EXIT_CODE": "3",
+        "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1",
+    }  # fmt: skip
+    posix = child_environment(base, job, ignore_case=False)
+    assert posix["Temp"] == "C:\\T" and posix["TEMP"] == "D:\\T"
+    assert posix["PythonUnbuffered"] == "0" and posix["PYTHONUNBUFFERED"] == "1"
