@@ -386,7 +386,8 @@ class Worker:
                 )
             else:
                 log.info("Cancelling run %s", msg["run_id"])
-                entry[0].cancel(msg["reason"] or "cancelled from the console")
+                # Cut: the reason goes into `finished` (4096 at most) with words of ours added.
+                entry[0].cancel((msg["reason"] or "cancelled from the console")[:1000])
         elif msg.type == "ack":
             run_id, seq = msg["run_id"], msg["seq"]
             sent = self._sent.get(run_id, 0)

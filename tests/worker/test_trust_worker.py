@@ -273,3 +273,15 @@ async def test_absurd_timeouts_and_delays_neither_crash_nor_hold_the_worker(hub,
         assert (await hub.wait_finished(99))["outcome"] == "succeeded"
         assert len(hub.hellos) == 1
     assert 98 not in hub.runs
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_reason_at_the_protocol_limit_still_ends_the_run_cancelled(hub, worker_dir):
+    # The worker adds " (before it started)" to a reason for a held run: the hub's 4096
+    # characters plus that used to make an invalid `finished`, recorded as a worker error.
+    async with connected_worker(hub, write_config(worker_dir, hub.url)):
+        await hub.dispatch(100, "echo_job.py", delay=30)
+        await hub.wait_for(lambda: any(100 in h["running"] for h in hub.of_type("heartbeat")))
+        await hub.send("cancel", run_id=100, reason="x" * 4096)
+        result = await hub.wait_finished(100)
+        assert result["outcome"] == "cancelled" and result["reason"].endswith("(before it started)")
