@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import unicodedata
+from collections.abc import Collection
 from pathlib import Path
 
 # ':' catches drive letters and NTFS alternate streams; control chars never belong in a name.
@@ -32,8 +33,9 @@ class UnsafeScript(ValueError):
     """The name does not denote an allowed script; ``str(err)`` is the reason for the hub."""
 
 
-def resolve(scripts_dir: Path, name: str) -> Path:
-    """Return the real path of script NAME inside SCRIPTS_DIR, or raise :class:`UnsafeScript`."""
+def resolve(scripts_dir: Path, name: str, listing: Collection[str] | None = None) -> Path:
+    """Return the real path of script NAME inside SCRIPTS_DIR, or raise :class:`UnsafeScript`.
+    LISTING: the folder's names when the caller has just listed it (the catalogue scan)."""
     if not name or name in (".", ".."):
         raise UnsafeScript(f"script name {name!r} is empty or a folder reference")
     if ".." in name:
@@ -60,7 +62,7 @@ def resolve(scripts_dir: Path, name: str) -> Path:
     try:
         # Exactly as listed: not another case, a Windows 8.3 short name or another Unicode
         # normalisation that the file system would map to a file of a different name.
-        listed = name in os.listdir(root)
+        listed = name in (os.listdir(root) if listing is None else listing)
     except OSError:
         listed = False
     if not listed:
@@ -164,9 +166,10 @@ class Catalogue:
         except OSError:
             return {}
         out = {}
+        listing = {child.name for child in children}
         for child in children:
             try:
-                real = resolve(self.scripts_dir, child.name)
+                real = resolve(self.scripts_dir, child.name, listing)
                 st = real.stat()
             except (UnsafeScript, OSError):
                 continue  # links out, folders, unreadable files: not offered to the hub
