@@ -118,7 +118,10 @@ class Worker:
         self.last_close = ""
         self.outbox_changed = asyncio.Event()
         self.acked = asyncio.Event()
-        self._sent: dict[int, int] = {}
+        # Highest seq per run that may have reached a hub: what this process sent, and all that
+        # a previous process left in the spool (it may have sent it; a hub then rightly acks
+        # what it committed back then).  An ack beyond it would drop output no hub has seen.
+        self._sent_ever = {run_id: run.last_seq for run_id, run in self.spool.runs.items()}
         self.fallback_encoding: str | None = None
         if sys.platform == "win32":
             from worker import winproc
@@ -270,7 +273,6 @@ class Worker:
             log.info("Connected to %s as %s", self.cfg.server_url, self.cfg.name)
             self.ws = ws
             sent: dict[int, int] = {}  # run id -> highest seq sent on this connection
-            self._sent = sent
             tasks = [
                 asyncio.create_task(self._receiver(ws)),
                 asyncio.create_task(self._sender(ws, sent)),
@@ -336,6 +338,8 @@ class Worker:
                         await asyncio.sleep(wait)  # pacing, see worker/ratelimit.py
                     # Before the send: its ack may be handled while send() still awaits.
                     sent[run_id] = m["seq"]
+                    if m["seq"] > self._sent_ever.get(run_id, 0):
+                        self._sent_ever[run_id] = m["seq"]
                     await ws.send(encode_dict(m))
                     pace.sent(time.monotonic())
                 if msgs:
@@ -390,14 +394,15 @@ class Worker:
                 entry[0].cancel((msg["reason"] or "cancelled from the console")[:1000])
         elif msg.type == "ack":
             run_id, seq = msg["run_id"], msg["seq"]
-            sent = self._sent.get(run_id, 0)
-            if seq > sent:
-                # Acking what this connection never sent would delete spooled output unseen.
+            sent = self._sent_ever.get(run_id, 0)
+            if seq > sent and self.spool.has(run_id):
+                # Acking what was never sent would delete spooled output no hub has seen.
                 await ws.send(
                     encode("error", reason=f"ack for run {run_id} seq {seq}: sent up to {sent}")
                 )
                 seq = sent
-            self.spool.ack(run_id, seq)
+            if self.spool.ack(run_id, seq):
+                self._sent_ever.pop(run_id, None)
             self.acked.set()
         elif msg.type == "welcome":
             self.heartbeat_interval = max(0.1, float(msg["heartbeat_interval"]))
