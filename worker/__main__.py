@@ -15,17 +15,29 @@ import runpy
 import sys
 from pathlib import Path
 
-from worker import __version__, logsafe, runner
-from worker.config import ConfigError, ConfigMissing, WorkerConfig, load
+from worker import __version__, logsafe, private, runner
+from worker.config import ConfigError, ConfigMissing, WorkerConfig, load, plain_ws_off_host
 from worker.console import pause_if_double_clicked
 
 log = logging.getLogger("worker")
+
+
+def _no_op() -> None:
+    return None
 
 
 def run_script(argv: list[str]) -> int:
     if not argv:
         print("--run-script needs the path of a .py file", file=sys.stderr)
         return 2
+    if getattr(sys, "frozen", False):
+        import multiprocessing
+        import multiprocessing.spawn
+
+        # A script calling freeze_support() (the documented pattern) would let PyInstaller's
+        # version execute a '-c <code>' the hub put in its arguments.  The job's own helper
+        # processes start without --run-script, so main() runs freeze_support for them.
+        multiprocessing.freeze_support = multiprocessing.spawn.freeze_support = _no_op
     path = argv[0]
     sys.argv = [path, *argv[1:]]
     sys.path.insert(0, str(Path(path).resolve().parent))
@@ -38,6 +50,44 @@ def run_script(argv: list[str]) -> int:
         print(code, file=sys.stderr)
         return 1
     return 0
+
+
+class PrivateLogHandler(logging.handlers.RotatingFileHandler):
+    """The log file (and each file rotation starts) readable by the worker's account only."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        return open(
+            self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
+            opener=private.opener,
+        )  # fmt: skip
+
+
+def warn_if_readable_by_others(cfg: WorkerConfig) -> None:
+    """The worker writes its template 0600, but an admin may have made the file another way."""
+    try:
+        mode = cfg.path.stat().st_mode
+    except OSError:
+        return
+    if private.POSIX and mode & 0o077:
+        log.warning(
+            "%s holds this worker's token but other accounts on this computer may read it "
+            "(mode %o): run `chmod 600 %s`",
+            cfg.path,
+            mode & 0o777,
+            cfg.path,
+        )
+
+
+def warn_if_plain_ws(cfg: WorkerConfig) -> None:
+    if plain_ws_off_host(cfg.server_url):
+        log.warning(
+            "INSECURE: server_url %s is plain ws:// to another computer: this worker's token, "
+            "the jobs' arguments and environment and all their output travel unencrypted and "
+            "can be read or changed on the network. Use the console's wss:// address, and set "
+            "require_tls = true in %s to refuse plain ws://.",
+            cfg.server_url,
+            cfg.path,
+        )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -107,7 +157,17 @@ async def serve(cfg: WorkerConfig, once: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if getattr(sys, "frozen", False):
+    argv = sys.argv[1:] if argv is None else argv
+    frozen = getattr(sys, "frozen", False)
+    if argv[:1] == ["--run-script"]:
+        # Never freeze_support here: a job's arguments come from the hub, and PyInstaller's
+        # freeze_support executes a trailing '-c <code>' that looks like multiprocessing's.
+        if frozen and sys.platform == "win32":
+            from worker import winproc
+
+            winproc.restore_dll_search_path()  # what jobs start must not load our DLLs
+        return run_script(argv[1:])
+    if frozen:
         # A .py job using multiprocessing starts this executable again for its helper and pool
         # processes (spawn: the Windows default); PyInstaller's freeze_support runs those and exits.
         import multiprocessing
@@ -117,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
             from worker import winproc
 
             winproc.restore_dll_search_path()  # what jobs start must not load our DLLs
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--run-script"]:
-        return run_script(argv[1:])
     args = parse_args(argv)
     # text from the hub (reasons, names) is escaped so a record cannot pose as several
     formatter = logsafe.EscapingFormatter("%(asctime)s %(levelname)s %(message)s")
@@ -138,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if cfg.log_file:
         try:
-            handler = logging.handlers.RotatingFileHandler(
+            handler = PrivateLogHandler(
                 cfg.log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
             )
         except OSError as exc:
@@ -149,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         handler.setFormatter(formatter)
         logging.getLogger().addHandler(handler)
+    warn_if_plain_ws(cfg)
+    warn_if_readable_by_others(cfg)
     runner.use_pidfd_child_watcher()
     return asyncio.run(serve(cfg, args.once))
 

@@ -118,6 +118,10 @@ class Worker:
         self.last_close = ""
         self.outbox_changed = asyncio.Event()
         self.acked = asyncio.Event()
+        # Highest seq per run that may have reached a hub: what this process sent, and all that
+        # a previous process left in the spool (it may have sent it; a hub then rightly acks
+        # what it committed back then).  An ack beyond it would drop output no hub has seen.
+        self._sent_ever = {run_id: run.last_seq for run_id, run in self.spool.runs.items()}
         self.fallback_encoding: str | None = None
         if sys.platform == "win32":
             from worker import winproc
@@ -268,7 +272,7 @@ class Worker:
             connected_at = time.monotonic()
             log.info("Connected to %s as %s", self.cfg.server_url, self.cfg.name)
             self.ws = ws
-            sent: dict[int, int] = {}
+            sent: dict[int, int] = {}  # run id -> highest seq sent on this connection
             tasks = [
                 asyncio.create_task(self._receiver(ws)),
                 asyncio.create_task(self._sender(ws, sent)),
@@ -332,10 +336,13 @@ class Worker:
                     wait = pace.delay(time.monotonic())
                     if wait > 0:
                         await asyncio.sleep(wait)  # pacing, see worker/ratelimit.py
+                    # Before the send: its ack may be handled while send() still awaits.
+                    sent[run_id] = m["seq"]
+                    if m["seq"] > self._sent_ever.get(run_id, 0):
+                        self._sent_ever[run_id] = m["seq"]
                     await ws.send(encode_dict(m))
                     pace.sent(time.monotonic())
                 if msgs:
-                    sent[run_id] = msgs[-1]["seq"]
                     progressed = True
             if not progressed:
                 await self.outbox_changed.wait()
@@ -372,6 +379,7 @@ class Worker:
         if msg.type == "dispatch":
             reason = self._start(msg)
             if reason:
+                reason = reason[:4000]  # the protocol's limit; names in it come from the hub
                 log.warning("Declined run %s: %s", msg["run_id"], reason)
                 await ws.send(encode("declined", run_id=msg["run_id"], reason=reason))
         elif msg.type == "cancel":
@@ -382,9 +390,19 @@ class Worker:
                 )
             else:
                 log.info("Cancelling run %s", msg["run_id"])
-                entry[0].cancel(msg["reason"] or "cancelled from the console")
+                # Cut: the reason goes into `finished` (4096 at most) with words of ours added.
+                entry[0].cancel((msg["reason"] or "cancelled from the console")[:1000])
         elif msg.type == "ack":
-            self.spool.ack(msg["run_id"], msg["seq"])
+            run_id, seq = msg["run_id"], msg["seq"]
+            sent = self._sent_ever.get(run_id, 0)
+            if seq > sent and self.spool.has(run_id):
+                # Acking what was never sent would delete spooled output no hub has seen.
+                await ws.send(
+                    encode("error", reason=f"ack for run {run_id} seq {seq}: sent up to {sent}")
+                )
+                seq = sent
+            if self.spool.ack(run_id, seq):
+                self._sent_ever.pop(run_id, None)
             self.acked.set()
         elif msg.type == "welcome":
             self.heartbeat_interval = max(0.1, float(msg["heartbeat_interval"]))
@@ -408,6 +426,12 @@ class Worker:
             path = scripts.resolve(self.cfg.scripts_dir, msg["script"])
         except scripts.UnsafeScript as exc:
             return str(exc)
+        # The hub may not choose the program, its loader or start-up hooks (docs/SECURITY.md).
+        problem = self.cfg.env_policy.check(msg["env"]) or scripts.argument_problem(
+            path, msg["args"], self.cfg.interpreters
+        )
+        if problem:
+            return problem
         argv = scripts.command(path, msg["args"], self.cfg.interpreters)
         delay = max(0.0, float(msg.get("delay") or 0.0))
         request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"], delay)

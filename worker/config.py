@@ -8,6 +8,7 @@ inside it are relative to the ini's folder, so the folder can be moved as a whol
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 import shlex
 import socket
@@ -15,8 +16,10 @@ import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from worker import tls
+from worker import envpolicy, private, tls
+from worker.envpolicy import EnvPolicy
 from worker.protocol import DEFAULT_PATH
 
 CONFIG_NAME = "worker.ini"
@@ -25,6 +28,9 @@ ENV_SERVER_URL = ("JOBTRIGGER_SERVER_URL", "REFLEX_SERVER_URL")  # first one set
 ENV_TOKEN = "JOBTRIGGER_TOKEN"
 ENV_CA_FILE = "JOBTRIGGER_CA_FILE"
 ENV_CERT_SHA256 = "JOBTRIGGER_CERT_SHA256"
+ENV_REQUIRE_TLS = "JOBTRIGGER_REQUIRE_TLS"
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}  # fmt: skip
 
 # Argument lists, not command lines: the script path and its arguments are appended.
 DEFAULT_INTERPRETERS: dict[str, list[str]] = {
@@ -38,8 +44,9 @@ TEMPLATE = """\
 ; Job Trigger worker configuration.
 ; Fill in at least `token` (shown in the console under Workers > Add worker), check
 ; `server_url`, then start the worker again.
-; Environment variables JOBTRIGGER_SERVER_URL, JOBTRIGGER_TOKEN, JOBTRIGGER_CA_FILE and
-; JOBTRIGGER_CERT_SHA256 override these values.
+; Environment variables JOBTRIGGER_SERVER_URL, JOBTRIGGER_TOKEN, JOBTRIGGER_CA_FILE,
+; JOBTRIGGER_CERT_SHA256 and JOBTRIGGER_REQUIRE_TLS override these values.
+; This file holds the token: the worker creates it readable by its own account only.
 
 [worker]
 ; WebSocket address of the console's hub (wss:// when the console uses TLS).
@@ -52,6 +59,9 @@ server_url = {url}
 ; or the certificate's SHA-256 fingerprint (`python -m desktop workers fingerprint` on the
 ; console prints it); update it when the console's certificate is renewed.
 ; cert_sha256 =
+; With a plain ws:// address the token and all job data travel unencrypted; the worker warns
+; at start unless the console is on this computer. true: refuse to start without wss://.
+require_tls = false
 ; Name shown in the console; defaults to this computer's host name.
 ; name =
 ; Secret that the console issued for this worker.
@@ -80,6 +90,16 @@ shutdown_grace_seconds = 30
 .bat = cmd /c
 .cmd = cmd /c
 .sh = bash
+
+[env]
+; Variables a job's environment may not set: by default every variable that changes which
+; program runs or what it loads (PATH, LD_*, DYLD_*, PYTHON*, PERL5LIB, NODE_OPTIONS, BASH_ENV,
+; BASH_FUNC_*, COMSPEC, PSModulePath, ... see the README). A dispatch that sets one is declined.
+; Comma separated names, or prefixes ending in *, compared without regard to case.
+; allow: permit names the default refuses, e.g. allow = PYTHONPATH, PERL5LIB
+allow =
+; deny: refuse more names, e.g. deny = AWS_*, http_proxy
+deny =
 """
 
 
@@ -117,6 +137,8 @@ class WorkerConfig:
     interpreters: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_INTERPRETERS.items()}
     )
+    env_policy: EnvPolicy = field(default_factory=EnvPolicy)
+    require_tls: bool = False
 
 
 def split_command(command: str) -> list[str]:
@@ -168,6 +190,23 @@ def _tls_options(cfg: WorkerConfig, sec: configparser.SectionProxy, environ) -> 
         ) from None
 
 
+def plain_ws_off_host(url: str) -> bool:
+    """Whether URL is plain ws:// to another computer (the token would cross a network in
+    clear).  No name lookup: only 'localhost' and loopback addresses count as this computer."""
+    if not url.startswith("ws://"):
+        return False
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return True
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 def default_config_path() -> Path:
     base = Path(sys.executable).resolve().parent if getattr(sys, "frozen", False) else Path.cwd()
     return base / CONFIG_NAME
@@ -175,9 +214,41 @@ def default_config_path() -> Path:
 
 def write_template(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # "x": never overwrite a file an admin may have created in the meantime.
-    with open(path, "x", encoding="utf-8") as f:
+    # "x": never overwrite a file an admin may have created in the meantime.  Private: the
+    # admin pastes the token into it.
+    with open(path, "x", encoding="utf-8", opener=private.opener) as f:
         f.write(TEMPLATE.format(url=DEFAULT_SERVER_URL))
+
+
+def _env_policy(path: Path, parser: configparser.ConfigParser) -> EnvPolicy:
+    if not parser.has_section("env"):
+        return EnvPolicy()
+    sec = parser["env"]
+    unknown = sorted(set(sec) - {"allow", "deny"})
+    if unknown:
+        raise ConfigError(f"{path}: [env] has unknown key(s) {', '.join(unknown)}; use allow, deny")
+    lists = {}
+    for key in ("allow", "deny"):
+        try:
+            lists[key] = envpolicy.parse_patterns(sec.get(key, ""))
+        except envpolicy.PatternError as exc:
+            raise ConfigError(
+                f"{path}: [env] {key}: {exc}; write e.g. {key} = NAME, PREFIX_*"
+            ) from None
+    return EnvPolicy(allow=lists["allow"], deny=lists["deny"])
+
+
+def _require_tls(path: Path, sec: configparser.SectionProxy, environ) -> bool:
+    raw_env = environ.get(ENV_REQUIRE_TLS, "").strip()
+    where, raw = (ENV_REQUIRE_TLS, raw_env)
+    if not raw_env:
+        where, raw = "[worker] require_tls", sec.get("require_tls", "").strip()
+    if not raw:
+        return False
+    value = _BOOLEANS.get(raw.lower())
+    if value is None:
+        raise ConfigError(f"{path}: {where} = {raw!r} must be true or false")
+    return value
 
 
 def load(path: Path | None = None, environ: dict[str, str] | None = None) -> WorkerConfig:
@@ -258,6 +329,14 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Wor
             f"{path}: server_url {cfg.server_url!r} must start with ws:// or wss:// "
             "(or fix JOBTRIGGER_SERVER_URL)"
         )
+    cfg.require_tls = _require_tls(path, sec, environ)
+    if cfg.require_tls and not cfg.server_url.startswith("wss://"):
+        raise ConfigError(
+            f"{path}: require_tls is on but server_url {cfg.server_url!r} is plain ws://, "
+            "which would send the token unencrypted: use the console's wss:// address "
+            f"(or turn require_tls off in [worker] / {ENV_REQUIRE_TLS})"
+        )
+    cfg.env_policy = _env_policy(path, parser)
     _tls_options(cfg, sec, environ)
     if not cfg.token:
         raise ConfigError(

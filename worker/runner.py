@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from worker import frozenenv
+from worker import envpolicy, frozenenv
 from worker.protocol import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ class ScriptRun:
         base: Mapping[str, str] = os.environ
         if getattr(sys, "frozen", False) and req.argv[0] != sys.executable:
             base = frozenenv.for_external_program(base)  # not the bundle's libraries
-        env = {**base, **req.env, "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
+        env = envpolicy.child_environment(base, req.env, ignore_case=IS_WINDOWS)
         kwargs: dict[str, Any] = {}
         if IS_WINDOWS:
             from worker import winproc

@@ -8,20 +8,34 @@ refused, and the real path is checked again after resolving links so nothing can
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sys
+import unicodedata
+from collections.abc import Collection
 from pathlib import Path
 
 # ':' catches drive letters and NTFS alternate streams; control chars never belong in a name.
 _FORBIDDEN = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
+# Windows opens the device, not a file, for these names with any extension ("nul.bat").
+_DEVICES = re.compile(r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(COM|LPT)[0-9\u00b9\u00b2\u00b3])", re.I)
+# Control, format (e.g. U+202E right-to-left override), separator and surrogate code points.
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+# cmd.exe parses a .bat/.cmd command line again; no quoting makes these inert in every
+# position (%VAR% and !VAR! expand even inside quotes), so arguments holding them are refused.
+CMD_METACHARS = frozenset('"%!^&|<>()\r\n')
+_CMD_PATH_METACHARS = frozenset('"%!^&|<>\r\n')
+
+
 class UnsafeScript(ValueError):
     """The name does not denote an allowed script; ``str(err)`` is the reason for the hub."""
 
 
-def resolve(scripts_dir: Path, name: str) -> Path:
-    """Return the real path of script NAME inside SCRIPTS_DIR, or raise :class:`UnsafeScript`."""
+def resolve(scripts_dir: Path, name: str, listing: Collection[str] | None = None) -> Path:
+    """Return the real path of script NAME inside SCRIPTS_DIR, or raise :class:`UnsafeScript`.
+    LISTING: the folder's names when the caller has just listed it (the catalogue scan)."""
     if not name or name in (".", ".."):
         raise UnsafeScript(f"script name {name!r} is empty or a folder reference")
     if ".." in name:
@@ -34,10 +48,25 @@ def resolve(scripts_dir: Path, name: str) -> Path:
     if name != name.strip() or name.endswith("."):
         # Windows silently drops trailing dots/spaces, so "a.ps1." would run "a.ps1".
         raise UnsafeScript(f"script name {name!r} has leading/trailing spaces or a trailing dot")
+    if _DEVICES.fullmatch(name.split(".")[0].rstrip(" ")):
+        raise UnsafeScript(f"script name {name!r} is a Windows device name")
+    if any(unicodedata.category(c) in _INVISIBLE for c in name):
+        raise UnsafeScript(
+            f"script name {name!r} holds invisible or control characters; only names as "
+            "listed in the scripts folder are allowed"
+        )
     try:
         root = scripts_dir.resolve(strict=True)
     except OSError:
         raise UnsafeScript(f"the worker's scripts folder {scripts_dir} does not exist") from None
+    try:
+        # Exactly as listed: not another case, a Windows 8.3 short name or another Unicode
+        # normalisation that the file system would map to a file of a different name.
+        listed = name in (os.listdir(root) if listing is None else listing)
+    except OSError:
+        listed = False
+    if not listed:
+        raise UnsafeScript(f"unknown script {name!r}: not in the worker's scripts folder")
     candidate = root / name
     try:
         real = candidate.resolve(strict=True)
@@ -73,6 +102,41 @@ def command(
     return [str(script), *args]
 
 
+def runs_through_cmd(script: Path, interpreters: dict[str, list[str]]) -> bool:
+    """Whether cmd.exe parses the command line (a .bat/.cmd, or an interpreter that is cmd)."""
+    ext = script.suffix.lower()
+    if ext in (".bat", ".cmd"):
+        return True
+    program = interpreters.get(ext, [""])[0]
+    return re.sub(r"^.*[\\/]", "", program).lower() in ("cmd", "cmd.exe")
+
+
+def argument_problem(
+    script: Path, args: list[str], interpreters: dict[str, list[str]]
+) -> str | None:
+    """Why ARGS cannot be passed to SCRIPT (a reason for the hub), or None."""
+    for i, arg in enumerate(args):
+        if "\x00" in arg or any(unicodedata.category(c) == "Cs" for c in arg):
+            return f"argument {i + 1} holds a NUL or an unpaired surrogate: no program gets those"
+    if not runs_through_cmd(script, interpreters):
+        return None
+    # The "BatBadBut" class: cmd.exe re-parses the line that CreateProcess received, so an
+    # argument like 'x" & calc & "' or '%PATH%' would run or expand something.
+    for i, arg in enumerate(args):
+        bad = sorted(set(arg) & CMD_METACHARS)
+        if bad:
+            shown = " ".join(repr(c) for c in bad)
+            return (
+                f"argument {i + 1} holds {shown}, which cmd.exe would interpret in a "
+                f"{script.suffix or 'cmd'} script; pass such values another way (a file, or a "
+                ".ps1 / .py script)"
+            )
+    bad = sorted(set(str(script)) & _CMD_PATH_METACHARS)
+    if bad:
+        return f"the script's path holds {' '.join(map(repr, bad))}, which cmd.exe would interpret"
+    return None
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -102,9 +166,10 @@ class Catalogue:
         except OSError:
             return {}
         out = {}
+        listing = {child.name for child in children}
         for child in children:
             try:
-                real = resolve(self.scripts_dir, child.name)
+                real = resolve(self.scripts_dir, child.name, listing)
                 st = real.stat()
             except (UnsafeScript, OSError):
                 continue  # links out, folders, unreadable files: not offered to the hub

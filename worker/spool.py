@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worker import private
 from worker.protocol import PROTOCOL_VERSION, encode_dict, validate
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class Spool:
         self.runs: dict[int, RunSpool] = {}
         self._unsynced_files: dict[Path, None] = {}  # written since the last sync, in order
         self._unsynced_seqs: dict[int, int] = {}  # run id -> highest seq written, not synced
-        folder.mkdir(parents=True, exist_ok=True)
+        private.make_dir(folder)  # every job's output: the worker's account only
         self._load()
 
     # --- startup ---------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class Spool:
         run = self.runs.get(run_id)
         if run is None:
             folder = self.folder / f"run-{run_id}"
-            folder.mkdir(parents=True, exist_ok=True)
+            private.make_dir(folder)
             run = self.runs[run_id] = RunSpool(run_id, folder)
         if run.finished:
             raise RuntimeError(f"run {run_id} already has its finished message spooled")
@@ -188,10 +189,12 @@ class Spool:
 
     def _write(self, run: RunSpool, first: int, last: int, data: bytes) -> Path:
         seg = run.segments[-1] if run.segments else None
-        if seg is None or seg.size >= SEGMENT_BYTES:
+        new = seg is None or seg.size >= SEGMENT_BYTES
+        if new:
             seg = _Segment(run.folder / f"{first:012d}.jsonl", first, first - 1, 0)
             run.segments.append(seg)
-        with open(seg.path, "ab") as f:
+        # Only a new segment needs its mode set: an append is the hot path.
+        with open(seg.path, "ab", opener=private.opener if new else None) as f:
             f.write(data)
             if not self.deferred_sync:
                 # One flush + fsync per batch: the durability point, before anything is sent.

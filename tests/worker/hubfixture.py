@@ -37,6 +37,7 @@ class TestHub:
         self.heartbeat_interval = 0.5
         self.auto_ack = True
         self.changed = asyncio.Condition()
+        self.after_welcome: list[str] = []  # frames sent right behind the welcome
 
     @property
     def url(self) -> str:
@@ -68,6 +69,8 @@ class TestHub:
         await ws.send(
             encode("welcome", worker=hello["name"], heartbeat_interval=self.heartbeat_interval)
         )
+        for frame in self.after_welcome:
+            await ws.send(frame)
         self.conn = ws
         async with self.changed:
             self.changed.notify_all()
@@ -170,7 +173,7 @@ def write_config(folder: Path, url: str, **keys: Any) -> Path:
 
 
 async def start_worker(
-    config: Path, *extra: str, env: dict[str, str] | None = None
+    config: Path, *extra: str, env: dict[str, str] | None = None, **popen: Any
 ) -> asyncio.subprocess.Process:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("JOBTRIGGER_", "REFLEX_"))}
     env = {**clean, **(env or {})}
@@ -179,7 +182,7 @@ async def start_worker(
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "worker", "--config", str(config), *extra,
             cwd=str(ROOT), env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=log, stderr=log,
+            stdout=log, stderr=log, **popen,
         )  # fmt: skip
     finally:
         log.close()

@@ -12,7 +12,14 @@ import pytest
 
 from tests.conftest import ROOT, timeout
 from tests.worker.hubfixture import start_worker, stop_worker, write_config
-from worker.config import DEFAULT_SERVER_URL, ConfigError, ConfigMissing, load, split_command
+from worker.config import (
+    DEFAULT_SERVER_URL,
+    ConfigError,
+    ConfigMissing,
+    load,
+    plain_ws_off_host,
+    split_command,
+)
 
 
 def run_worker(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -153,3 +160,66 @@ def test_log_file_receives_the_log(tmp_path):
     logged = (tmp_path / "logs.txt").read_text()
     assert f"Cannot reach the console at {url}" in logged
     assert "scripts folder" in logged  # the missing folder is reported too
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("[env]\nallow = PATH, LD PRELOAD\n", "[env] allow: 'LD PRELOAD' is not a variable name"),
+        ("[env]\ndeny = *\n", "[env] deny: '*' is not a variable name"),
+        ("[env]\npermit = PATH\n", "[env] has unknown key(s) permit"),
+        ("require_tls = maybe\n", "require_tls = 'maybe' must be true or false"),
+        ("require_tls = yes\n", "require_tls is on but server_url"),
+    ],
+)
+def test_broken_env_and_tls_settings_stop_the_worker_at_start(tmp_path, content, expected):
+    ini = tmp_path / "worker.ini"
+    ini.write_text("[worker]\ntoken = x\nserver_url = ws://127.0.0.1:1/ws\n" + content)
+    with pytest.raises(ConfigError) as err:
+        load(ini, environ={})
+    assert str(ini) in str(err.value) and expected in str(err.value)
+
+
+def test_env_section_and_require_tls_are_read_and_the_template_documents_them(tmp_path):
+    ini = tmp_path / "worker.ini"
+    with pytest.raises(ConfigMissing):
+        load(ini, environ={})
+    text = ini.read_text()
+    assert "[env]" in text and "allow =" in text and "deny =" in text
+    assert "require_tls = false" in text and "JOBTRIGGER_REQUIRE_TLS" in text
+    ini.write_text(text.replace("token =", "token = t", 1))
+    cfg = load(ini, environ={})
+    assert (cfg.env_policy.allow, cfg.env_policy.deny, cfg.require_tls) == ((), (), False)
+    assert "PATH" in cfg.env_policy.check({"PATH": "/tmp"})
+    ini.write_text(
+        "[worker]\ntoken = t\nserver_url = wss://hub:1/ws\nrequire_tls = true\n"
+        "[env]\nallow = PythonPath\ndeny = SECRET_*, proxy\n"
+    )
+    cfg = load(ini, environ={})
+    assert cfg.require_tls and cfg.env_policy.allow == ("PYTHONPATH",)
+    assert cfg.env_policy.deny == ("SECRET_*", "PROXY")
+    # the environment override, consistent with the other JOBTRIGGER_* ones, both ways
+    plain = "[worker]\ntoken = t\nserver_url = ws://hub:1/ws\nrequire_tls = true\n"
+    ini.write_text(plain)
+    assert not load(ini, environ={"JOBTRIGGER_REQUIRE_TLS": "0"}).require_tls
+    ini.write_text(plain.replace("true", "false"))
+    with pytest.raises(ConfigError, match="JOBTRIGGER_REQUIRE_TLS"):
+        load(ini, environ={"JOBTRIGGER_REQUIRE_TLS": "true"})
+
+
+@pytest.mark.parametrize(
+    ("url", "off_host"),
+    [
+        ("ws://hub.example:8000/ws", True),
+        ("ws://10.0.0.5:8000/ws", True),
+        ("ws://0.0.0.0:8000/ws", True),
+        ("ws://[2001:db8::1]:8000/ws", True),
+        ("ws://127.0.0.1:8000/ws", False),
+        ("ws://127.8.9.10/ws", False),
+        ("ws://[::1]:8000/ws", False),
+        ("ws://LocalHost:8000/ws", False),
+        ("wss://hub.example/ws", False),
+    ],
+)
+def test_plain_ws_to_another_computer_is_recognised_without_name_lookups(url, off_host):
+    assert plain_ws_off_host(url) is off_host

@@ -96,4 +96,51 @@ def test_a_frozen_windows_worker_restores_the_dll_search_path_first(monkeypatch,
     monkeypatch.setattr(multiprocessing, "freeze_support", lambda: calls.append("freeze"))
     monkeypatch.setattr(entry, "run_script", lambda argv: calls.append(("run", argv)) or 0)
     assert entry.main(["--run-script", str(tmp_path / "x.py")]) == 0
-    assert calls == ["freeze", "restored", ("run", [str(tmp_path / "x.py")])]
+    # no freeze_support with a job's (hub-chosen) arguments: see test_frozen_run_script_*
+    assert calls == ["restored", ("run", [str(tmp_path / "x.py")])]
+    calls.clear()
+    monkeypatch.setattr(entry, "parse_args", lambda argv: calls.append("args") or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        entry.main(["--once"])
+    assert calls == ["freeze", "restored", "args"]
+
+
+def test_frozen_run_script_never_lets_freeze_support_execute_a_jobs_arguments(
+    monkeypatch, tmp_path
+):
+    # PyInstaller's freeze_support execs argv[-1] when argv[-2] is '-c' and argv[-1] looks like
+    # multiprocessing's resource tracker.  A hub chooses a .py job's arguments, so neither the
+    # worker (before --run-script) nor the script's own freeze_support() call may run it.
+    import multiprocessing
+    import multiprocessing.spawn
+
+    from worker import __main__ as entry
+
+    marker = tmp_path / "pwned"
+    payload = (
+        f"from multiprocessing.resource_tracker import main; open({str(marker)!r}, 'w').close()"
+    )
+
+    def pyinstaller_like_freeze_support():
+        if len(sys.argv) >= 2 and sys.argv[-2] == "-c" and sys.argv[-1].startswith("from mul"):
+            exec(sys.argv[-1])
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(multiprocessing, "freeze_support", pyinstaller_like_freeze_support)
+    monkeypatch.setattr(multiprocessing.spawn, "freeze_support", pyinstaller_like_freeze_support)
+    script = tmp_path / "uses_mp.py"
+    script.write_text(
+        "import multiprocessing, sys\n"
+        "if __name__ == '__main__':\n"
+        "    multiprocessing.freeze_support()\n"
+        "    print('args', sys.argv[1:])\n"
+    )
+    assert entry.main(["--run-script", str(script), "-c", payload]) == 0
+    assert not marker.exists()
+    # the check above can fail: the same arguments given to that freeze_support run the payload
+    sys.argv = ["worker", "-c", payload]
+    pyinstaller_like_freeze_support()
+    assert marker.exists()

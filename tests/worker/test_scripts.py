@@ -135,3 +135,61 @@ def test_stale_says_whether_a_scan_would_differ_without_hashing(tmp_path, monkey
     assert not cat.stale()
     (folder / "b.py").write_text("print(2)\n")
     assert cat.stale()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("NUL.py", "device name"),
+        ("con", "device name"),
+        ("com1.bat", "device name"),
+        ("LPT\u00b9.ps1", "device name"),
+        ("conin$.py", "device name"),
+        ("job\u202e.py", "invisible or control"),  # right-to-left override
+        ("j\u200bob.py", "invisible or control"),  # zero-width space
+        ("job.py\ud800", "invisible or control"),  # unpaired surrogate (valid JSON)
+        ("JOB.PY", "unknown script"),  # another case: not as listed
+        ("jo\u0301b.py", "unknown script"),
+    ],
+)
+def test_device_names_invisible_characters_and_other_spellings_are_refused(folder, name, expected):
+    with pytest.raises(scripts.UnsafeScript, match=expected):
+        scripts.resolve(folder, name)
+
+
+def test_a_name_must_be_listed_exactly_even_where_the_file_system_would_map_it(folder):
+    # On a case-insensitive (Windows, macOS) or normalising file system 'JOB.PY' or an 8.3 short
+    # name would open job.py; requiring the listed spelling makes every OS behave alike.
+    (folder / "caf\u00e9.py").write_text("")
+    assert scripts.resolve(folder, "caf\u00e9.py").name == "caf\u00e9.py"
+    with pytest.raises(scripts.UnsafeScript, match="unknown script"):
+        scripts.resolve(folder, "cafe\u0301.py")  # the NFD spelling of the same name
+
+
+CMD = {".bat": ["cmd", "/c"], ".cmd": ["cmd", "/c"], ".x": ["C:\\Windows\\System32\\CMD.EXE", "/c"]}
+
+
+@pytest.mark.parametrize(
+    "arg", ['x" & calc & "', "%PATH%", "!X!", "a|b", "a>b", "a^b", "(a)", "a\nb"]
+)
+@pytest.mark.parametrize("script", ["C:\\s\\run.bat", "C:\\s\\run.CMD", "C:\\s\\run.x"])
+def test_cmd_metacharacters_in_batch_arguments_are_refused(arg, script):
+    # The "BatBadBut" class: cmd.exe parses the command line again, so quoting cannot help.
+    problem = scripts.argument_problem(Path(script), ["fine", arg], CMD)
+    assert problem is not None and "argument 2" in problem and "cmd.exe" in problem
+
+
+def test_batch_arguments_without_metacharacters_and_other_scripts_pass():
+    ok = ["plain", "with space", "C:\\path\\file.txt", "a=b", "-flag", "", "k,v;w"]
+    assert scripts.argument_problem(Path("C:\\s\\run.bat"), ok, CMD) is None
+    risky = ['x" & calc & "', "%PATH%"]
+    for script in ("C:\\s\\a.ps1", "/s/a.py", "/s/a.sh", "/s/a"):
+        assert scripts.argument_problem(Path(script), risky, DEFAULT_INTERPRETERS) is None
+    problem = scripts.argument_problem(Path("C:\\a&b\\run.bat"), [], CMD)
+    assert problem is not None and "script's path" in problem
+
+
+@pytest.mark.parametrize("arg", ["a\x00b", "\udc80"])
+def test_arguments_no_program_can_receive_are_refused_for_every_script(arg):
+    problem = scripts.argument_problem(Path("/s/a.py"), ["ok", arg], DEFAULT_INTERPRETERS)
+    assert problem is not None and "argument 2" in problem
