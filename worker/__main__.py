@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--run-script"]:
         return run_script(argv[1:])
+    if argv[:1] == ["--guardian"]:  # the frozen worker started as its own guardian
+        from worker import guardian
+
+        return guardian.main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr

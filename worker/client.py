@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
+from worker.guardian import Guardian, sweep_previous_life
 from worker.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -75,12 +76,12 @@ def _describe_close(ws: ClientConnection) -> str:
         return f"code {ws.close_code}"
 
 
-def _failed(run_id: int, reason: str) -> dict[str, Any]:
+def _failed(run_id: int, reason: str, outcome: str = "failed") -> dict[str, Any]:
     return {
         "type": "finished",
         "v": PROTOCOL_VERSION,
         "run_id": run_id,
-        "outcome": "failed",
+        "outcome": outcome,
         "exit_code": None,
         "reason": reason,
         "at": time.time(),
@@ -106,7 +107,17 @@ class Worker:
         self.send_rate = send_rate
         self.reload_token = reload_token
         self.kill_grace = kill_grace
+        # Before the spool is loaded: what a previous life left running is ended first.
+        self.guardian: Guardian | None = None
+        swept = 0
+        if sys.platform != "win32":  # Windows: Job Objects end a dead worker's jobs
+            swept, _ = sweep_previous_life(cfg.spool_dir)
+            if swept:
+                log.warning("Ended %d process(es) left running by this worker's last life", swept)
         self.spool = Spool(cfg.spool_dir, cfg.spool_max_bytes, deferred_sync=True)
+        if sys.platform != "win32":
+            self.guardian = Guardian(cfg.spool_dir)
+            self.guardian.write_life()
         self.catalogue = scripts.Catalogue(cfg.scripts_dir)
         self._announced: list[dict[str, str]] = []  # the catalogue this connection was told
         self._unsynced = asyncio.Event()
@@ -123,23 +134,20 @@ class Worker:
             from worker import winproc
 
             self.fallback_encoding = winproc.console_encoding()
-        self._close_runs_left_by_crash()
+        self._close_runs_left_by_crash(swept)
 
     # --- spool -----------------------------------------------------------------------------------
 
-    def _close_runs_left_by_crash(self) -> None:
+    def _close_runs_left_by_crash(self, swept: int) -> None:
+        left = (
+            f"; {swept} process(es) it left were ended when the worker restarted"
+            if swept
+            else "; nothing of it was still running when the worker restarted"
+        )
         for run_id in self.spool.unfinished():
-            log.warning("Run %s was interrupted by a worker restart; reporting it failed", run_id)
-            self._emit(
-                run_id,
-                [
-                    _failed(
-                        run_id,
-                        "the worker stopped while the script ran (crash or power loss); "
-                        "its result is unknown",
-                    )
-                ],
-            )
+            log.warning("Run %s was interrupted by a worker restart; reporting it lost", run_id)
+            reason = "the worker stopped while the script ran (crash or power loss)" + left
+            self._emit(run_id, [_failed(run_id, reason, outcome="lost")])
 
     def _emit(self, run_id: int, messages: list[dict[str, Any]]) -> None:
         if not self.spool.append(run_id, messages):
@@ -411,11 +419,14 @@ class Worker:
         argv = scripts.command(path, msg["args"], self.cfg.interpreters)
         delay = max(0.0, float(msg.get("delay") or 0.0))
         request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"], delay)
+        if self.guardian is not None:
+            request.tag = self.guardian.tag(run_id)
         run = ScriptRun(
             request,
             lambda batch: self._emit(run_id, batch),
             self.kill_grace,
             fallback_encoding=self.fallback_encoding,
+            guard=self.guardian,
         )
         task = asyncio.create_task(self._guarded(run))
         self.runs[run_id] = (run, task)
@@ -460,3 +471,6 @@ class Worker:
         # what is still unsynced (written during the wait) is on disk before the process ends
         with contextlib.suppress(OSError):
             self.spool.sync_now()
+        if self.guardian is not None:
+            # its sweep also ends what a finished job daemonised: nothing outlives the worker
+            await asyncio.to_thread(self.guardian.close)

@@ -24,7 +24,9 @@ PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 1024 * 1024
 DEFAULT_PATH = "/ws/heartbeat"
 
-OUTCOMES = ("succeeded", "failed", "timed_out", "cancelled")
+# "lost": the worker died while the script ran and, on restart, ended what it left (a retry
+# may follow, per the job's policy); a console before this outcome refuses the frame.
+OUTCOMES = ("succeeded", "failed", "timed_out", "cancelled", "lost")
 STREAMS = ("stdout", "stderr")
 
 

@@ -28,11 +28,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
-from worker import frozenenv
+from worker import frozenenv, leftovers
 from worker.protocol import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,15 @@ class RunRequest:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     delay: float = 0.0  # seconds to hold the run before starting it (dispatch "delay")
+    tag: str = ""  # JOBTRIGGER_RUN_TAG for the job's environment (worker/leftovers.py)
+
+
+class Guard(Protocol):
+    """Told of each job's process so it can end them if the worker dies (worker/guardian.py)."""
+
+    def spawned(self, run_id: int, pid: int) -> None: ...
+
+    def ended(self, run_id: int) -> None: ...
 
 
 @functools.cache
@@ -191,8 +200,10 @@ class ScriptRun:
         emit: Emit,
         kill_grace: float = KILL_GRACE,
         fallback_encoding: str | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.request = request
+        self.guard = guard
         self.fallback_encoding = fallback_encoding
         self.emit = emit
         self.kill_grace = kill_grace
@@ -266,6 +277,8 @@ class ScriptRun:
                 self._transport.close()  # the pipes, so asyncio's bookkeeping finishes too
             if self._job is not None:
                 self._job.close()
+            if self.guard is not None:
+                self.guard.ended(req.run_id)
         for stream in ("stdout", "stderr"):
             batcher.end(stream)
         batcher.flush()
@@ -309,6 +322,8 @@ class ScriptRun:
         if getattr(sys, "frozen", False) and req.argv[0] != sys.executable:
             base = frozenenv.for_external_program(base)  # not the bundle's libraries
         env = {**base, **req.env, "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
+        if req.tag:  # last: neither the hub's env nor the worker's own may set it
+            env[leftovers.TAG_VAR] = req.tag
         kwargs: dict[str, Any] = {}
         if IS_WINDOWS:
             from worker import winproc
@@ -337,6 +352,8 @@ class ScriptRun:
             **kwargs,
         )
         proc = asyncio.subprocess.Process(self._transport, protocol, loop)
+        if self.guard is not None:
+            self.guard.spawned(req.run_id, proc.pid)
         if IS_WINDOWS:
             try:
                 self._job = winproc.JobObject()
