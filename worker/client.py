@@ -118,6 +118,7 @@ class Worker:
         if sys.platform != "win32":
             self.guardian = Guardian(cfg.spool_dir)
             self.guardian.write_life()
+            self.guardian.start()
         self.catalogue = scripts.Catalogue(cfg.scripts_dir)
         self._announced: list[dict[str, str]] = []  # the catalogue this connection was told
         self._unsynced = asyncio.Event()
