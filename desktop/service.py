@@ -55,6 +55,7 @@ class WorkerStatus:
     running: int
     slots: int
     tags: tuple[str, ...]
+    problem: str = ""  # what the worker says stalls it (e.g. its disk is full)
 
 
 def ssl_context_from(settings: dict[str, str]) -> ssl.SSLContext | None:
@@ -298,6 +299,7 @@ class Core:
                         running[name],
                         w.slots,
                         tuple(sorted(w.tags)),
+                        w.problem or "",
                     )
                 )
             elif rec is not None and not rec.revoked:

@@ -46,6 +46,8 @@ from worker.spool import Spool
 log = logging.getLogger(__name__)
 
 REJECT_RETRY = 60.0
+DISK_RETRY = 1.0  # seconds between tries to write held messages to a full disk
+HOLD_BYTES = 1024 * 1024  # held output per run past which its script's output is not read
 GOOD_CONNECTION_SECONDS = 10.0
 WELCOME_TIMEOUT = 15.0
 # Frames between MAX_FRAME_BYTES and this are answered with an `error`; bigger ones make
@@ -124,6 +126,11 @@ class Worker:
         self._unsynced = asyncio.Event()
         self._syncer: asyncio.Task[None] | None = None
         self.runs: dict[int, tuple[ScriptRun, asyncio.Task[Any]]] = {}
+        # Messages the spool could not write (disk full), per run, in order; retried, and
+        # reported to the console in every heartbeat's ``problem`` until they are written.
+        self.held: dict[int, list[dict[str, Any]]] = {}
+        self.problem: str | None = None
+        self._retrier: asyncio.Task[None] | None = None
         self.accepting = True
         self.heartbeat_interval = cfg.heartbeat_interval
         self.ws: ClientConnection | None = None
@@ -151,7 +158,15 @@ class Worker:
             self._emit(run_id, [_failed(run_id, reason, outcome="lost")])
 
     def _emit(self, run_id: int, messages: list[dict[str, Any]]) -> None:
-        if not self.spool.append(run_id, messages):
+        if run_id in self.held:  # behind what waits for the disk: keep the order
+            self._hold(run_id, messages, None)
+            return
+        try:
+            written = self.spool.append(run_id, messages)
+        except OSError as exc:
+            self._hold(run_id, messages, exc)
+            return
+        if not written:
             return
         try:
             asyncio.get_running_loop()
@@ -162,6 +177,48 @@ class Worker:
         if self._syncer is None or self._syncer.done():
             self._syncer = asyncio.create_task(self._sync_forever(), name="spool-sync")
         self._unsynced.set()
+
+    def _hold(self, run_id: int, messages: list[dict[str, Any]], exc: OSError | None) -> None:
+        """Keep what the spool could not write in memory, in order, and retry: nothing already
+        spooled is touched, nothing new is lost, and the console is told why the run stalls."""
+        held = self.held.setdefault(run_id, [])
+        held.extend(messages)
+        if exc is not None and self.problem is None:
+            self.problem = (
+                f"cannot write to the spool {self.cfg.spool_dir} ({exc.strerror or exc}): "
+                "output is held in memory and sent when there is room again"
+            )
+            log.error("Disk full? %s; retrying every %g s", self.problem, DISK_RETRY)
+        size = sum(len(m.get("text", "")) for m in held)
+        entry = self.runs.get(run_id)
+        if entry is not None and size >= HOLD_BYTES:
+            entry[0].hold_output(True)
+        with contextlib.suppress(RuntimeError):  # no loop yet: serve_forever starts it
+            self._start_retrier()
+
+    def _start_retrier(self) -> None:
+        if self.held and (self._retrier is None or self._retrier.done()):
+            self._retrier = asyncio.get_running_loop().create_task(self._retry_held())
+
+    async def _retry_held(self) -> None:
+        while self.held:
+            await asyncio.sleep(DISK_RETRY)  # no event says "space is back": try again
+            for run_id in list(self.held):
+                messages = self.held[run_id]
+                try:
+                    written = self.spool.append(run_id, messages)
+                except OSError:
+                    break
+                del self.held[run_id]
+                entry = self.runs.get(run_id)
+                if entry is not None:
+                    entry[0].hold_output(False)
+                if written:
+                    if self._syncer is None or self._syncer.done():
+                        self._syncer = asyncio.create_task(self._sync_forever(), name="spool-sync")
+                    self._unsynced.set()
+        log.warning("The spool is writable again; held output went to it")
+        self.problem = None
 
     async def _sync_forever(self) -> None:
         """The spool's group commit: fsync what was written, off the loop, then let the sender
@@ -184,13 +241,14 @@ class Worker:
             self.outbox_changed.set()
 
     def held_runs(self) -> list[int]:
-        return sorted(set(self.runs) | set(self.spool.runs))
+        return sorted(set(self.runs) | set(self.spool.runs) | set(self.held))
 
     # --- connection loop -------------------------------------------------------------------------
 
     async def serve_forever(self, once: bool = False) -> int:
         """Connect, serve, reconnect; returns only with ``once`` (0 served, 1 refused/failed)."""
         backoff = Backoff()
+        self._start_retrier()  # messages held since before the loop ran
         while True:
             try:
                 await self._connect_and_serve(backoff)
@@ -356,7 +414,11 @@ class Worker:
 
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
-            fields: dict[str, Any] = {"running": sorted(self.runs), "at": time.time()}
+            # a run whose result waits for the disk is still this worker's: not lost
+            running = sorted(set(self.runs) | set(self.held))
+            fields: dict[str, Any] = {"running": running, "at": time.time()}
+            if self.problem:
+                fields["problem"] = self.problem[:1000]
             current = self._announced
             if self.catalogue.stale():  # hashing in a thread: a new script may be large
                 current = await asyncio.to_thread(self.catalogue.scan)

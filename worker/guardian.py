@@ -1,12 +1,12 @@
 """A script never outlives its worker (POSIX): the guardian process and the worker's handle on it.
 
-The worker starts one small guardian process when it starts, in a process group of its own, and
-keeps the write end of a pipe to it.  The guardian only reads: ``+ RUN PID`` when a job starts
-(its process leads a group of its own), ``- RUN`` when it ended.  When the pipe reaches end of file the
-worker is gone (exited, crashed, ``kill -9``: the kernel closes the pipe in every case), and the
-guardian ends every process carrying this worker life's tag plus the recorded process groups
-(worker/leftovers.py), then exits.  Cost per job: one short pipe write at spawn and one at the
-end (about 10 µs each); no extra process per job.
+The worker starts one small guardian process when it starts, in a process group of its own,
+and keeps the write end of a pipe to it.  The guardian only reads: ``+ RUN PID`` when a job
+starts (its process leads a group of its own), ``- RUN`` when it ended.  When the pipe reaches
+end of file the worker is gone (exited, crashed, ``kill -9``: the kernel closes the pipe in
+every case), and the guardian ends every process carrying this worker life's tag plus the
+recorded process groups (worker/leftovers.py), then exits.  Cost per job: one short pipe
+write at spawn and one at the end (about 5 µs each); no extra process per job.
 
 Why not the alternatives (measured and weighed in docs/SECURITY.md, "processes outlive
 nothing"): PR_SET_PDEATHSIG needs a launcher or a preexec_fn per spawn (no more vfork) and

@@ -141,6 +141,8 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "at": (_optional(_number), _O),
         # the script catalogue again, only when it changed since the hello or the last one
         "scripts": (_optional(_list_of(_script_entry)), _O),
+        # what keeps the worker from working normally (its spool's disk is full), else absent
+        "problem": (_optional(_str(1000)), _O),
     },
     "started": {
         "run_id": (_int(1), _R),

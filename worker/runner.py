@@ -214,6 +214,16 @@ class ScriptRun:
         self._job: Any = None  # winproc.JobObject on Windows
         self._transport: asyncio.SubprocessTransport | None = None
         self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flowing = asyncio.Event()  # cleared: output is not read (the spool cannot take it)
+        self._flowing.set()
+
+    def hold_output(self, hold: bool) -> None:
+        """Stop or resume reading the script's output.  While held, the script blocks once its
+        pipe is full: back-pressure instead of unbounded memory (worker disk full)."""
+        if hold:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
 
     def cancel(self, reason: str = "cancelled from the console") -> None:
         if not self._stop.is_set():
@@ -366,6 +376,7 @@ class ScriptRun:
     async def _read(self, stream: asyncio.StreamReader, name: str, batcher: _Batcher) -> None:
         decoder = OutputDecoder(self.fallback_encoding)
         while True:
+            await self._flowing.wait()
             chunk = await stream.read(READ_CHUNK)
             if not chunk:
                 text = decoder.decode(b"", final=True)

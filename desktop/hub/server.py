@@ -59,6 +59,7 @@ class LiveWorker:
     connected_at: datetime
     last_heartbeat: datetime
     running: frozenset[int] = frozenset()
+    problem: str | None = None  # the worker's own word on what stalls it (heartbeat)
 
 
 class HubListener:
@@ -246,7 +247,7 @@ class Hub:
                     self._pending.append((conn, (conn.name, action)))
                     self._work.set()
             elif isinstance(action, s.Heard):
-                self._heard(conn, action.running)
+                self._heard(conn, action.running, action.problem)
                 if action.scripts is not None:
                     self._catalogue_changed(conn, action.scripts)
             elif isinstance(action, s.Declined):
@@ -349,13 +350,19 @@ class Hub:
         self.events.publish(WorkerChanged(record.name, True))
         self.listener.worker_joined(live, list(hello["runs"]))
 
-    def _heard(self, conn: _Conn, running: tuple[int, ...]) -> None:
+    def _heard(self, conn: _Conn, running: tuple[int, ...], problem: str | None = None) -> None:
         live = self.workers.get(conn.name or "")
         if live is None or self._conns.get(live.name) is not conn:
             return
         now = self.clock()
         live.last_heartbeat = now
         live.running = frozenset(running)
+        if problem != live.problem:
+            if problem:
+                log.warning("worker %s: %s", live.name, problem)
+            else:
+                log.info("worker %s: its problem is solved", live.name)
+            live.problem = problem
         for run_id in running:
             self.run_reports[run_id] = now
 

@@ -427,6 +427,8 @@ class WorkersTableModel(_KeyedTableModel):
             if col == self.STATUS:
                 if not w.enabled:
                     return "Disabled"
+                if w.online and w.problem:
+                    return "Online, stalled"
                 return "Online" if w.online else "Offline"
             if col == self.HOST:
                 return w.host
@@ -442,7 +444,11 @@ class WorkersTableModel(_KeyedTableModel):
                 return ", ".join(w.tags)
         elif role == Qt.ItemDataRole.DecorationRole and col == self.STATUS:
             colour = "#2e9d4a" if w.online and w.enabled else "#8c8c8c"
+            if w.online and w.problem:
+                colour = "#d08a00"  # stalled: the worker said why (tooltip)
             return outcome_icon(colour)
+        elif role == Qt.ItemDataRole.ToolTipRole and col == self.STATUS and w.problem:
+            return w.problem
         elif role == Qt.ItemDataRole.ToolTipRole and col == self.HEARTBEAT:
             return format_time(w.last_heartbeat, self.display_tz) or "never connected"
         elif role == ID_ROLE:

@@ -65,6 +65,7 @@ class WorkerRow:
     running: int
     slots: int
     tags: tuple[str, ...]
+    problem: str = ""
 
 
 def schedule_dict(record: Any) -> dict:
@@ -146,6 +147,7 @@ def worker_row(status: Any, enabled: bool = True) -> WorkerRow:
         running=int(getattr(status, "running", 0) or 0),
         slots=int(getattr(status, "slots", 1) or 1),
         tags=tuple(tags),
+        problem=getattr(status, "problem", "") or "",
     )
 
 

@@ -191,3 +191,71 @@ async def test_worker_restart_ends_what_a_dead_worker_and_guardian_left(stack, t
     print(f"\n[chaos 1b] restarted worker ended the tree {time.monotonic() - t0:.2f} s after start")
     lost = await stack.until_state(first, "lost")
     assert "3 process(es) it left were ended" in lost.reason, lost.reason
+
+
+# --- case 5: the worker's disk is full ---------------------------------------------------------
+
+NUMBERED = HERE / "scripts" / "numbered.py"
+LINES = 20_000  # about 1.7 MB of output: several times the size limit below
+FILE_LIMIT = 256 * 1024  # RLIMIT_FSIZE: no file of the worker may grow past this (EFBIG)
+
+
+def expected_lines() -> list[str]:
+    return [
+        f"line {i:07d} of a job that fills the worker's disk ........................."
+        for i in range(LINES)
+    ]
+
+
+@pytest.mark.asyncio
+async def test_disk_full_worker_holds_says_why_and_resumes_every_line_once(stack, tmp_path):
+    """The disk is "full" for the worker only: its RLIMIT_FSIZE is lowered from outside
+    (prlimit, unprivileged for one's own processes), so writing a spool segment past 256 KiB
+    fails with EFBIG as a full disk fails with ENOSPC.  Raised again = space is back."""
+    from desktop.store import queries
+    from tests.e2e.conftest import wait_until
+
+    await stack.add_worker("w1", start=False)
+    shutil.copy(NUMBERED, tmp_path / "w1" / "scripts")
+    worker = stack.workers.start("w1")
+    await stack.online("w1")
+    job_id = await stack.job(name="numbered", script="numbered.py", args=[str(LINES)])
+    proc = psutil.Process(worker.pid)
+    soft, hard = proc.rlimit(psutil.RLIMIT_FSIZE)
+    t0 = time.monotonic()
+    proc.rlimit(psutil.RLIMIT_FSIZE, (FILE_LIMIT, hard))
+    try:
+        run_id = await stack.core.run_now(job_id)
+
+        async def stalled():
+            status = {s.name: s for s in stack.core.worker_status()}["w1"]
+            return status.problem
+
+        problem = await wait_until(stack.core, stalled, 30, "the worker to report its disk")
+        assert "cannot write to the spool" in problem and "File too large" in problem, problem
+        assert "Disk full?" in stack.workers.log_text("w1")
+        # stalled, not lost: longer than the lost grace (4 s here), the run stays running
+        await asyncio.sleep(5)  # the thing checked is that nothing happens for a while
+        assert (await stack.run(run_id)).state == "running"
+        spooled = sum(f.stat().st_size for f in (tmp_path / "w1" / "spool").rglob("*.jsonl"))
+        assert spooled > 0  # what was written before the disk filled is kept
+    finally:
+        proc.rlimit(psutil.RLIMIT_FSIZE, (soft, hard))  # space is back
+    record = await stack.until_state(run_id, ("succeeded", "failed"), seconds=60)
+    took = time.monotonic() - t0
+    assert record.state == "succeeded", record.reason
+
+    async def cleared():
+        return not {s.name: s for s in stack.core.worker_status()}["w1"].problem
+
+    await wait_until(stack.core, cleared, 10, "the worker's problem to clear")
+    chunks = await stack.core.db.call(queries.read_output, run_id)
+    seqs = [c.seq for c in chunks]
+    assert seqs == sorted(set(seqs))  # no seq twice
+    lines = "".join(c.text for c in chunks if c.stream == "stdout").splitlines()
+    expected = expected_lines()
+    lost = len(set(expected) - set(lines))
+    duplicated = len(lines) - len(set(lines))
+    assert (lost, duplicated) == (0, 0)
+    assert lines == expected
+    print(f"\n[chaos 5] {len(lines)} lines checked, {lost} lost, {duplicated} dup, {took:.1f} s")
