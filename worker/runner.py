@@ -240,6 +240,8 @@ class ScriptRun:
             self.proc = await self._spawn()
         except OSError as exc:
             reason = f"cannot start {req.argv[0]!r}: {exc.strerror or exc}"
+            if IS_WINDOWS and type(exc).__name__ == "NotContained":
+                reason = str(exc)
             log.warning("Run %s: %s", req.run_id, reason)
             return self._finish("failed", None, reason)
         self.emit([_msg("started", req.run_id, pid=self.proc.pid, at=time.time())])
@@ -365,12 +367,12 @@ class ScriptRun:
         if self.guard is not None:
             self.guard.spawned(req.run_id, proc.pid)
         if IS_WINDOWS:
-            try:
-                self._job = winproc.JobObject()
-                self._job.assign(proc.pid)
-            except OSError as exc:  # e.g. already in a job that forbids nesting (old Windows)
-                log.warning("Run %s: no Job Object (%s); using psutil tree kill", req.run_id, exc)
-                self._job = None
+            try:  # the only path: a process that cannot be contained never runs
+                self._job = winproc.contain(proc.pid)
+            except winproc.NotContained:
+                await asyncio.wait({exited}, timeout=self.kill_grace)
+                self._transport.close()
+                raise
         return proc
 
     async def _read(self, stream: asyncio.StreamReader, name: str, batcher: _Batcher) -> None:
