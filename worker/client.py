@@ -534,6 +534,13 @@ class Worker:
         # what is still unsynced (written during the wait) is on disk before the process ends
         with contextlib.suppress(OSError):
             self.spool.sync_now()
+        if self.held:
+            log.error(
+                "Stopping while the spool's disk is full: the held messages of %d run(s) (%s) "
+                "are lost; free space before stopping the worker next time",
+                len(self.held),
+                ", ".join(map(str, sorted(self.held))),
+            )
         if self.guardian is not None:
             # its sweep also ends what a finished job daemonised: nothing outlives the worker
             await asyncio.to_thread(self.guardian.close)
