@@ -23,7 +23,7 @@ import pytest_asyncio
 
 from desktop.service import Core
 from tests.conftest import timeout
-from tests.e2e.conftest import Stack, WorkerProcs, prepare_db
+from tests.e2e.conftest import FAST, Stack, WorkerProcs, prepare_db
 from worker.leftovers import TAG_VAR
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process trees")
@@ -34,9 +34,12 @@ ORPHAN_DEADLINE = 2.0  # seconds: the promise in docs/SECURITY.md
 
 
 @pytest_asyncio.fixture
-async def stack(tmp_path):
+async def stack(tmp_path, request):
+    """The e2e stack.  Parametrized indirectly with N, the console waits N s of silence before
+    it calls a run lost itself (4 s otherwise), so what reports "lost" is not a race."""
+    grace = str(getattr(request, "param", FAST["lost_grace_seconds"]))
     url = f"sqlite:///{tmp_path / 'chaos.db'}"
-    prepare_db(url)
+    prepare_db(url, {**FAST, "lost_grace_seconds": grace})
     core = Core(url, "127.0.0.1", 0)
     await core.start()
     workers = WorkerProcs(tmp_path)
@@ -136,6 +139,7 @@ async def setup(stack: Stack, tmp_path: Path) -> tuple[int, Path]:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("stack", [120], indirect=True)
 async def test_kill9_worker_leaves_no_orphan_run_lost_then_retried_never_twice(stack, tmp_path):
     job_id, record_file = await setup(stack, tmp_path)
     first = await stack.core.run_now(job_id)
@@ -171,6 +175,7 @@ async def test_kill9_worker_leaves_no_orphan_run_lost_then_retried_never_twice(s
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("stack", [120], indirect=True)
 async def test_worker_restart_ends_what_a_dead_worker_and_guardian_left(stack, tmp_path):
     job_id, record_file = await setup(stack, tmp_path)
     first = await stack.core.run_now(job_id)
