@@ -141,7 +141,14 @@ class Guardian:
 
     def write_life(self) -> None:
         (self.spool_dir / LIFE_FILE).write_text(
-            json.dumps({"life": self.life, "pid": os.getpid(), "boot": psutil.boot_time()}),
+            json.dumps(
+                {
+                    "life": self.life,
+                    "pid": os.getpid(),
+                    "created": psutil.Process().create_time(),
+                    "boot": psutil.boot_time(),
+                }
+            ),
             encoding="utf-8",
         )
 
@@ -215,12 +222,17 @@ class Guardian:
 def previous_life(spool_dir: Path) -> tuple[str, dict[int, ProcessRecord]]:
     """The tag of the worker life that used this spool before, and its jobs' process records
     (none after a reboot: pids and creation times from before it mean nothing now)."""
-    life, boot = "", None
+    life, boot, data = "", None, {}
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
         data = json.loads((spool_dir / LIFE_FILE).read_text(encoding="utf-8"))
         life, boot = str(data["life"]), data.get("boot")
     if isinstance(boot, (int, float)) and abs(boot - psutil.boot_time()) > 2:
         return life, {}
+    if _still_running(data):
+        raise SpoolInUse(
+            f"another worker (pid {data['pid']}) is running with the spool folder {spool_dir}: "
+            "stop it, or give this worker its own spool_dir"
+        )
     records: dict[int, ProcessRecord] = {}
     for path in spool_dir.glob(f"run-*/{PROCESS_FILE}"):
         try:
@@ -232,6 +244,20 @@ def previous_life(spool_dir: Path) -> tuple[str, dict[int, ProcessRecord]]:
         except (OSError, ValueError, TypeError, KeyError):
             log.warning("Ignoring a damaged process record %s", path)
     return life, records
+
+
+class SpoolInUse(OSError):
+    """The worker life recorded in the spool is still running: its jobs are not leftovers."""
+
+
+def _still_running(data: dict) -> bool:
+    try:
+        pid, created = int(data["pid"]), float(data["created"])
+        if pid == os.getpid():
+            return False
+        return abs(psutil.Process(pid).create_time() - created) <= 0.05
+    except (KeyError, TypeError, ValueError, psutil.Error):
+        return False
 
 
 def sweep_previous_life(spool_dir: Path) -> tuple[int, dict[int, ProcessRecord]]:

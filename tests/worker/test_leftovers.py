@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -120,3 +121,20 @@ def test_guardian_ends_the_recorded_group_when_its_worker_end_closes(tmp_path):
     finally:
         job.kill()
         job.wait()
+
+
+def test_a_spool_whose_worker_still_runs_is_not_swept(tmp_path):
+    """A second worker started on the same spool must not end the first one's jobs."""
+    other = _sleeper()
+    try:
+        created = psutil.Process(other.pid).create_time()
+        life = {"life": "L2", "pid": other.pid, "created": created}
+        (tmp_path / guardian.LIFE_FILE).write_text(json.dumps(life))
+        with pytest.raises(guardian.SpoolInUse, match=f"another worker \\(pid {other.pid}\\)"):
+            guardian.sweep_previous_life(tmp_path)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+    # once it is gone (a reused pid would have another creation time), the sweep goes ahead
+    assert guardian.sweep_previous_life(tmp_path) == (0, {})
