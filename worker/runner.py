@@ -216,11 +216,13 @@ class ScriptRun:
         self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flowing = asyncio.Event()  # cleared: output is not read (the spool cannot take it)
         self._flowing.set()
+        self._holds = 0  # how often output was held: a drain that saw a hold waits again
 
     def hold_output(self, hold: bool) -> None:
         """Stop or resume reading the script's output.  While held, the script blocks once its
         pipe is full: back-pressure instead of unbounded memory (worker disk full)."""
         if hold:
+            self._holds += 1
             self._flowing.clear()
         else:
             self._flowing.set()
@@ -266,13 +268,13 @@ class ScriptRun:
                     outcome = "timed_out"
                     reason = f"timed out after {req.timeout:g} s; the process tree was killed"
                 await self.kill_tree()
-            _, still_reading = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+            still_reading = await self._drain(readers)
             if still_reading:
                 reason = reason or (
                     "the script exited but processes it started kept running; they were stopped"
                 )
                 await self.kill_tree()
-                _, still_reading = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+                still_reading = await self._drain(readers)
             if still_reading:
                 log.warning(
                     "Run %s: a process that left the script's process tree still holds its "
@@ -298,6 +300,17 @@ class ScriptRun:
         if outcome is None:
             outcome = "succeeded" if code == 0 else "failed"
         return self._finish(outcome, code, reason)
+
+    async def _drain(self, readers: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait up to ORPHAN_GRACE for the output pipes to reach end of file; time while the
+        output is held (the spool's disk is full) does not count, or what the pipes still hold
+        would be cut off when the script exits during the hold."""
+        while True:
+            await self._flowing.wait()
+            holds = self._holds
+            _, still = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+            if not still or (self._flowing.is_set() and holds == self._holds):
+                return still
 
     async def _hold(self, seconds: float) -> bool:
         """Wait until the start time; False if cancelled meanwhile.  asyncio rounds timer waits
