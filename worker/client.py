@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
+from worker.diskhold import DiskHold
 from worker.guardian import Guardian, sweep_previous_life
 from worker.protocol import (
     MAX_FRAME_BYTES,
@@ -46,8 +47,6 @@ from worker.spool import Spool
 log = logging.getLogger(__name__)
 
 REJECT_RETRY = 60.0
-DISK_RETRY = 1.0  # seconds between tries to write held messages to a full disk
-HOLD_BYTES = 1024 * 1024  # held output per run past which its script's output is not read
 GOOD_CONNECTION_SECONDS = 10.0
 WELCOME_TIMEOUT = 15.0
 # Frames between MAX_FRAME_BYTES and this are answered with an `error`; bigger ones make
@@ -126,11 +125,9 @@ class Worker:
         self._unsynced = asyncio.Event()
         self._syncer: asyncio.Task[None] | None = None
         self.runs: dict[int, tuple[ScriptRun, asyncio.Task[Any]]] = {}
-        # Messages the spool could not write (disk full), per run, in order; retried, and
-        # reported to the console in every heartbeat's ``problem`` until they are written.
-        self.held: dict[int, list[dict[str, Any]]] = {}
-        self.problem: str | None = None
-        self._retrier: asyncio.Task[None] | None = None
+        # What the spool could not write (disk full), retried; its ``problem`` goes in every
+        # heartbeat until everything is written.
+        self.disk = DiskHold(self.spool, cfg.spool_dir, self._written, self._hold_output)
         self.accepting = True
         self.heartbeat_interval = cfg.heartbeat_interval
         self.ws: ClientConnection | None = None
@@ -158,16 +155,18 @@ class Worker:
             self._emit(run_id, [_failed(run_id, reason, outcome="lost")])
 
     def _emit(self, run_id: int, messages: list[dict[str, Any]]) -> None:
-        if run_id in self.held:  # behind what waits for the disk: keep the order
-            self._hold(run_id, messages, None)
+        if self.disk.holds(run_id):  # behind what waits for the disk: keep the order
+            self.disk.hold(run_id, messages)
             return
         try:
             written = self.spool.append(run_id, messages)
         except OSError as exc:
-            self._hold(run_id, messages, exc)
+            self.disk.hold(run_id, messages, exc)
             return
-        if not written:
-            return
+        if written:
+            self._written()
+
+    def _written(self) -> None:
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # before the loop runs (runs left by a crash): sync right here
@@ -178,47 +177,10 @@ class Worker:
             self._syncer = asyncio.create_task(self._sync_forever(), name="spool-sync")
         self._unsynced.set()
 
-    def _hold(self, run_id: int, messages: list[dict[str, Any]], exc: OSError | None) -> None:
-        """Keep what the spool could not write in memory, in order, and retry: nothing already
-        spooled is touched, nothing new is lost, and the console is told why the run stalls."""
-        held = self.held.setdefault(run_id, [])
-        held.extend(messages)
-        if exc is not None and self.problem is None:
-            self.problem = (
-                f"cannot write to the spool {self.cfg.spool_dir} ({exc.strerror or exc}): "
-                "output is held in memory and sent when there is room again"
-            )
-            log.error("Disk full? %s; retrying every %g s", self.problem, DISK_RETRY)
-        size = sum(len(m.get("text", "")) for m in held)
+    def _hold_output(self, run_id: int, hold: bool) -> None:
         entry = self.runs.get(run_id)
-        if entry is not None and size >= HOLD_BYTES:
-            entry[0].hold_output(True)
-        with contextlib.suppress(RuntimeError):  # no loop yet: serve_forever starts it
-            self._start_retrier()
-
-    def _start_retrier(self) -> None:
-        if self.held and (self._retrier is None or self._retrier.done()):
-            self._retrier = asyncio.get_running_loop().create_task(self._retry_held())
-
-    async def _retry_held(self) -> None:
-        while self.held:
-            await asyncio.sleep(DISK_RETRY)  # no event says "space is back": try again
-            for run_id in list(self.held):
-                messages = self.held[run_id]
-                try:
-                    written = self.spool.append(run_id, messages)
-                except OSError:
-                    break
-                del self.held[run_id]
-                entry = self.runs.get(run_id)
-                if entry is not None:
-                    entry[0].hold_output(False)
-                if written:
-                    if self._syncer is None or self._syncer.done():
-                        self._syncer = asyncio.create_task(self._sync_forever(), name="spool-sync")
-                    self._unsynced.set()
-        log.warning("The spool is writable again; held output went to it")
-        self.problem = None
+        if entry is not None:
+            entry[0].hold_output(hold)
 
     async def _sync_forever(self) -> None:
         """The spool's group commit: fsync what was written, off the loop, then let the sender
@@ -241,14 +203,14 @@ class Worker:
             self.outbox_changed.set()
 
     def held_runs(self) -> list[int]:
-        return sorted(set(self.runs) | set(self.spool.runs) | set(self.held))
+        return sorted(set(self.runs) | set(self.spool.runs) | set(self.disk.held))
 
     # --- connection loop -------------------------------------------------------------------------
 
     async def serve_forever(self, once: bool = False) -> int:
         """Connect, serve, reconnect; returns only with ``once`` (0 served, 1 refused/failed)."""
         backoff = Backoff()
-        self._start_retrier()  # messages held since before the loop ran
+        self.disk.start()  # messages held since before the loop ran
         while True:
             try:
                 await self._connect_and_serve(backoff)
@@ -415,10 +377,10 @@ class Worker:
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
             # a run whose result waits for the disk is still this worker's: not lost
-            running = sorted(set(self.runs) | set(self.held))
+            running = sorted(set(self.runs) | set(self.disk.held))
             fields: dict[str, Any] = {"running": running, "at": time.time()}
-            if self.problem:
-                fields["problem"] = self.problem[:1000]
+            if self.disk.problem:
+                fields["problem"] = self.disk.problem[:1000]
             current = self._announced
             if self.catalogue.stale():  # hashing in a thread: a new script may be large
                 current = await asyncio.to_thread(self.catalogue.scan)
@@ -534,12 +496,12 @@ class Worker:
         # what is still unsynced (written during the wait) is on disk before the process ends
         with contextlib.suppress(OSError):
             self.spool.sync_now()
-        if self.held:
+        if self.disk.held:
             log.error(
                 "Stopping while the spool's disk is full: the held messages of %d run(s) (%s) "
                 "are lost; free space before stopping the worker next time",
-                len(self.held),
-                ", ".join(map(str, sorted(self.held))),
+                len(self.disk.held),
+                ", ".join(map(str, sorted(self.disk.held))),
             )
         if self.guardian is not None:
             # its sweep also ends what a finished job daemonised: nothing outlives the worker
