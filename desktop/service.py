@@ -57,6 +57,7 @@ class WorkerStatus:
     slots: int
     tags: tuple[str, ...]
     in_clear: bool = False  # its token reached a plain ws:// hub from another host
+    problem: str = ""  # what the worker says stalls it (e.g. its disk is full)
 
 
 def ssl_context_from(settings: dict[str, str]) -> ssl.SSLContext | None:
@@ -315,6 +316,7 @@ class Core:
                         w.slots,
                         tuple(sorted(w.tags)),
                         cleartext.token_in_clear(self.hub.ssl_context is not None, w.remote),
+                        w.problem or "",
                     )
                 )
             elif rec is not None and not rec.revoked:

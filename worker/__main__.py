@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
 
             winproc.restore_dll_search_path()  # what jobs start must not load our DLLs
         return run_script(argv[1:])
+    if argv[:1] == ["--guardian"]:  # the frozen worker started as its own guardian
+        from worker import guardian
+
+        return guardian.main(argv[1:])
     if frozen:
         # A .py job using multiprocessing starts this executable again for its helper and pool
         # processes (spawn: the Windows default); PyInstaller's freeze_support runs those and exits.

@@ -30,6 +30,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
+from worker.diskhold import DiskHold
+from worker.guardian import Guardian, sweep_previous_life
 from worker.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -75,12 +77,12 @@ def _describe_close(ws: ClientConnection) -> str:
         return f"code {ws.close_code}"
 
 
-def _failed(run_id: int, reason: str) -> dict[str, Any]:
+def _failed(run_id: int, reason: str, outcome: str = "failed") -> dict[str, Any]:
     return {
         "type": "finished",
         "v": PROTOCOL_VERSION,
         "run_id": run_id,
-        "outcome": "failed",
+        "outcome": outcome,
         "exit_code": None,
         "reason": reason,
         "at": time.time(),
@@ -106,12 +108,26 @@ class Worker:
         self.send_rate = send_rate
         self.reload_token = reload_token
         self.kill_grace = kill_grace
+        # Before the spool is loaded: what a previous life left running is ended first.
+        self.guardian: Guardian | None = None
+        swept = 0
+        if sys.platform != "win32":  # Windows: Job Objects end a dead worker's jobs
+            swept, _ = sweep_previous_life(cfg.spool_dir)
+            if swept:
+                log.warning("Ended %d process(es) left running by this worker's last life", swept)
         self.spool = Spool(cfg.spool_dir, cfg.spool_max_bytes, deferred_sync=True)
+        if sys.platform != "win32":
+            self.guardian = Guardian(cfg.spool_dir)
+            self.guardian.write_life()
+            self.guardian.start()
         self.catalogue = scripts.Catalogue(cfg.scripts_dir)
         self._announced: list[dict[str, str]] = []  # the catalogue this connection was told
         self._unsynced = asyncio.Event()
         self._syncer: asyncio.Task[None] | None = None
         self.runs: dict[int, tuple[ScriptRun, asyncio.Task[Any]]] = {}
+        # What the spool could not write (disk full), retried; its ``problem`` goes in every
+        # heartbeat until everything is written.
+        self.disk = DiskHold(self.spool, cfg.spool_dir, self._written, self._hold_output)
         self.accepting = True
         self.heartbeat_interval = cfg.heartbeat_interval
         self.ws: ClientConnection | None = None
@@ -127,27 +143,34 @@ class Worker:
             from worker import winproc
 
             self.fallback_encoding = winproc.console_encoding()
-        self._close_runs_left_by_crash()
+        self._close_runs_left_by_crash(swept)
 
     # --- spool -----------------------------------------------------------------------------------
 
-    def _close_runs_left_by_crash(self) -> None:
+    def _close_runs_left_by_crash(self, swept: int) -> None:
+        left = (
+            f"; {swept} process(es) it left were ended when the worker restarted"
+            if swept
+            else "; nothing of it was still running when the worker restarted"
+        )
         for run_id in self.spool.unfinished():
-            log.warning("Run %s was interrupted by a worker restart; reporting it failed", run_id)
-            self._emit(
-                run_id,
-                [
-                    _failed(
-                        run_id,
-                        "the worker stopped while the script ran (crash or power loss); "
-                        "its result is unknown",
-                    )
-                ],
-            )
+            log.warning("Run %s was interrupted by a worker restart; reporting it lost", run_id)
+            reason = "the worker stopped while the script ran (crash or power loss)" + left
+            self._emit(run_id, [_failed(run_id, reason, outcome="lost")])
 
     def _emit(self, run_id: int, messages: list[dict[str, Any]]) -> None:
-        if not self.spool.append(run_id, messages):
+        if self.disk.holds(run_id):  # behind what waits for the disk: keep the order
+            self.disk.hold(run_id, messages)
             return
+        try:
+            written = self.spool.append(run_id, messages)
+        except OSError as exc:
+            self.disk.hold(run_id, messages, exc)
+            return
+        if written:
+            self._written()
+
+    def _written(self) -> None:
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # before the loop runs (runs left by a crash): sync right here
@@ -157,6 +180,11 @@ class Worker:
         if self._syncer is None or self._syncer.done():
             self._syncer = asyncio.create_task(self._sync_forever(), name="spool-sync")
         self._unsynced.set()
+
+    def _hold_output(self, run_id: int, hold: bool) -> None:
+        entry = self.runs.get(run_id)
+        if entry is not None:
+            entry[0].hold_output(hold)
 
     async def _sync_forever(self) -> None:
         """The spool's group commit: fsync what was written, off the loop, then let the sender
@@ -179,13 +207,14 @@ class Worker:
             self.outbox_changed.set()
 
     def held_runs(self) -> list[int]:
-        return sorted(set(self.runs) | set(self.spool.runs))
+        return sorted(set(self.runs) | set(self.spool.runs) | set(self.disk.held))
 
     # --- connection loop -------------------------------------------------------------------------
 
     async def serve_forever(self, once: bool = False) -> int:
         """Connect, serve, reconnect; returns only with ``once`` (0 served, 1 refused/failed)."""
         backoff = Backoff()
+        self.disk.start()  # messages held since before the loop ran
         while True:
             try:
                 await self._connect_and_serve(backoff)
@@ -354,7 +383,11 @@ class Worker:
 
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
-            fields: dict[str, Any] = {"running": sorted(self.runs), "at": time.time()}
+            # a run whose result waits for the disk is still this worker's: not lost
+            running = sorted(set(self.runs) | set(self.disk.held))
+            fields: dict[str, Any] = {"running": running, "at": time.time()}
+            if self.disk.problem:
+                fields["problem"] = self.disk.problem[:1000]
             current = self._announced
             if self.catalogue.stale():  # hashing in a thread: a new script may be large
                 current = await asyncio.to_thread(self.catalogue.scan)
@@ -435,11 +468,14 @@ class Worker:
         argv = scripts.command(path, msg["args"], self.cfg.interpreters)
         delay = max(0.0, float(msg.get("delay") or 0.0))
         request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"], delay)
+        if self.guardian is not None:
+            request.tag = self.guardian.tag(run_id)
         run = ScriptRun(
             request,
             lambda batch: self._emit(run_id, batch),
             self.kill_grace,
             fallback_encoding=self.fallback_encoding,
+            guard=self.guardian,
         )
         task = asyncio.create_task(self._guarded(run))
         self.runs[run_id] = (run, task)
@@ -484,3 +520,13 @@ class Worker:
         # what is still unsynced (written during the wait) is on disk before the process ends
         with contextlib.suppress(OSError):
             self.spool.sync_now()
+        if self.disk.held:
+            log.error(
+                "Stopping while the spool's disk is full: the held messages of %d run(s) (%s) "
+                "are lost; free space before stopping the worker next time",
+                len(self.disk.held),
+                ", ".join(map(str, sorted(self.disk.held))),
+            )
+        if self.guardian is not None:
+            # its sweep also ends what a finished job daemonised: nothing outlives the worker
+            await asyncio.to_thread(self.guardian.close)

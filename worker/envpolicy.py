@@ -77,7 +77,10 @@ DEFAULT_DENY_PREFIXES = (
 )
 # Set by the worker itself for every child (child_environment): never overridable.
 WORKER_SETS = {"PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
-RESERVED = frozenset(WORKER_SETS)
+# The guardian finds a run's processes by this tag (worker/leftovers.py TAG_VAR): a job that could
+# set it could point the guardian at another run, or hide from it.
+RUN_TAG = "JOBTRIGGER_RUN_TAG"
+RESERVED = frozenset({*WORKER_SETS, RUN_TAG})
 
 # Portable variable names (POSIX shells): anything else is either ignored, mangled or, on
 # Windows, something like 'ProgramFiles(x86)' or '=C:' that steers the system.

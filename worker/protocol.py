@@ -24,7 +24,9 @@ PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 1024 * 1024
 DEFAULT_PATH = "/ws/heartbeat"
 
-OUTCOMES = ("succeeded", "failed", "timed_out", "cancelled")
+# "lost": the worker died while the script ran and, on restart, ended what it left (a retry
+# may follow, per the job's policy); a console before this outcome refuses the frame.
+OUTCOMES = ("succeeded", "failed", "timed_out", "cancelled", "lost")
 STREAMS = ("stdout", "stderr")
 
 
@@ -139,6 +141,8 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "at": (_optional(_number), _O),
         # the script catalogue again, only when it changed since the hello or the last one
         "scripts": (_optional(_list_of(_script_entry)), _O),
+        # what keeps the worker from working normally (its spool's disk is full), else absent
+        "problem": (_optional(_str(1000)), _O),
     },
     "started": {
         "run_id": (_int(1), _R),

@@ -28,11 +28,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
-from worker import envpolicy, frozenenv
+from worker import envpolicy, frozenenv, leftovers
 from worker.protocol import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,15 @@ class RunRequest:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     delay: float = 0.0  # seconds to hold the run before starting it (dispatch "delay")
+    tag: str = ""  # JOBTRIGGER_RUN_TAG for the job's environment (worker/leftovers.py)
+
+
+class Guard(Protocol):
+    """Told of each job's process so it can end them if the worker dies (worker/guardian.py)."""
+
+    def spawned(self, run_id: int, pid: int) -> None: ...
+
+    def ended(self, run_id: int) -> None: ...
 
 
 @functools.cache
@@ -191,8 +200,10 @@ class ScriptRun:
         emit: Emit,
         kill_grace: float = KILL_GRACE,
         fallback_encoding: str | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.request = request
+        self.guard = guard
         self.fallback_encoding = fallback_encoding
         self.emit = emit
         self.kill_grace = kill_grace
@@ -203,6 +214,18 @@ class ScriptRun:
         self._job: Any = None  # winproc.JobObject on Windows
         self._transport: asyncio.SubprocessTransport | None = None
         self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flowing = asyncio.Event()  # cleared: output is not read (the spool cannot take it)
+        self._flowing.set()
+        self._holds = 0  # how often output was held: a drain that saw a hold waits again
+
+    def hold_output(self, hold: bool) -> None:
+        """Stop or resume reading the script's output.  While held, the script blocks once its
+        pipe is full: back-pressure instead of unbounded memory (worker disk full)."""
+        if hold:
+            self._holds += 1
+            self._flowing.clear()
+        else:
+            self._flowing.set()
 
     def cancel(self, reason: str = "cancelled from the console") -> None:
         if not self._stop.is_set():
@@ -219,6 +242,8 @@ class ScriptRun:
             self.proc = await self._spawn()
         except OSError as exc:
             reason = f"cannot start {req.argv[0]!r}: {exc.strerror or exc}"
+            if IS_WINDOWS and type(exc).__name__ == "NotContained":
+                reason = str(exc)
             log.warning("Run %s: %s", req.run_id, reason)
             return self._finish("failed", None, reason)
         self.emit([_msg("started", req.run_id, pid=self.proc.pid, at=time.time())])
@@ -243,13 +268,13 @@ class ScriptRun:
                     outcome = "timed_out"
                     reason = f"timed out after {req.timeout:g} s; the process tree was killed"
                 await self.kill_tree()
-            _, still_reading = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+            still_reading = await self._drain(readers)
             if still_reading:
                 reason = reason or (
                     "the script exited but processes it started kept running; they were stopped"
                 )
                 await self.kill_tree()
-                _, still_reading = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+                still_reading = await self._drain(readers)
             if still_reading:
                 log.warning(
                     "Run %s: a process that left the script's process tree still holds its "
@@ -266,6 +291,8 @@ class ScriptRun:
                 self._transport.close()  # the pipes, so asyncio's bookkeeping finishes too
             if self._job is not None:
                 self._job.close()
+            if self.guard is not None:
+                self.guard.ended(req.run_id)
         for stream in ("stdout", "stderr"):
             batcher.end(stream)
         batcher.flush()
@@ -273,6 +300,17 @@ class ScriptRun:
         if outcome is None:
             outcome = "succeeded" if code == 0 else "failed"
         return self._finish(outcome, code, reason)
+
+    async def _drain(self, readers: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait up to ORPHAN_GRACE for the output pipes to reach end of file; time while the
+        output is held (the spool's disk is full) does not count, or what the pipes still hold
+        would be cut off when the script exits during the hold."""
+        while True:
+            await self._flowing.wait()
+            holds = self._holds
+            _, still = await asyncio.wait(readers, timeout=ORPHAN_GRACE)
+            if not still or (self._flowing.is_set() and holds == self._holds):
+                return still
 
     async def _hold(self, seconds: float) -> bool:
         """Wait until the start time; False if cancelled meanwhile.  asyncio rounds timer waits
@@ -309,6 +347,8 @@ class ScriptRun:
         if getattr(sys, "frozen", False) and req.argv[0] != sys.executable:
             base = frozenenv.for_external_program(base)  # not the bundle's libraries
         env = envpolicy.child_environment(base, req.env, ignore_case=IS_WINDOWS)
+        if req.tag:  # last: neither the hub's env nor the worker's own may set it
+            env[leftovers.TAG_VAR] = req.tag
         kwargs: dict[str, Any] = {}
         if IS_WINDOWS:
             from worker import winproc
@@ -337,18 +377,21 @@ class ScriptRun:
             **kwargs,
         )
         proc = asyncio.subprocess.Process(self._transport, protocol, loop)
+        if self.guard is not None:
+            self.guard.spawned(req.run_id, proc.pid)
         if IS_WINDOWS:
-            try:
-                self._job = winproc.JobObject()
-                self._job.assign(proc.pid)
-            except OSError as exc:  # e.g. already in a job that forbids nesting (old Windows)
-                log.warning("Run %s: no Job Object (%s); using psutil tree kill", req.run_id, exc)
-                self._job = None
+            try:  # the only path: a process that cannot be contained never runs
+                self._job = winproc.contain(proc.pid)
+            except winproc.NotContained:
+                await asyncio.wait({exited}, timeout=self.kill_grace)
+                self._transport.close()
+                raise
         return proc
 
     async def _read(self, stream: asyncio.StreamReader, name: str, batcher: _Batcher) -> None:
         decoder = OutputDecoder(self.fallback_encoding)
         while True:
+            await self._flowing.wait()
             chunk = await stream.read(READ_CHUNK)
             if not chunk:
                 text = decoder.decode(b"", final=True)

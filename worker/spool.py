@@ -119,7 +119,8 @@ class Spool:
 
     def append(self, run_id: int, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Give MESSAGES (protocol dicts without seq) the next seqs, write them durably, return
-        what was written (output over the cap is left out, a drop notice may be added)."""
+        what was written (output over the cap is left out, a drop notice may be added).
+        All or nothing: an OSError (disk full) leaves the spool as it was, to retry later."""
         run = self.runs.get(run_id)
         if run is None:
             folder = self.folder / f"run-{run_id}"
@@ -127,6 +128,7 @@ class Spool:
             run = self.runs[run_id] = RunSpool(run_id, folder)
         if run.finished:
             raise RuntimeError(f"run {run_id} already has its finished message spooled")
+        dropped_before = run.dropped_bytes  # restored if the write fails: all or nothing
         written: list[dict[str, Any]] = []
         chunks: list[bytes] = []
         size = run.size
@@ -161,7 +163,11 @@ class Spool:
             emit(msg)
         if not written:
             return []
-        path = self._write(run, written[0]["seq"], written[-1]["seq"], b"".join(chunks))
+        try:
+            path = self._write(run, written[0]["seq"], written[-1]["seq"], b"".join(chunks))
+        except OSError:
+            run.dropped_bytes = dropped_before
+            raise
         run.last_seq = written[-1]["seq"]
         if self.deferred_sync:
             self._unsynced_files[path] = None
@@ -188,18 +194,31 @@ class Spool:
         }
 
     def _write(self, run: RunSpool, first: int, last: int, data: bytes) -> Path:
+        """Append DATA to the run's open segment (or a new one).  On failure (disk full, a
+        file size limit) nothing of it stays behind: the file is cut back to what it held, so
+        the batch can be written again whole later, and the error is raised."""
         seg = run.segments[-1] if run.segments else None
         new = seg is None or seg.size >= SEGMENT_BYTES
         if new:
             seg = _Segment(run.folder / f"{first:012d}.jsonl", first, first - 1, 0)
+        assert seg is not None
+        try:
+            # Only a new segment needs its mode set: an append is the hot path.
+            with open(seg.path, "ab", opener=private.opener if new else None) as f:
+                f.write(data)
+                if not self.deferred_sync:
+                    # One flush + fsync per batch: the durability point, before anything is sent.
+                    f.flush()
+                    os.fsync(f.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):  # cutting a file back needs no space
+                if new:
+                    seg.path.unlink(missing_ok=True)
+                else:
+                    os.truncate(seg.path, seg.size)
+            raise
+        if new:
             run.segments.append(seg)
-        # Only a new segment needs its mode set: an append is the hot path.
-        with open(seg.path, "ab", opener=private.opener if new else None) as f:
-            f.write(data)
-            if not self.deferred_sync:
-                # One flush + fsync per batch: the durability point, before anything is sent.
-                f.flush()
-                os.fsync(f.fileno())
         seg.size += len(data)
         seg.last_seq = last
         return seg.path

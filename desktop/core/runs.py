@@ -20,7 +20,8 @@ SKIPPED = "skipped"
 MISSED = "missed"
 
 ACTIVE = frozenset({QUEUED, DISPATCHED, RUNNING})
-# Results a worker reports (worker.protocol.OUTCOMES)
+# Results a worker reports from a script it ran (worker.protocol.OUTCOMES also has "lost": a
+# worker that restarted after a crash reports the runs it lost, as the scheduler does)
 WORKER_OUTCOMES = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELLED})
 TERMINAL = frozenset(WORKER_OUTCOMES | {LOST, SKIPPED, MISSED})
 ALL_STATES = ACTIVE | TERMINAL

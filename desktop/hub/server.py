@@ -74,6 +74,7 @@ class LiveWorker:
     connected_at: datetime
     last_heartbeat: datetime
     running: frozenset[int] = frozenset()
+    problem: str | None = None  # the worker's own word on what stalls it (heartbeat)
 
 
 class HubListener:
@@ -328,7 +329,7 @@ class Hub:
                     self._pending.append((conn, (conn.name, action)))
                     self._work.set()
             elif isinstance(action, s.Heard):
-                self._heard(conn, action.running)
+                self._heard(conn, action.running, action.problem)
                 if action.scripts is not None:
                     self._catalogue_changed(conn, action.scripts)
             elif isinstance(action, s.Declined):
@@ -511,7 +512,7 @@ class Hub:
             await asyncio.sleep(delay)  # the slow-down itself, not a wait for an event
         await self._perform(conn, conn.session.refused(code, reason))
 
-    def _heard(self, conn: _Conn, running: tuple[int, ...]) -> None:
+    def _heard(self, conn: _Conn, running: tuple[int, ...], problem: str | None = None) -> None:
         live = self.workers.get(conn.name or "")
         if live is None or self._conns.get(live.name) is not conn:
             return
@@ -521,6 +522,12 @@ class Hub:
         # keep another worker's run alive
         own = [rid for rid in running if rid in conn.owned]
         live.running = frozenset(own)
+        if problem != live.problem:
+            if problem:
+                log.warning("worker %s: %s", live.name, problem)
+            else:
+                log.info("worker %s: its problem is solved", live.name)
+            live.problem = problem
         for run_id in own:
             self.run_reports[run_id] = now
 

@@ -85,6 +85,7 @@ class Heard:
 
     running: tuple[int, ...]
     scripts: tuple[dict[str, str], ...] | None = None
+    problem: str | None = None  # what stalls the worker (its spool's disk is full), else None
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,13 @@ class Session:
         t = msg.type
         if t == "heartbeat":
             scripts = msg["scripts"]
-            return [Heard(tuple(msg["running"]), None if scripts is None else tuple(scripts))]
+            return [
+                Heard(
+                    tuple(msg["running"]),
+                    None if scripts is None else tuple(scripts),
+                    msg["problem"],
+                )
+            ]
         if t == "declined":
             return [Declined(msg["run_id"], msg["reason"])]
         if t == "error":

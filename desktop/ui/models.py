@@ -428,6 +428,8 @@ class WorkersTableModel(_KeyedTableModel):
             if col == self.STATUS:
                 if not w.enabled:
                     return "Disabled"
+                if w.online and w.problem:
+                    return "Online, stalled"
                 if w.online and w.in_clear:
                     return "Online, no TLS"
                 return "Online" if w.online else "Offline"
@@ -447,9 +449,14 @@ class WorkersTableModel(_KeyedTableModel):
             colour = "#2e9d4a" if w.online and w.enabled else "#8c8c8c"
             if w.online and w.in_clear:
                 colour = "#e0a030"  # online, but its token crossed the network in clear
+            if w.online and w.problem:
+                colour = "#d08a00"  # stalled: the worker said why (tooltip)
             return outcome_icon(colour)
-        elif role == Qt.ItemDataRole.ToolTipRole and col == self.STATUS and w.online and w.in_clear:
-            return f"{w.name}: {cleartext.ADVICE}"
+        elif role == Qt.ItemDataRole.ToolTipRole and col == self.STATUS and w.online:
+            tips = [w.problem] if w.problem else []
+            if w.in_clear:
+                tips.append(f"{w.name}: {cleartext.ADVICE}")
+            return "\n".join(tips) or None
         elif role == Qt.ItemDataRole.ToolTipRole and col == self.HEARTBEAT:
             return format_time(w.last_heartbeat, self.display_tz) or "never connected"
         elif role == ID_ROLE:

@@ -66,6 +66,7 @@ class WorkerRow:
     slots: int
     tags: tuple[str, ...]
     in_clear: bool = False  # its token reached a plain ws:// hub from another host
+    problem: str = ""
 
 
 def schedule_dict(record: Any) -> dict:
@@ -148,6 +149,7 @@ def worker_row(status: Any, enabled: bool = True) -> WorkerRow:
         slots=int(getattr(status, "slots", 1) or 1),
         tags=tuple(tags),
         in_clear=bool(getattr(status, "in_clear", False)),
+        problem=getattr(status, "problem", "") or "",
     )
 
 

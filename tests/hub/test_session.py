@@ -127,6 +127,17 @@ def test_heartbeat_declined_and_error_are_reported():
     assert session.feed(msg("error", reason="oops"), 1.0) == [s.WorkerReportedError("oops")]
 
 
+def test_heartbeat_problem_reaches_the_server_and_is_bounded():
+    session = ready_session()
+    text = "cannot write to the spool /w/spool (No space left on device)"
+    assert session.feed(msg("heartbeat", running=[3], problem=text), 1.0) == [
+        s.Heard((3,), None, text)
+    ]
+    too_long = '{"type": "heartbeat", "v": 1, "problem": "%s"}' % ("x" * 1001)
+    with pytest.raises(ProtocolError, match="'problem' is longer than 1000"):
+        decode(too_long)
+
+
 def test_flood_limit_closes_with_a_reason():
     session = ready_session(flood_limit=10)
     assert session.flood_limit == 10 + s.PER_SLOT_FLOOD  # the hello announced one slot

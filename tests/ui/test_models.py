@@ -198,6 +198,18 @@ def test_workers_model_passes_modeltester_and_ages_heartbeats(qtmodeltester):
     assert model.data(model.index(0, WorkersTableModel.RUNNING)) == "2 / 2"
 
 
+def test_a_stalled_worker_says_why_in_the_workers_panel(qtmodeltester):
+    model = WorkersTableModel()
+    why = "cannot write to the spool /w/spool (No space left on device): output is held"
+    model.set_rows([worker("a", problem=why), worker("b")])
+    qtmodeltester.check(model, force_py=True)
+    status = model.index(0, WorkersTableModel.STATUS)
+    assert model.data(status) == "Online, stalled"
+    assert model.data(status, Qt.ItemDataRole.ToolTipRole) == why
+    assert model.data(model.index(1, WorkersTableModel.STATUS)) == "Online"
+    assert model.data(model.index(1, WorkersTableModel.STATUS), Qt.ItemDataRole.ToolTipRole) is None
+
+
 class FakeRunStore:
     """Keyset paging over a list of ids, like queries.list_runs (newest first)."""
 

@@ -59,6 +59,10 @@ def test_reserved_and_invalid_names_and_values_cannot_be_allowed():
     everything = EnvPolicy(allow=("P*",))
     reason = everything.check({"PYTHONIOENCODING": "latin-1"})
     assert "PYTHONIOENCODING" in reason and "set by the worker itself" in reason
+    # the guardian's run tag: a job setting it could hide from the guardian or aim it elsewhere
+    for spelling in ("JOBTRIGGER_RUN_TAG", "jobtrigger_run_tag"):
+        reason = EnvPolicy(allow=("J*", "j*")).check({spelling: "other-life:1"})
+        assert reason is not None and "set by the worker itself" in reason, spelling
     for name in ["", "=C:", "A=B", "1ABC", "X Y", "NUL\x00", "ProgramFiles(x86)", "X" * 300]:
         reason = EnvPolicy(allow=("X*", "P*", "N*")).check({name: "v"})
         assert reason is not None and "not valid variable names" in reason, name

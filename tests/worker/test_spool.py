@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,37 @@ def test_deferred_sync_failure_is_retried_with_nothing_lost(tmp_path):
     Spool.sync_files(paths)
     sp.mark_synced(seqs)
     assert sp.pending(1, 0) and sp.pending(2, 0)
+
+
+def test_a_write_that_hits_a_full_disk_leaves_the_spool_as_it_was(tmp_path):
+    """A real EFBIG (RLIMIT_FSIZE, in a child process so this one keeps writing): the failed
+    batch leaves no half line behind and no seq used; once there is room it is written whole."""
+    code = f"""
+import resource, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from pathlib import Path
+from worker.spool import Spool
+
+def out(i, size):
+    return {{"type": "output", "v": 1, "run_id": 1, "stream": "stdout", "text": str(i) * size}}
+
+spool = Spool(Path({str(tmp_path)!r}))
+spool.append(1, [out(1, 1000)])
+seg = next(Path({str(tmp_path)!r}).rglob("*.jsonl"))
+before = seg.read_bytes()
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 500, hard))
+try:
+    spool.append(1, [out(2, 300), out(3, 5000)])
+except OSError as exc:
+    print("refused", exc.errno)
+assert seg.read_bytes() == before, "a torn batch stayed on disk"
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+written = spool.append(1, [out(2, 300), out(3, 5000)])
+print("then", [m["seq"] for m in written])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["refused 27", "then [2, 3]"]  # EFBIG
+    again = Spool(tmp_path)
+    assert [m["seq"] for m in again.pending(1, 0)] == [1, 2, 3]
