@@ -65,7 +65,10 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
 def startup_problem(exc: BaseException, host: str, port: int) -> tuple[str, str] | None:
     """(title, text) for a start failure the person can fix, or None for our own bugs."""
     from desktop.store.errors import StoreError
+    from desktop.store.leader import ConsoleRunning
 
+    if isinstance(exc, ConsoleRunning):
+        return "Job Trigger is already running", f"Job Trigger cannot start: {exc}."
     if isinstance(exc, StoreError):
         return "Database problem", f"Job Trigger cannot open its database.\n\n{exc}"
     if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, 10048):  # 10048: Windows

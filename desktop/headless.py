@@ -21,7 +21,10 @@ log = logging.getLogger("desktop.headless")
 def problem_text(exc: BaseException, host: str, port: int) -> str | None:
     """One line for a start failure the operator can fix, or None for our own bugs."""
     from desktop.store.errors import StoreError
+    from desktop.store.leader import ConsoleRunning
 
+    if isinstance(exc, ConsoleRunning):
+        return str(exc)
     if isinstance(exc, StoreError):
         return f"cannot open the database: {exc}"
     if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, 10048):

@@ -213,3 +213,31 @@ def test_python_m_desktop_runs_the_window_and_stops_on_ctrl_c(tmp_path):
     assert "shutting down" in err
     logs = list((tmp_path / "state").rglob("console.log"))
     assert logs and "hub listening" in logs[0].read_text()
+
+
+@pytest.mark.asyncio
+async def test_a_second_console_shows_who_holds_the_store_and_exits_1(tmp_path):
+    """The window path of one-scheduler-per-store: the real Core meets a held lock."""
+    import socket
+
+    from desktop.store.leader import FileLock
+
+    path = tmp_path / "held.db"
+    holder = FileLock(f"{path}.lock")  # the first console (its lock, as Core.start takes it)
+    holder.acquire()
+    shown: list[QMessageBox] = []
+
+    def answer(dialog):
+        shown.append(dialog)
+        dialog.done(0)
+
+    asyncqt.dialog_watchers.append(answer)
+    try:
+        code = await asyncio.wait_for(app.main(args(f"sqlite:///{path}")), timeout(20))
+    finally:
+        asyncqt.dialog_watchers.remove(answer)
+        holder.release()
+    assert code == 1
+    assert len(shown) == 1 and shown[0].text() == "Job Trigger is already running"
+    text = shown[0].informativeText()
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in text and str(path) in text
