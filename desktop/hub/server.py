@@ -82,6 +82,9 @@ class _Conn:
     remote: str
     name: str | None = None
     closing: bool = False
+    # set when a commit of its reports failed: nothing more from this connection may be stored,
+    # or a later report would commit past the failed ones and the replay would be dropped as old
+    reports_refused: bool = False
     tasks: set = field(default_factory=set)
 
 
@@ -241,7 +244,7 @@ class Hub:
             elif isinstance(action, s.Authenticate):
                 self._spawn(conn, self._authenticate(conn, action.hello))
             elif isinstance(action, s.STORE_ACTIONS):
-                if conn.name is not None:
+                if conn.name is not None and not conn.reports_refused:
                     self.run_reports[action.run_id] = self.clock()
                     self._pending.append((conn, (conn.name, action)))
                     self._work.set()
@@ -429,7 +432,12 @@ class Hub:
                     log.error("cannot store worker reports: %s", exc)
                 else:
                     log.exception("storing worker reports failed")
-                for conn in {c for c, _ in batch}:
+                refused = {c for c, _ in batch}
+                for conn in refused:
+                    conn.reports_refused = True
+                # reports that came in behind the failed ones wait for the replay too
+                self._pending = [(c, item) for c, item in self._pending if c not in refused]
+                for conn in refused:
                     await self._perform(
                         conn, s.reject("unavailable", "the console could not store reports; retry")
                     )

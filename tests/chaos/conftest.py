@@ -60,6 +60,16 @@ def poll(url: str, check, seconds: float, what: str, every: float = 0.2):
         database.close()
 
 
+def wait(check, seconds: float, what: str, every: float = 0.2):
+    """Poll a check that needs no database (processes, files) until it holds."""
+    deadline = time.monotonic() + timeout(seconds)
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} units waiting for {what}")
+        time.sleep(every)
+    return result
+
+
 def start_run(url: str, job: str) -> int:
     """A manual run through the running console (the CLI's run command)."""
     result = cli(url, "run", job)
