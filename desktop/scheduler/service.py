@@ -110,10 +110,13 @@ class Scheduler(HubListener):
             timeout = self.max_sleep
             if deadline is not None:
                 timeout = min(self.max_sleep, max(0.0, (deadline - self.clock()).total_seconds()))
+            # asyncio.wait, not wait_for: with a timeout, wait_for (3.10, 3.11) loses a cancel
+            # (stop()) that comes while the wake event is being set, and the loop never ends
+            waiter = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait({waiter}, timeout=timeout)
+            finally:
+                waiter.cancel()
 
     def _current_declines(self, now: datetime) -> tuple[dict[int, frozenset[str]], datetime | None]:
         """Workers not to ask again yet, per run, and when the first of them may be asked
