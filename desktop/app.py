@@ -78,7 +78,10 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
 def startup_problem(exc: BaseException, host: str, port: int) -> tuple[str, str] | None:
     """(title, text) for a start failure the person can fix, or None for our own bugs."""
     from desktop.store.errors import StoreError
+    from desktop.store.leader import ConsoleRunning
 
+    if isinstance(exc, ConsoleRunning):
+        return "Job Trigger is already running", f"Job Trigger cannot start: {exc}."
     if isinstance(exc, StoreError):
         return "Database problem", f"Job Trigger cannot open its database.\n\n{exc}"
     if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, 10048):  # 10048: Windows
@@ -155,6 +158,7 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
     `on_window(window)` is called once the window shows its data (tests, smoke test)."""
     from desktop.portcheck import busy_port
     from desktop.store.db import resolve_url
+    from desktop.store.leader import check_not_running
     from desktop.ui.asyncqt import cancel_pending
     from desktop.ui.main_window import MainWindow
 
@@ -173,6 +177,7 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
     port = getattr(args, "port", None)
     core = None
     try:
+        check_not_running(url)  # a second console hears who runs, not "port in use"
         busy = busy_port(url, getattr(args, "host", None), port)
         if busy is not None:  # before the database is opened: a failed start creates nothing
             host, port, error = busy

@@ -23,7 +23,10 @@ log = logging.getLogger("desktop.headless")
 def problem_text(exc: BaseException, host: str, port: int) -> str | None:
     """One line for a start failure the operator can fix, or None for our own bugs."""
     from desktop.store.errors import StoreError
+    from desktop.store.leader import ConsoleRunning
 
+    if isinstance(exc, ConsoleRunning):
+        return str(exc)
     if isinstance(exc, StoreError):
         return f"cannot open the database: {exc}"
     if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, 10048):
@@ -44,10 +47,16 @@ async def serve(args: argparse.Namespace, ready=None) -> int:
     from desktop.store import queries
     from desktop.store.db import resolve_url
     from desktop.store.executor import DbExecutor
+    from desktop.store.leader import ConsoleRunning, check_not_running
 
     url = resolve_url(getattr(args, "db", None))
     host = getattr(args, "host", None)
     port = getattr(args, "port", None)
+    try:
+        check_not_running(url)  # a second console hears who runs, not "port in use"
+    except ConsoleRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     busy = busy_port(url, host, port)
     if busy is not None and (text := problem_text(busy[2], busy[0], busy[1])):
         print(f"error: {text}", file=sys.stderr)

@@ -31,7 +31,9 @@ from desktop.hub import cleartext
 from desktop.hub.server import Hub
 from desktop.scheduler.service import Scheduler
 from desktop.store import queries, scheduling
+from desktop.store.db import resolve_url
 from desktop.store.executor import DbExecutor
+from desktop.store.leader import NoLock, StoreLock, lock_for
 from desktop.store.records import JobRecord
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class Core:
         self._poke: asyncio.DatagramTransport | None = None
         self._started = False
         self._stopped = False
+        self._lock: StoreLock = NoLock()
 
     @property
     def hub_url(self) -> str:
@@ -109,6 +112,11 @@ class Core:
     async def start(self) -> None:
         if self._started:
             return
+        # first, before anything is written: a second console must change nothing (not even
+        # the first one's alive mark) and leave with ConsoleRunning (desktop/store/leader.py)
+        lock = lock_for(resolve_url(self.db_url))
+        lock.acquire()
+        self._lock = lock
         self._started = True
         await self.db.start()
         settings = await self.db.call(queries.all_settings)
@@ -165,6 +173,7 @@ class Core:
         except Exception:
             log.debug("could not clear the alive mark", exc_info=True)
         await self.db.close()
+        self._lock.release()
 
     async def _poll_changes(self, marker: int) -> None:
         loop = asyncio.get_running_loop()

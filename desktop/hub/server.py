@@ -98,6 +98,9 @@ class _Conn:
     remote: str
     name: str | None = None
     closing: bool = False
+    # set when a commit of its reports failed: nothing more from this connection may be stored,
+    # or a later report would commit past the failed ones and the replay would be dropped as old
+    reports_refused: bool = False
     tasks: set = field(default_factory=set)
     # runs dispatched to this connection, or claimed in its hello and assigned to it in the
     # store (insertion ordered, capped): only these may be kept alive by its heartbeats
@@ -324,7 +327,7 @@ class Hub:
             elif isinstance(action, s.Authenticate):
                 self._spawn(conn, self._answering(conn, self._authenticate(conn, action.hello)))
             elif isinstance(action, s.STORE_ACTIONS):
-                if conn.name is not None:
+                if conn.name is not None and not conn.reports_refused:
                     conn.pending += 1
                     self._pending.append((conn, (conn.name, action)))
                     self._work.set()
@@ -603,8 +606,14 @@ class Hub:
                     log.error("cannot store worker reports: %s", exc)
                 else:
                     log.exception("storing worker reports failed")
-                self._drained(batch)
-                for conn in {c for c, _ in batch}:
+                refused = {c for c, _ in batch}
+                for conn in refused:
+                    conn.reports_refused = True
+                # reports that came in behind the failed ones wait for the replay too
+                behind = [(c, item) for c, item in self._pending if c in refused]
+                self._pending = [(c, item) for c, item in self._pending if c not in refused]
+                self._drained(batch + behind)
+                for conn in refused:
                     await self._perform(
                         conn, s.reject("unavailable", "the console could not store reports; retry")
                     )

@@ -1,8 +1,9 @@
 """The scheduler: due jobs -> run rows -> dispatch to workers; queue timeouts, lost runs, retries.
 
-No polling tick.  One loop runs :meth:`Scheduler.step`, which does all the work that is due and
-returns when it next has something to do (the earliest next fire time, retry ``not_before``,
-queue deadline or lost deadline); the loop sleeps until then or until :meth:`wake` is called
+No polling tick (only a MAX_SLEEP bound, so a stepped wall clock is noticed).  One loop runs
+:meth:`Scheduler.step`, which does all the work that is due and returns when it next has
+something to do (the earliest next fire time, retry ``not_before``, queue deadline or lost
+deadline); the loop sleeps until then or until :meth:`wake` is called
 (jobs changed, a worker joined or left, a run ended, a manual run).  The decisions are pure
 (decisions.py, desktop.core); this module only does I/O.  The clock is injectable: tests call
 ``step()`` with a clock they set.
@@ -39,6 +40,12 @@ RETRY_AFTER_ERROR = timedelta(seconds=5)
 FIRE_LEAD = timedelta(milliseconds=20)
 # A worker that declined a run is asked again after this (sooner if its scripts change).
 DECLINE_BACKOFF = timedelta(seconds=15)
+# The loop sleeps on the event loop's monotonic clock, but decides on the wall clock: after the
+# wall clock is stepped back an hour, "next fire minus now" is an hour too long, and stepped
+# forward again nothing would fire until that hour had passed.  So no sleep is longer than this:
+# a step of the wall clock is noticed within it (and handled by the misfire policy), at the cost
+# of one pass per MAX_SLEEP while idle.  Found by tests/chaos/test_clock_chaos.py.
+MAX_SLEEP = 15.0
 
 
 class Scheduler(HubListener):
@@ -52,6 +59,7 @@ class Scheduler(HubListener):
         lost_grace: timedelta = timedelta(seconds=60),
         misfire_grace: timedelta = DEFAULT_GRACE,
         fire_lead: timedelta = FIRE_LEAD,
+        max_sleep: float = MAX_SLEEP,
     ) -> None:
         self.db = db
         self.hub = hub
@@ -60,6 +68,7 @@ class Scheduler(HubListener):
         self.lost_grace = lost_grace
         self.misfire_grace = misfire_grace
         self.fire_lead = fire_lead
+        self.max_sleep = max_sleep
         self.watching_since = clock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -99,13 +108,16 @@ class Scheduler(HubListener):
             except Exception:
                 log.exception("scheduler step failed; retrying in 5 s")
                 deadline = self.clock() + RETRY_AFTER_ERROR
-            timeout = None
+            timeout = self.max_sleep
             if deadline is not None:
-                timeout = max(0.0, (deadline - self.clock()).total_seconds())
+                timeout = min(self.max_sleep, max(0.0, (deadline - self.clock()).total_seconds()))
+            # asyncio.wait, not wait_for: with a timeout, wait_for (3.10, 3.11) loses a cancel
+            # (stop()) that comes while the wake event is being set, and the loop never ends
+            waiter = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait({waiter}, timeout=timeout)
+            finally:
+                waiter.cancel()
 
     def _current_declines(self, now: datetime) -> tuple[dict[int, frozenset[str]], datetime | None]:
         """Workers not to ask again yet, per run, and when the first of them may be asked

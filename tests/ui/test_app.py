@@ -269,3 +269,31 @@ def test_sigterm_ends_the_console_while_the_port_in_use_box_is_open(tmp_path):
                 proc.wait()
     assert proc.returncode == 1, err[-2000:]
     assert not (tmp_path / "gui.db").exists()
+
+
+@pytest.mark.asyncio
+async def test_a_second_console_shows_who_holds_the_store_and_exits_1(tmp_path):
+    """The window path of one-scheduler-per-store: the real Core meets a held lock."""
+    import socket
+
+    from desktop.store.leader import FileLock
+
+    path = tmp_path / "held.db"
+    holder = FileLock(f"{path}.lock")  # the first console (its lock, as Core.start takes it)
+    holder.acquire()
+    shown: list[QMessageBox] = []
+
+    def answer(dialog):
+        shown.append(dialog)
+        dialog.done(0)
+
+    asyncqt.dialog_watchers.append(answer)
+    try:
+        code = await asyncio.wait_for(app.main(args(f"sqlite:///{path}")), timeout(20))
+    finally:
+        asyncqt.dialog_watchers.remove(answer)
+        holder.release()
+    assert code == 1
+    assert len(shown) == 1 and shown[0].text() == "Job Trigger is already running"
+    text = shown[0].informativeText()
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in text and str(path) in text
