@@ -306,13 +306,17 @@ async def test_output_written_but_never_sent_survives_an_ack_for_it(tmp_path):
             self.frames.append(frame)
 
     worker = Worker(WorkerConfig(path=tmp_path / "worker.ini", spool_dir=tmp_path / "spool"))
-    msg = {"v": PROTOCOL_VERSION, "run_id": 5}
-    worker.spool.append(5, [{**msg, "type": "started", "at": 1.0}])
-    worker.spool.append(5, [{**msg, "type": "output", "stream": "stdout", "text": "x\n"}])
-    worker.spool.append(5, [{**msg, "type": "finished", "outcome": "succeeded", "at": 2.0}])
-    ws = Recorder()
-    await worker._handle(ws, decode(encode("ack", run_id=5, seq=3)))
-    assert "sent up to 0" in ws.frames[0]
-    assert (tmp_path / "spool" / "run-5").is_dir()
-    worker.spool.sync_now()
-    assert [m["seq"] for m in worker.spool.pending(5, 0)] == [1, 2, 3]
+    try:
+        msg = {"v": PROTOCOL_VERSION, "run_id": 5}
+        worker.spool.append(5, [{**msg, "type": "started", "at": 1.0}])
+        worker.spool.append(5, [{**msg, "type": "output", "stream": "stdout", "text": "x\n"}])
+        worker.spool.append(5, [{**msg, "type": "finished", "outcome": "succeeded", "at": 2.0}])
+        ws = Recorder()
+        await worker._handle(ws, decode(encode("ack", run_id=5, seq=3)))
+        assert "sent up to 0" in ws.frames[0]
+        assert (tmp_path / "spool" / "run-5").is_dir()
+        worker.spool.sync_now()
+        assert [m["seq"] for m in worker.spool.pending(5, 0)] == [1, 2, 3]
+    finally:
+        if worker.guardian is not None:  # the constructor started it: end it with the test
+            worker.guardian.close()
