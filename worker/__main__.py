@@ -18,6 +18,7 @@ from pathlib import Path
 from worker import __version__, logsafe, private, runner
 from worker.config import ConfigError, ConfigMissing, WorkerConfig, load, plain_ws_off_host
 from worker.console import pause_if_double_clicked
+from worker.words import plural
 
 log = logging.getLogger("worker")
 
@@ -126,11 +127,11 @@ async def serve(cfg: WorkerConfig, once: bool) -> int:
         )
         return 2
     log.info(
-        "Job Trigger worker %s (%s), scripts in %s, %d slot(s)",
+        "Job Trigger worker %s (%s), scripts in %s, at most %s",
         __version__,
         cfg.name,
         cfg.scripts_dir,
-        cfg.slots,
+        plural(cfg.slots, "run") + " at a time",
     )
     if not cfg.scripts_dir.is_dir():
         log.warning(

@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
+from worker.logsafe import peer
 from worker.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -41,6 +42,7 @@ from worker.protocol import (
 from worker.ratelimit import DEFAULT_RATE, RateLimit
 from worker.runner import RunRequest, ScriptRun
 from worker.spool import Spool
+from worker.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,8 @@ REJECT_ADVICE = {
     "version": "the worker and console versions do not match: upgrade the older one",
     "duplicate": "another worker with the same name is connected: give each worker its own name",
     "malformed": "the console could not read the worker's hello: upgrade the worker",
-    "too_many_failures": "too many failed attempts from this host: wait, then check the token",
+    "too_many_failures": "the token is wrong, and many recent logins failed from this address or "
+    "in this worker's name: check the token (a correct token is always let in)",
     "flood": "the console thought this worker sent too much at once: upgrade the worker, or "
     "report it if it keeps happening",
 }
@@ -406,6 +409,11 @@ class Worker:
             self.acked.set()
         elif msg.type == "welcome":
             self.heartbeat_interval = max(0.1, float(msg["heartbeat_interval"]))
+        elif msg.type == "error":
+            # The hub refused something of ours (e.g. a report it will not store).  Answering
+            # would start a ping-pong of errors; the reason is the hub's text, so the escaping
+            # formatter and peer() keep it on one line.
+            log.warning("The console refused a message of this worker: %s", peer(msg["reason"]))
         else:
             reason = f"worker does not accept {msg.type!r} messages"
             log.warning("Console sent a %r message; ignored", msg.type)
@@ -421,7 +429,9 @@ class Worker:
         if run_id in self.runs or self.spool.has(run_id):
             return f"run {run_id} is already held by this worker"
         if len(self.runs) >= self.cfg.slots:
-            return f"all {self.cfg.slots} slot(s) of this worker are busy"
+            n = self.cfg.slots
+            busy = "the one slot of this worker is" if n == 1 else f"all {plural(n, 'slot')} are"
+            return f"{busy} busy"
         try:
             path = scripts.resolve(self.cfg.scripts_dir, msg["script"])
         except scripts.UnsafeScript as exc:
@@ -468,7 +478,11 @@ class Worker:
         self.accepting = False
         tasks = [task for _, task in self.runs.values()]
         if tasks:
-            log.info("Shutting down: waiting up to %g s for %d running job(s)", grace, len(tasks))
+            log.info(
+                "Shutting down: waiting up to %g s for %s",
+                grace,
+                plural(len(tasks), "running job"),
+            )
             _, left = await asyncio.wait(tasks, timeout=grace)
             for run, task in list(self.runs.values()):
                 if task in left:
