@@ -22,7 +22,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -88,6 +88,13 @@ def _failed(run_id: int, reason: str) -> dict[str, Any]:
         "reason": reason,
         "at": time.time(),
     }
+
+
+class Refusal(NamedTuple):
+    """Why a dispatch was declined; ``permanent``: asking again gets the same answer."""
+
+    reason: str
+    permanent: bool = False
 
 
 class Rejected(Exception):
@@ -380,11 +387,12 @@ class Worker:
 
     async def _handle(self, ws: ClientConnection, msg: Any) -> None:
         if msg.type == "dispatch":
-            reason = self._start(msg)
-            if reason:
-                reason = reason[:4000]  # the protocol's limit; names in it come from the hub
+            refusal = self._start(msg)
+            if refusal:
+                reason = refusal.reason[:4000]  # the protocol's limit; names in it are the hub's
                 log.warning("Declined run %s: %s", msg["run_id"], reason)
-                await ws.send(encode("declined", run_id=msg["run_id"], reason=reason))
+                fields: dict[str, Any] = {"permanent": True} if refusal.permanent else {}
+                await ws.send(encode("declined", run_id=msg["run_id"], reason=reason, **fields))
         elif msg.type == "cancel":
             entry = self.runs.get(msg["run_id"])
             if entry is None:
@@ -421,27 +429,28 @@ class Worker:
 
     # --- runs ------------------------------------------------------------------------------------
 
-    def _start(self, msg: Any) -> str | None:
+    def _start(self, msg: Any) -> Refusal | None:
         """Start a dispatched run; return why not (nothing started) or None."""
         run_id = msg["run_id"]
         if not self.accepting:
-            return "the worker is shutting down"
+            return Refusal("the worker is shutting down")
         if run_id in self.runs or self.spool.has(run_id):
-            return f"run {run_id} is already held by this worker"
+            return Refusal(f"run {run_id} is already held by this worker")
         if len(self.runs) >= self.cfg.slots:
             n = self.cfg.slots
             busy = "the one slot of this worker is" if n == 1 else f"all {plural(n, 'slot')} are"
-            return f"{busy} busy"
+            return Refusal(f"{busy} busy")
         try:
             path = scripts.resolve(self.cfg.scripts_dir, msg["script"])
         except scripts.UnsafeScript as exc:
-            return str(exc)
+            return Refusal(str(exc), permanent=not isinstance(exc, scripts.UnknownScript))
         # The hub may not choose the program, its loader or start-up hooks (docs/SECURITY.md).
         problem = self.cfg.env_policy.check(msg["env"]) or scripts.argument_problem(
             path, msg["args"], self.cfg.interpreters
         )
         if problem:
-            return problem
+            # the policy and the arguments do not change while this worker runs
+            return Refusal(problem, permanent=True)
         argv = scripts.command(path, msg["args"], self.cfg.interpreters)
         delay = max(0.0, float(msg.get("delay") or 0.0))
         request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"], delay)

@@ -85,7 +85,9 @@ class HubListener:
 
     def worker_updated(self, worker: LiveWorker) -> None: ...
 
-    def run_declined(self, worker: str, run_id: int, reason: str) -> None: ...
+    def run_declined(
+        self, worker: str, run_id: int, reason: str, permanent: bool = False
+    ) -> None: ...
 
     def runs_committed(self, result: CommitResult) -> None: ...
 
@@ -372,7 +374,7 @@ class Hub:
             return
         # given back: its heartbeats no longer speak for the run, whoever gets it next
         conn.owned.pop(action.run_id, None)
-        self.listener.run_declined(name, action.run_id, action.reason)
+        self.listener.run_declined(name, action.run_id, action.reason, action.permanent)
 
     def _spawn(self, conn: _Conn, coro) -> None:
         task = asyncio.create_task(coro)

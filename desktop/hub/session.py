@@ -117,6 +117,7 @@ class StoreFinished:
 class Declined:
     run_id: int
     reason: str
+    permanent: bool = False  # the worker will refuse this run again (docs/PROTOCOL.md)
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ class Session:
             scripts = msg["scripts"]
             return [Heard(tuple(msg["running"]), None if scripts is None else tuple(scripts))]
         if t == "declined":
-            return [Declined(msg["run_id"], msg["reason"])]
+            return [Declined(msg["run_id"], msg["reason"], msg["permanent"] is True)]
         if t == "error":
             return [WorkerReportedError(msg["reason"])]
         run_id, seq = msg["run_id"], msg["seq"]

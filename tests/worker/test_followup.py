@@ -37,3 +37,20 @@ async def test_a_hubs_error_is_logged_on_one_line_and_not_answered(hub, worker_d
     assert "\x1b" not in log
     assert not any(line.startswith("INFO forged") for line in log.splitlines())
     assert "at most 1 run at a time" in log
+
+
+@pytest.mark.asyncio
+async def test_refusals_that_cannot_change_are_marked_permanent(hub, worker_dir):
+    async with connected_worker(hub, write_config(worker_dir, hub.url, slots=1)):
+        await hub.dispatch(1, "echo_job.py", env={"LD_PRELOAD": "/tmp/x.so"})
+        await hub.dispatch(2, "../echo_job.py")
+        await hub.dispatch(3, "echo_job.py", "nul\x00")
+        await hub.dispatch(4, "not_there_yet.py")  # the admin may still add it
+        await hub.dispatch(5, "sleeper.py")
+        await hub.wait_for(lambda: "sleeping" in hub.text(5))
+        await hub.dispatch(6, "echo_job.py")  # slots full: passes
+        await hub.wait_for(lambda: all(hub.of_type("declined", r) for r in (1, 2, 3, 4, 6)))
+        await hub.send("cancel", run_id=5)
+        await hub.wait_finished(5)
+    permanent = {r: hub.of_type("declined", r)[0].get("permanent") for r in (1, 2, 3, 4, 6)}
+    assert permanent == {1: True, 2: True, 3: True, 4: None, 6: None}
