@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import logging.handlers
 import runpy
 import sys
 from pathlib import Path
@@ -51,16 +50,6 @@ def run_script(argv: list[str]) -> int:
         print(code, file=sys.stderr)
         return 1
     return 0
-
-
-class PrivateLogHandler(logging.handlers.RotatingFileHandler):
-    """The log file (and each file rotation starts) readable by the worker's account only."""
-
-    def _open(self):  # type: ignore[no-untyped-def]
-        return open(
-            self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
-            opener=private.opener,
-        )  # fmt: skip
 
 
 def warn_if_readable_by_others(cfg: WorkerConfig) -> None:
@@ -196,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if cfg.log_file:
         try:
-            handler = PrivateLogHandler(
+            handler = private.PrivateRotatingFileHandler(
                 cfg.log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
             )
         except OSError as exc:

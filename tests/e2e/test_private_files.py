@@ -13,10 +13,11 @@ import sys
 import pytest
 
 import desktop.localworker as lw
-from desktop import app, privatefiles
+from desktop import app
 from desktop.store import db as store_db
 from desktop.store import queries
 from tests.conftest import timeout
+from worker import private
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -140,12 +141,12 @@ def test_local_worker_folder_and_ini_are_private_and_old_ones_are_tightened(tmp_
 
 
 def test_the_opener_fixes_the_mode_whatever_the_umask(tmp_path, open_umask):
-    with open(tmp_path / "f", "w", opener=privatefiles.opener) as f:
+    with open(tmp_path / "f", "w", opener=private.opener) as f:
         f.write("secret")
     assert mode(tmp_path / "f") == 0o600
     os.umask(0o277)  # even one that takes the owner's write bit away
-    with open(tmp_path / "g", "w", opener=privatefiles.opener) as f:
+    with open(tmp_path / "g", "w", opener=private.opener) as f:
         f.write("secret")
     assert mode(tmp_path / "g") == 0o600
-    privatefiles.private_folder(tmp_path / "a" / "b")
+    private.private_folder(tmp_path / "a" / "b")
     assert mode(tmp_path / "a") == 0o700 and mode(tmp_path / "a" / "b") == 0o700
