@@ -106,6 +106,7 @@ class _Conn:
     pending: int = 0  # reports queued for or in a commit
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     unstorable: int = 0
+    failed_login: bool = False  # its token was wrong; the refusal is being held (throttle)
 
     def own(self, run_ids) -> None:
         for run_id in run_ids:
@@ -113,6 +114,16 @@ class _Conn:
             self.owned[run_id] = None
         while len(self.owned) > MAX_OWNED:
             del self.owned[next(iter(self.owned))]
+
+
+def _evictable(waiting: list[_Conn]) -> _Conn | None:
+    """Which of an address's connections waiting for their welcome gives way to a new one:
+    a failed login whose refusal is being held (it is refused anyway) before one that has not
+    said hello, the oldest first; never one whose hello is being checked (a real worker)."""
+    failed = [c for c in waiting if c.failed_login]
+    silent = [c for c in waiting if not c.failed_login and c.session.state == s.AWAIT_HELLO]
+    candidates = failed or silent
+    return min(candidates, key=lambda c: c.session.opened) if candidates else None
 
 
 def _remote(ws: ServerConnection) -> str:
@@ -263,20 +274,36 @@ class Hub:
             hello_deadline=self.hello_deadline,
         )
         conn = _Conn(ws, session, session.remote)
-        waiting = sum(
-            1 for c in self._all if c.remote == conn.remote and c.name is None and not c.closing
-        )
-        if waiting >= self.max_unauthenticated:
+        waiting = [
+            c for c in self._all if c.remote == conn.remote and c.name is None and not c.closing
+        ]
+        if len(waiting) >= self.max_unauthenticated:
+            # Make room rather than refuse the newcomer: an address is shared (a NAT, a host of
+            # many users), and refusing newcomers would let anyone there lock a real worker out
+            # by holding idle connections or failed logins.  A real worker says hello at once and
+            # is then not evicted while its token is checked.
+            victim = _evictable(waiting)
+            if victim is None:
+                await self._perform(
+                    conn,
+                    s.reject(
+                        "too_many_connections",
+                        f"{conn.remote} already has {len(waiting)} connections whose hello is "
+                        "being checked; retry in a moment",
+                    ),
+                )
+                await asyncio.gather(*conn.tasks, return_exceptions=True)
+                return
             await self._perform(
-                conn,
+                victim,
                 s.reject(
                     "too_many_connections",
-                    f"{conn.remote} already has {waiting} connections that have not said "
-                    "hello; wait for them to finish",
+                    f"{conn.remote} opened more than {self.max_unauthenticated} connections "
+                    "that have not logged in; this one, "
+                    + ("whose login failed" if victim.failed_login else "still without hello")
+                    + ", was closed to make room",
                 ),
             )
-            await asyncio.gather(*conn.tasks, return_exceptions=True)
-            return
         self._all.add(conn)
         self._spawn(conn, self._hello_deadline(conn))
         try:
@@ -487,6 +514,7 @@ class Hub:
 
     async def _refuse_login(self, conn: _Conn, name: str, exc: AuthError) -> None:
         """Hold the refusal as long as the throttle says; only failures are slowed down."""
+        conn.failed_login = True
         now = asyncio.get_running_loop().time()
         delay = self.throttle.refusal_delay(conn.remote, name, now)
         failures = self.throttle.failed(conn.remote, name, now)
