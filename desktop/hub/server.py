@@ -41,6 +41,7 @@ from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext, ownership
 from desktop.hub import session as s
 from desktop.hub.commit import CommitResult, Item, commit_isolated
+from desktop.hub.handshakes import HandshakeGate
 from desktop.hub.throttle import AuthThrottle
 from desktop.store import queries
 from desktop.store.errors import AuthError, StoreError
@@ -126,6 +127,26 @@ def _evictable(waiting: list[_Conn]) -> _Conn | None:
     return min(candidates, key=lambda c: c.session.opened) if candidates else None
 
 
+def _gated(gate: HandshakeGate) -> type[ServerConnection]:
+    """websockets' connection, counted per address while its opening handshake runs
+    (desktop/hub/handshakes.py)."""
+
+    class GatedConnection(ServerConnection):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            dropped = gate.opened(str(peer[0]) if peer else "?", self)
+            if dropped is not None:
+                log.debug("dropped a connection still in its opening handshake to make room")
+                dropped.transport.abort()
+
+        def connection_lost(self, exc) -> None:
+            gate.done(self)
+            super().connection_lost(exc)
+
+    return GatedConnection
+
+
 def _remote(ws: ServerConnection) -> str:
     addr = ws.remote_address
     return str(addr[0]) if addr else "?"
@@ -161,6 +182,7 @@ class Hub:
         self.hello_deadline = hello_deadline
         self.max_pending = MAX_PENDING
         self.max_unauthenticated = max_unauthenticated
+        self.handshakes: HandshakeGate = HandshakeGate()
         self.workers: dict[str, LiveWorker] = {}
         # run id -> when its worker last said it holds it (hello, heartbeat, any report)
         self.run_reports: dict[int, datetime] = {}
@@ -200,6 +222,7 @@ class Hub:
             max_size=MAX_FRAME_BYTES,
             process_request=self._check_path,
             server_header=f"JobTrigger/{__version__}",
+            create_connection=_gated(self.handshakes),
         )
         sockets = list(self._server.sockets)
         self.bound_port = sockets[0].getsockname()[1] if sockets else self.port
@@ -264,6 +287,7 @@ class Hub:
     # --- connections ----------------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        self.handshakes.done(ws)  # upgraded: the limits below take over
         loop = asyncio.get_running_loop()
         session = s.Session(
             remote=_remote(ws),
