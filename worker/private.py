@@ -73,6 +73,22 @@ def opener(path: str | os.PathLike[str], flags: int) -> int:
     return fd
 
 
+def foreign(path: Path) -> str | None:
+    """Why a file another program (SQLite) will open at ``path`` is not safely ours: it is
+    another account's (followed through links: a link to a file of our own is the admin's
+    choice) or a link to nothing (the program would create the file where it points).
+    None when it is ours or absent."""
+    if not POSIX:
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "is a link to a file that does not exist" if os.path.islink(path) else None
+    if st.st_uid != os.geteuid():
+        return f"belongs to another account (uid {st.st_uid})"
+    return None
+
+
 def make_dir(path: Path) -> None:
     """PATH as a 0700 folder of ours (missing parents with the default mode: they may be
     shared).  An existing one is tightened; a link or another account's folder is refused."""

@@ -220,9 +220,19 @@ def _private_sqlite_files(path: Path) -> None:
     """The database holds token hashes and jobs' environment: owner-only.  A new file is made
     0600 here, before SQLite would make it with the umask's mode (its -wal and -shm files copy
     the database file's mode); an existing one is narrowed, and the log says so."""
+    files = (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+    for file in files:
+        # planted by another account in a shared folder: SQLite would write into it
+        problem = private.foreign(file)
+        if problem:
+            raise StoreError(
+                f"{file} {problem}; the database would write token hashes and jobs' "
+                "environment into it. Remove it, or keep the database in a folder only this "
+                "account can write to"
+            )
     with contextlib.suppress(OSError):  # a read-only folder: SQLite's own error says it better
         private.create_private(path)
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for file in files:
         old = private.tighten(file)
         if old is not None:
             log.warning(
