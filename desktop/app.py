@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from desktop import privatefiles
 from desktop.core.words import plural
-from worker import logsafe
+from worker import logsafe, private
 
 log = logging.getLogger("desktop.app")
 
@@ -49,15 +48,15 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
     fmt = logsafe.EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     path: Path | None = None
     try:
-        folder = privatefiles.private_folder(log_dir())
+        folder = private.private_folder(log_dir())
         path = folder / "console.log"
         # logs name workers, hosts and jobs: owner-only, also those an older version left behind
         widened = [
             (old, mode)
             for old in [path, *(Path(f"{path}.{i}") for i in range(1, 4))]
-            if (mode := privatefiles.tighten(old)) is not None
+            if (mode := private.tighten(old)) is not None
         ]
-        handler = privatefiles.PrivateRotatingFileHandler(
+        handler = private.PrivateRotatingFileHandler(
             path, maxBytes=5_000_000, backupCount=3, encoding="utf-8"
         )
         handler.setFormatter(fmt)

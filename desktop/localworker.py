@@ -21,11 +21,11 @@ import socket
 import sys
 from pathlib import Path
 
-from desktop import privatefiles
 from desktop.paths import resources_dir
 from desktop.store import queries
 from desktop.store.errors import AuthError
 from desktop.store.executor import DbExecutor
+from worker import private
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,10 @@ def write_ini(
     if shutdown_grace_seconds is not None:
         values["shutdown_grace_seconds"] = f"{shutdown_grace_seconds:g}"
     parser["worker"] = values
-    privatefiles.private_folder(path.parent)
+    private.private_folder(path.parent)
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)  # a leftover could have any mode; the new one is made 0600
-    with open(tmp, "w", encoding="utf-8", opener=privatefiles.opener) as f:  # holds a token
+    with open(tmp, "w", encoding="utf-8", opener=private.opener) as f:  # holds a token
         f.write("; Job Trigger worker configuration (written by the console)\n")
         parser.write(f)
     os.replace(tmp, path)
@@ -111,9 +111,9 @@ def enrol(folder: Path, hub_url: str) -> Path | None:
     """(DB thread) Make sure the local worker is registered and its ini holds a valid token.
     Returns the ini path, or None when an admin revoked or disabled the local worker."""
     name = local_name()
-    privatefiles.private_folder(folder)
+    private.private_folder(folder)
     for old in (folder, folder / "worker.ini", folder / "worker.log"):
-        mode = privatefiles.tighten(old)
+        mode = private.tighten(old)
         if mode is not None:
             log.warning(
                 "%s was readable by other accounts (mode %o); made it owner-only", old, mode
@@ -199,7 +199,7 @@ class LocalWorker:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         while not self._stopping:
             started = loop.time()
-            with open(self.folder / "worker.log", "ab", opener=privatefiles.opener) as out:
+            with open(self.folder / "worker.log", "ab", opener=private.opener) as out:
                 self.proc = await asyncio.create_subprocess_exec(
                     *worker_command(ini),
                     stdin=asyncio.subprocess.DEVNULL,

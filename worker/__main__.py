@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import logging.handlers
 import runpy
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from worker import __version__, logsafe, private, runner
 from worker.config import ConfigError, ConfigMissing, WorkerConfig, load, plain_ws_off_host
 from worker.console import pause_if_double_clicked
+from worker.words import plural
 
 log = logging.getLogger("worker")
 
@@ -50,16 +50,6 @@ def run_script(argv: list[str]) -> int:
         print(code, file=sys.stderr)
         return 1
     return 0
-
-
-class PrivateLogHandler(logging.handlers.RotatingFileHandler):
-    """The log file (and each file rotation starts) readable by the worker's account only."""
-
-    def _open(self):  # type: ignore[no-untyped-def]
-        return open(
-            self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
-            opener=private.opener,
-        )  # fmt: skip
 
 
 def warn_if_readable_by_others(cfg: WorkerConfig) -> None:
@@ -126,11 +116,11 @@ async def serve(cfg: WorkerConfig, once: bool) -> int:
         )
         return 2
     log.info(
-        "Job Trigger worker %s (%s), scripts in %s, %d slot(s)",
+        "Job Trigger worker %s (%s), scripts in %s, at most %s",
         __version__,
         cfg.name,
         cfg.scripts_dir,
-        cfg.slots,
+        plural(cfg.slots, "run") + " at a time",
     )
     if not cfg.scripts_dir.is_dir():
         log.warning(
@@ -199,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if cfg.log_file:
         try:
-            handler = PrivateLogHandler(
+            handler = private.PrivateRotatingFileHandler(
                 cfg.log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
             )
         except OSError as exc:

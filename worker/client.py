@@ -22,7 +22,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -32,6 +32,7 @@ from worker.backoff import Backoff
 from worker.config import WorkerConfig
 from worker.diskhold import DiskHold
 from worker.guardian import Guardian, sweep_previous_life
+from worker.logsafe import peer
 from worker.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -43,6 +44,7 @@ from worker.protocol import (
 from worker.ratelimit import DEFAULT_RATE, RateLimit
 from worker.runner import RunRequest, ScriptRun
 from worker.spool import Spool
+from worker.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,8 @@ REJECT_ADVICE = {
     "version": "the worker and console versions do not match: upgrade the older one",
     "duplicate": "another worker with the same name is connected: give each worker its own name",
     "malformed": "the console could not read the worker's hello: upgrade the worker",
-    "too_many_failures": "too many failed attempts from this host: wait, then check the token",
+    "too_many_failures": "the token is wrong, and many recent logins failed from this address or "
+    "in this worker's name: check the token (a correct token is always let in)",
     "flood": "the console thought this worker sent too much at once: upgrade the worker, or "
     "report it if it keeps happening",
 }
@@ -87,6 +90,13 @@ def _failed(run_id: int, reason: str, outcome: str = "failed") -> dict[str, Any]
         "reason": reason,
         "at": time.time(),
     }
+
+
+class Refusal(NamedTuple):
+    """Why a dispatch was declined; ``permanent``: asking again gets the same answer."""
+
+    reason: str
+    permanent: bool = False
 
 
 class Rejected(Exception):
@@ -410,11 +420,12 @@ class Worker:
 
     async def _handle(self, ws: ClientConnection, msg: Any) -> None:
         if msg.type == "dispatch":
-            reason = self._start(msg)
-            if reason:
-                reason = reason[:4000]  # the protocol's limit; names in it come from the hub
+            refusal = self._start(msg)
+            if refusal:
+                reason = refusal.reason[:4000]  # the protocol's limit; names in it are the hub's
                 log.warning("Declined run %s: %s", msg["run_id"], reason)
-                await ws.send(encode("declined", run_id=msg["run_id"], reason=reason))
+                fields: dict[str, Any] = {"permanent": True} if refusal.permanent else {}
+                await ws.send(encode("declined", run_id=msg["run_id"], reason=reason, **fields))
         elif msg.type == "cancel":
             entry = self.runs.get(msg["run_id"])
             if entry is None:
@@ -439,6 +450,11 @@ class Worker:
             self.acked.set()
         elif msg.type == "welcome":
             self.heartbeat_interval = max(0.1, float(msg["heartbeat_interval"]))
+        elif msg.type == "error":
+            # The hub refused something of ours (e.g. a report it will not store).  Answering
+            # would start a ping-pong of errors; the reason is the hub's text, so the escaping
+            # formatter and peer() keep it on one line.
+            log.warning("The console refused a message of this worker: %s", peer(msg["reason"]))
         else:
             reason = f"worker does not accept {msg.type!r} messages"
             log.warning("Console sent a %r message; ignored", msg.type)
@@ -446,25 +462,28 @@ class Worker:
 
     # --- runs ------------------------------------------------------------------------------------
 
-    def _start(self, msg: Any) -> str | None:
+    def _start(self, msg: Any) -> Refusal | None:
         """Start a dispatched run; return why not (nothing started) or None."""
         run_id = msg["run_id"]
         if not self.accepting:
-            return "the worker is shutting down"
+            return Refusal("the worker is shutting down")
         if run_id in self.runs or self.spool.has(run_id):
-            return f"run {run_id} is already held by this worker"
+            return Refusal(f"run {run_id} is already held by this worker")
         if len(self.runs) >= self.cfg.slots:
-            return f"all {self.cfg.slots} slot(s) of this worker are busy"
+            n = self.cfg.slots
+            busy = "the one slot of this worker is" if n == 1 else f"all {plural(n, 'slot')} are"
+            return Refusal(f"{busy} busy")
         try:
             path = scripts.resolve(self.cfg.scripts_dir, msg["script"])
         except scripts.UnsafeScript as exc:
-            return str(exc)
+            return Refusal(str(exc), permanent=not isinstance(exc, scripts.UnknownScript))
         # The hub may not choose the program, its loader or start-up hooks (docs/SECURITY.md).
         problem = self.cfg.env_policy.check(msg["env"]) or scripts.argument_problem(
             path, msg["args"], self.cfg.interpreters
         )
         if problem:
-            return problem
+            # the policy and the arguments do not change while this worker runs
+            return Refusal(problem, permanent=True)
         argv = scripts.command(path, msg["args"], self.cfg.interpreters)
         delay = max(0.0, float(msg.get("delay") or 0.0))
         request = RunRequest(run_id, argv, str(path.parent), msg["env"], msg["timeout"], delay)
@@ -504,7 +523,11 @@ class Worker:
         self.accepting = False
         tasks = [task for _, task in self.runs.values()]
         if tasks:
-            log.info("Shutting down: waiting up to %g s for %d running job(s)", grace, len(tasks))
+            log.info(
+                "Shutting down: waiting up to %g s for %s",
+                grace,
+                plural(len(tasks), "running job"),
+            )
             _, left = await asyncio.wait(tasks, timeout=grace)
             for run, task in list(self.runs.values()):
                 if task in left:

@@ -68,9 +68,12 @@ require_tls = false
 token =
 ; Folder holding the scripts this worker may run (relative to this file).
 scripts_dir = scripts
-; How many runs may execute at the same time.
+; At most this many runs at the same time on this computer: a dispatch beyond it is declined.
+; How many the console sends is set in the console (`python -m desktop workers set NAME
+; --slots N`, or Workers > Edit worker); keep this at least as high.
 slots = 1
-; Comma separated labels that jobs can target, e.g. windows, sql.
+; Not used by the console: a worker's tags (which jobs it receives) are set in the console
+; (`python -m desktop workers set NAME --tags windows,sql`, or Workers > Edit worker).
 tags =
 ; Seconds between heartbeats until the console says otherwise.
 heartbeat_interval = 10
@@ -226,7 +229,10 @@ def _env_policy(path: Path, parser: configparser.ConfigParser) -> EnvPolicy:
     sec = parser["env"]
     unknown = sorted(set(sec) - {"allow", "deny"})
     if unknown:
-        raise ConfigError(f"{path}: [env] has unknown key(s) {', '.join(unknown)}; use allow, deny")
+        raise ConfigError(
+            f"{path}: [env] has unknown {'key' if len(unknown) == 1 else 'keys'} "
+            f"{', '.join(unknown)}; use allow, deny"
+        )
     lists = {}
     for key in ("allow", "deny"):
         try:

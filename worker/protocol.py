@@ -73,6 +73,10 @@ def _number(v: Any) -> str | None:
     return None
 
 
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
 def _optional(inner: Check) -> Check:
     def check(v: Any) -> str | None:
         return None if v is None else inner(v)
@@ -165,10 +169,13 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "reason": (_optional(_str()), _O),
         "at": (_number, _R),
     },
-    # the worker will not run a dispatch (slots full, unknown or unsafe script): nothing started
+    # the worker will not run a dispatch (slots full, unknown or unsafe script): nothing started.
+    # permanent: asking this worker again for this run gets the same answer (its env policy,
+    # unsafe arguments or script name); consoles that do not know the field ignore it.
     "declined": {
         "run_id": (_int(1), _R),
         "reason": (_str(), _R),
+        "permanent": (_optional(_bool), _O),
     },
     "error": {
         "reason": (_str(), _R),

@@ -30,7 +30,13 @@ _CMD_PATH_METACHARS = frozenset('"%!^&|<>\r\n')
 
 
 class UnsafeScript(ValueError):
-    """The name does not denote an allowed script; ``str(err)`` is the reason for the hub."""
+    """The name does not denote an allowed script; ``str(err)`` is the reason for the hub.
+    Asking again with the same name gets the same answer (the decline is permanent)."""
+
+
+class UnknownScript(UnsafeScript):
+    """A safe name that is not (or not yet) a script in the folder: may change when an admin
+    adds the file, so the decline is not permanent."""
 
 
 def resolve(scripts_dir: Path, name: str, listing: Collection[str] | None = None) -> Path:
@@ -58,7 +64,7 @@ def resolve(scripts_dir: Path, name: str, listing: Collection[str] | None = None
     try:
         root = scripts_dir.resolve(strict=True)
     except OSError:
-        raise UnsafeScript(f"the worker's scripts folder {scripts_dir} does not exist") from None
+        raise UnknownScript(f"the worker's scripts folder {scripts_dir} does not exist") from None
     try:
         # Exactly as listed: not another case, a Windows 8.3 short name or another Unicode
         # normalisation that the file system would map to a file of a different name.
@@ -66,16 +72,18 @@ def resolve(scripts_dir: Path, name: str, listing: Collection[str] | None = None
     except OSError:
         listed = False
     if not listed:
-        raise UnsafeScript(f"unknown script {name!r}: not in the worker's scripts folder")
+        raise UnknownScript(f"unknown script {name!r}: not in the worker's scripts folder")
     candidate = root / name
     try:
         real = candidate.resolve(strict=True)
     except OSError:
-        raise UnsafeScript(f"unknown script {name!r}: not in the worker's scripts folder") from None
+        raise UnknownScript(
+            f"unknown script {name!r}: not in the worker's scripts folder"
+        ) from None
     if real.parent != root:
         raise UnsafeScript(f"script {name!r} is a link that points outside the scripts folder")
     if not real.is_file():
-        raise UnsafeScript(f"script {name!r} is not a regular file")
+        raise UnknownScript(f"script {name!r} is not a regular file")
     return real
 
 

@@ -46,7 +46,7 @@ def normalize_fingerprint(text: str) -> str:
     if not _HEX64.match(cleaned):
         raise ValueError(
             f"{text!r} is not a SHA-256 fingerprint: it needs 64 hex digits (colons allowed), "
-            f"this has {len(cleaned)} character(s)"
+            f"this has {len(cleaned)} character{'' if len(cleaned) == 1 else 's'}"
             + ("" if re.fullmatch(r"[0-9a-f]*", cleaned) else " and some are not hex digits")
         )
     return cleaned

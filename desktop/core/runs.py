@@ -33,7 +33,8 @@ RETRY = "retry"
 TRIGGERS = (SCHEDULE, MANUAL, RETRY)
 
 _ALLOWED: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({DISPATCHED, RUNNING, CANCELLED, MISSED, SKIPPED, LOST}),
+    # failed: every worker that could take it refused it for good (its env, arguments, script)
+    QUEUED: frozenset({DISPATCHED, RUNNING, CANCELLED, MISSED, SKIPPED, LOST, FAILED}),
     # a dispatched run may report straight to a result when the start message was lost/merged
     DISPATCHED: frozenset({RUNNING, QUEUED} | WORKER_OUTCOMES | {LOST}),
     RUNNING: frozenset(WORKER_OUTCOMES | {LOST}),

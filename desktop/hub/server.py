@@ -41,6 +41,7 @@ from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext, ownership
 from desktop.hub import session as s
 from desktop.hub.commit import CommitResult, Item, commit_isolated
+from desktop.hub.handshakes import HandshakeGate
 from desktop.hub.throttle import AuthThrottle
 from desktop.store import queries
 from desktop.store.errors import AuthError, StoreError
@@ -86,7 +87,9 @@ class HubListener:
 
     def worker_updated(self, worker: LiveWorker) -> None: ...
 
-    def run_declined(self, worker: str, run_id: int, reason: str) -> None: ...
+    def run_declined(
+        self, worker: str, run_id: int, reason: str, permanent: bool = False
+    ) -> None: ...
 
     def runs_committed(self, result: CommitResult) -> None: ...
 
@@ -108,6 +111,7 @@ class _Conn:
     pending: int = 0  # reports queued for or in a commit
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     unstorable: int = 0
+    failed_login: bool = False  # its token was wrong; the refusal is being held (throttle)
 
     def own(self, run_ids) -> None:
         for run_id in run_ids:
@@ -115,6 +119,36 @@ class _Conn:
             self.owned[run_id] = None
         while len(self.owned) > MAX_OWNED:
             del self.owned[next(iter(self.owned))]
+
+
+def _evictable(waiting: list[_Conn]) -> _Conn | None:
+    """Which of an address's connections waiting for their welcome gives way to a new one:
+    a failed login whose refusal is being held (it is refused anyway) before one that has not
+    said hello, the oldest first; never one whose hello is being checked (a real worker)."""
+    failed = [c for c in waiting if c.failed_login]
+    silent = [c for c in waiting if not c.failed_login and c.session.state == s.AWAIT_HELLO]
+    candidates = failed or silent
+    return min(candidates, key=lambda c: c.session.opened) if candidates else None
+
+
+def _gated(gate: HandshakeGate) -> type[ServerConnection]:
+    """websockets' connection, counted per address while its opening handshake runs
+    (desktop/hub/handshakes.py)."""
+
+    class GatedConnection(ServerConnection):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            dropped = gate.opened(str(peer[0]) if peer else "?", self)
+            if dropped is not None:
+                log.debug("dropped a connection still in its opening handshake to make room")
+                dropped.transport.abort()
+
+        def connection_lost(self, exc) -> None:
+            gate.done(self)
+            super().connection_lost(exc)
+
+    return GatedConnection
 
 
 def _remote(ws: ServerConnection) -> str:
@@ -152,6 +186,7 @@ class Hub:
         self.hello_deadline = hello_deadline
         self.max_pending = MAX_PENDING
         self.max_unauthenticated = max_unauthenticated
+        self.handshakes: HandshakeGate = HandshakeGate()
         self.workers: dict[str, LiveWorker] = {}
         # run id -> when its worker last said it holds it (hello, heartbeat, any report)
         self.run_reports: dict[int, datetime] = {}
@@ -191,6 +226,7 @@ class Hub:
             max_size=MAX_FRAME_BYTES,
             process_request=self._check_path,
             server_header=f"JobTrigger/{__version__}",
+            create_connection=_gated(self.handshakes),
         )
         sockets = list(self._server.sockets)
         self.bound_port = sockets[0].getsockname()[1] if sockets else self.port
@@ -255,6 +291,7 @@ class Hub:
     # --- connections ----------------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        self.handshakes.done(ws)  # upgraded: the limits below take over
         loop = asyncio.get_running_loop()
         session = s.Session(
             remote=_remote(ws),
@@ -265,20 +302,36 @@ class Hub:
             hello_deadline=self.hello_deadline,
         )
         conn = _Conn(ws, session, session.remote)
-        waiting = sum(
-            1 for c in self._all if c.remote == conn.remote and c.name is None and not c.closing
-        )
-        if waiting >= self.max_unauthenticated:
+        waiting = [
+            c for c in self._all if c.remote == conn.remote and c.name is None and not c.closing
+        ]
+        if len(waiting) >= self.max_unauthenticated:
+            # Make room rather than refuse the newcomer: an address is shared (a NAT, a host of
+            # many users), and refusing newcomers would let anyone there lock a real worker out
+            # by holding idle connections or failed logins.  A real worker says hello at once and
+            # is then not evicted while its token is checked.
+            victim = _evictable(waiting)
+            if victim is None:
+                await self._perform(
+                    conn,
+                    s.reject(
+                        "too_many_connections",
+                        f"{conn.remote} already has {len(waiting)} connections whose hello is "
+                        "being checked; retry in a moment",
+                    ),
+                )
+                await asyncio.gather(*conn.tasks, return_exceptions=True)
+                return
             await self._perform(
-                conn,
+                victim,
                 s.reject(
                     "too_many_connections",
-                    f"{conn.remote} already has {waiting} connections that have not said "
-                    "hello; wait for them to finish",
+                    f"{conn.remote} opened more than {self.max_unauthenticated} connections "
+                    "that have not logged in; this one, "
+                    + ("whose login failed" if victim.failed_login else "still without hello")
+                    + ", was closed to make room",
                 ),
             )
-            await asyncio.gather(*conn.tasks, return_exceptions=True)
-            return
         self._all.add(conn)
         self._spawn(conn, self._hello_deadline(conn))
         try:
@@ -376,7 +429,7 @@ class Hub:
             return
         # given back: its heartbeats no longer speak for the run, whoever gets it next
         conn.owned.pop(action.run_id, None)
-        self.listener.run_declined(name, action.run_id, action.reason)
+        self.listener.run_declined(name, action.run_id, action.reason, action.permanent)
 
     def _spawn(self, conn: _Conn, coro) -> None:
         task = asyncio.create_task(coro)
@@ -489,6 +542,7 @@ class Hub:
 
     async def _refuse_login(self, conn: _Conn, name: str, exc: AuthError) -> None:
         """Hold the refusal as long as the throttle says; only failures are slowed down."""
+        conn.failed_login = True
         now = asyncio.get_running_loop().time()
         delay = self.throttle.refusal_delay(conn.remote, name, now)
         failures = self.throttle.failed(conn.remote, name, now)

@@ -118,6 +118,7 @@ class StoreFinished:
 class Declined:
     run_id: int
     reason: str
+    permanent: bool = False  # the worker will refuse this run again (docs/PROTOCOL.md)
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ class Session:
                 )
             ]
         if t == "declined":
-            return [Declined(msg["run_id"], msg["reason"])]
+            return [Declined(msg["run_id"], msg["reason"], msg["permanent"] is True)]
         if t == "error":
             return [WorkerReportedError(msg["reason"])]
         run_id, seq = msg["run_id"], msg["seq"]

@@ -78,6 +78,24 @@ def why_no_worker(
     return f"every eligible worker ({target}) is busy"
 
 
+def refusal(
+    target_kind: str,
+    target_value: str,
+    script: str,
+    workers: Iterable[WorkerView],
+    refused: Mapping[str, str],
+) -> str | None:
+    """The reason to fail a queued run now, when every online worker that could take it has
+    refused it for good (its env policy, unsafe arguments or script name); None while one is
+    left.  With nobody online it waits as any run does: a new worker may take it."""
+    if not refused:
+        return None
+    able = eligible(target_kind, target_value, script, workers)
+    if not able or any(w.name not in refused for w in able):
+        return None
+    return "; ".join(f"refused by worker {w.name}: {refused[w.name]}" for w in able)
+
+
 def on_occurrence(policy: str, job_states: Iterable[str]) -> str:
     """What a new occurrence becomes, given the job's active runs: "run" (a queued run) or
     "skip" (a skipped row with a reason).
@@ -144,6 +162,8 @@ def with_busy(workers: Iterable[WorkerView], runs: Iterable[ActiveRun]) -> dict[
 class DispatchPlan:
     choices: list[tuple[int, str]] = field(default_factory=list)  # (run id, worker)
     expired: list[tuple[int, str]] = field(default_factory=list)  # (run id, reason): missed
+    # (run id, reason): every online worker that could take it refused it for good: failed
+    refused: list[tuple[int, str]] = field(default_factory=list)
     wake_at: list[datetime | None] = field(default_factory=list)  # when to look again
 
 
@@ -153,10 +173,14 @@ def plan_dispatch(
     workers: Iterable[WorkerView],
     declined: Mapping[int, Iterable[str]],
     now: datetime,
+    refused: Mapping[int, Mapping[str, str]] | None = None,
 ) -> DispatchPlan:
     """One pass over the active runs, oldest first: which queued runs go to which worker now,
-    which have waited longer than their job's queue timeout, and when to look again for the
-    rest (retry backoff ends, queue deadline).  Runs of unknown (deleted) jobs are left alone."""
+    which have waited longer than their job's queue timeout, which every online worker that
+    could take them refused for good (``refused``: run -> worker -> its reason), and when to
+    look again for the rest (retry backoff ends, queue deadline).  Runs of unknown (deleted)
+    jobs are left alone."""
+    refused = refused or {}
     runs = list(runs)
     plan = DispatchPlan()
     views = with_busy(workers, runs)
@@ -191,6 +215,12 @@ def plan_dispatch(
             job.target_kind, job.target_value, job.script, views.values(), declined.get(run.id, ())
         )
         if name is None:
+            gone = refusal(job.target_kind, job.target_value, job.script, views.values(),
+                           refused.get(run.id, {}))  # fmt: skip
+            if gone is not None:
+                plan.refused.append((run.id, gone))
+                job_states[run.job_id][run.id] = states.FAILED
+                continue
             plan.wake_at.append(deadline)
             continue
         plan.choices.append((run.id, name))

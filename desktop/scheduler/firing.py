@@ -111,6 +111,7 @@ def run_pass(
     declined: dict[int, frozenset[str]],
     grace: timedelta = DEFAULT_GRACE,
     lead: timedelta = timedelta(0),
+    refused: dict[int, dict[str, str]] | None = None,
 ) -> Pass:
     """A whole scheduler pass in ONE trip to the database thread: fire what is due within
     ``lead`` from now, then plan (decisions.plan_dispatch, with the hub's workers as they were
@@ -120,10 +121,10 @@ def run_pass(
     horizon = now + lead
     due = queries.due_jobs(horizon)
     if not due:
-        return _pass(now, workers, declined, Fired(), lead)
+        return _pass(now, workers, declined, Fired(), lead, refused)
     # a firing pass is one transaction: the new runs and their dispatch commit together
     with scheduling.transaction():
-        return _pass(now, workers, declined, fire_jobs(due, horizon, grace), lead)
+        return _pass(now, workers, declined, fire_jobs(due, horizon, grace), lead, refused)
 
 
 def _pass(
@@ -132,19 +133,22 @@ def _pass(
     declined: dict[int, frozenset[str]],
     fired: Fired,
     lead: timedelta,
+    refused: dict[int, dict[str, str]] | None = None,
 ) -> Pass:
     active = queries.active_run_states()
     jobs = queries.jobs_by_ids({r.job_id for r in active if r.state == states.QUEUED})
-    plan = d.plan_dispatch(active, jobs, workers, declined, now)
+    plan = d.plan_dispatch(active, jobs, workers, declined, now, refused)
     changed: list[RunRecord] = []
     dispatched: list[RunRecord] = []
-    if plan.expired or plan.choices:
+    ends = [(run_id, states.MISSED, reason) for run_id, reason in plan.expired]
+    ends += [(run_id, states.FAILED, reason) for run_id, reason in plan.refused]
+    if ends or plan.choices:
         with scheduling.transaction():
-            for run_id, reason in plan.expired:
+            for run_id, state, reason in ends:
                 try:
-                    changed.append(queries.transition_run(run_id, states.MISSED, reason=reason))
+                    changed.append(queries.transition_run(run_id, state, reason=reason))
                 except (states.TransitionError, NotFound) as exc:
-                    log.info("run %s not moved to missed: %s", run_id, exc)
+                    log.info("run %s not moved to %s: %s", run_id, state, exc)
             dispatched = scheduling.dispatch_runs(plan.choices, now)
         changed += dispatched
         moved = {r.id: r for r in changed}

@@ -74,6 +74,8 @@ class Scheduler(HubListener):
         self._task: asyncio.Task | None = None
         # run id -> {worker that declined it: until when it is not asked again}
         self._declined: dict[int, dict[str, datetime]] = {}
+        # run id -> {worker that refused it for good: its reason}; never asked again for it
+        self._refused: dict[int, dict[str, str]] = {}
         self._side_tasks: set[asyncio.Task] = set()
         # run_now requests waiting for the next group commit
         self._manual: list[tuple[int, list[str] | None, asyncio.Future]] = []
@@ -135,6 +137,8 @@ class Scheduler(HubListener):
             out[run_id] = frozenset(waiting)
             soonest = min(waiting.values())
             first = soonest if first is None or soonest < first else first
+        for run_id, refusers in self._refused.items():
+            out[run_id] = out.get(run_id, frozenset()) | frozenset(refusers)
         return out, first
 
     def _spawn(self, coro) -> None:
@@ -161,7 +165,13 @@ class Scheduler(HubListener):
         ]
         declined, retry_at = self._current_declines(now)
         done = await self.db.call(
-            firing.run_pass, now, workers, declined, self.misfire_grace, self.fire_lead
+            firing.run_pass,
+            now,
+            workers,
+            declined,
+            self.misfire_grace,
+            self.fire_lead,
+            {run_id: dict(by) for run_id, by in self._refused.items()},
         )
         for record in done.fired.runs:
             if record.trigger == states.SCHEDULE:
@@ -173,6 +183,9 @@ class Scheduler(HubListener):
             self.events.publish(JobChanged(job_id))
         for record in done.changed:
             self._changed(record)
+            if record.state not in states.ACTIVE:  # missed, or failed: refused by every worker
+                self._declined.pop(record.id, None)
+                self._refused.pop(record.id, None)
         # after the events: a failed send publishes "queued" again, which must come last
         for record in done.dispatched:
             await self._send_dispatch(record, done.jobs[record.job_id])
@@ -256,6 +269,7 @@ class Scheduler(HubListener):
     async def _after_end(self, *records: RunRecord) -> None:
         for record in records:
             self._declined.pop(record.id, None)
+            self._refused.pop(record.id, None)
         retries = await self.db.call(firing.plan_retries, [r.id for r in records], self.clock())
         for retry in retries:
             log.info("%s: %s; it waits until %s", retry.job_name, retry.reason, retry.not_before)
@@ -346,9 +360,20 @@ class Scheduler(HubListener):
             declines.pop(worker.name, None)
         self.wake()  # it may now have the script a queued run waits for
 
-    def run_declined(self, worker: str, run_id: int, reason: str) -> None:
-        log.warning("worker %s declined run %s: %s", worker, run_id, reason)
-        self._declined.setdefault(run_id, {})[worker] = self.clock() + DECLINE_BACKOFF
+    def run_declined(self, worker: str, run_id: int, reason: str, permanent: bool = False) -> None:
+        log.warning(
+            "worker %s declined run %s%s: %s",
+            worker,
+            run_id,
+            " for good" if permanent else "",
+            reason,
+        )
+        if permanent:
+            # its env policy, the arguments or the script name: asking again changes nothing;
+            # the pass offers the run to another worker or fails it (decisions.refusal)
+            self._refused.setdefault(run_id, {})[worker] = reason
+        else:
+            self._declined.setdefault(run_id, {})[worker] = self.clock() + DECLINE_BACKOFF
         self._spawn(self._requeue(run_id, f"declined by {worker}: {reason}"))
 
     def runs_committed(self, result: CommitResult) -> None:

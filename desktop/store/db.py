@@ -22,7 +22,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
 
-from desktop import privatefiles
 from desktop.store.errors import (
     BadDatabaseUrl,
     DatabaseCorrupt,
@@ -31,6 +30,7 @@ from desktop.store.errors import (
     StoreError,
 )
 from desktop.store.models import database_proxy
+from worker import private
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +220,20 @@ def _private_sqlite_files(path: Path) -> None:
     """The database holds token hashes and jobs' environment: owner-only.  A new file is made
     0600 here, before SQLite would make it with the umask's mode (its -wal and -shm files copy
     the database file's mode); an existing one is narrowed, and the log says so."""
+    files = (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+    for file in files:
+        # planted by another account in a shared folder: SQLite would write into it
+        problem = private.foreign(file)
+        if problem:
+            raise StoreError(
+                f"{file} {problem}; the database would write token hashes and jobs' "
+                "environment into it. Remove it, or keep the database in a folder only this "
+                "account can write to"
+            )
     with contextlib.suppress(OSError):  # a read-only folder: SQLite's own error says it better
-        privatefiles.create_private(path)
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        old = privatefiles.tighten(file)
+        private.create_private(path)
+    for file in files:
+        old = private.tighten(file)
         if old is not None:
             log.warning(
                 "%s was readable by other accounts (mode %o); made it owner-only (600)",
@@ -243,7 +253,7 @@ def connect(
     if parsed.kind == "sqlite" and parsed.path != ":memory:":
         path = Path(parsed.path).expanduser()
         if url == default_url():
-            privatefiles.private_folder(path.parent)
+            private.private_folder(path.parent)
         elif not path.parent.exists():
             raise StoreError(
                 f"the folder {path.parent} for database file {path.name} does not exist; "

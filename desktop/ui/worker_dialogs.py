@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop import privatefiles
 from desktop.ui.schedule_forms import error_label
+from worker import private
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -153,7 +153,7 @@ class TokenDialog(QDialog):
 
     def save(self, path: Path) -> None:
         try:
-            privatefiles.write_private_text(path, self.ini_text)  # it holds the token
+            private.write_private_text(path, self.ini_text)  # it holds the token
         except OSError as exc:
             self.status.setText(f"Could not write {path}: {exc.strerror}. Pick another folder.")
             return

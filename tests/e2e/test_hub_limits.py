@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 import time
 import tracemalloc
@@ -130,10 +131,12 @@ async def test_an_idle_connection_is_closed_and_one_address_cannot_hold_many(sta
     loop = asyncio.get_running_loop()
     opened = loop.time()
     idle = [await RawPeer.connect(stack.core.hub_url) for _ in range(hub.max_unauthenticated)]
+    # one more makes room: the oldest silent one is closed, the address never holds more
     one_more = await RawPeer.connect(stack.core.hub_url)
-    reject, _ = await refused(one_more)
+    reject, _ = await refused(idle.pop(0))
     assert reject["code"] == "too_many_connections" and "127.0.0.1" in reject["reason"]
-    for peer in idle:
+    assert "still without hello" in reject["reason"]
+    for peer in [*idle, one_more]:
         reject, close = await refused(peer)
         assert (reject["code"], close) == ("timeout", 1008)
         assert "no hello within 1 s" in reject["reason"]
@@ -235,3 +238,77 @@ async def test_a_failure_on_the_consoles_side_still_answers_the_peer(stack, monk
     assert (reject["code"], close) == ("internal", 1008)
     assert "see its log" in reject["reason"]
     assert "unlucky" not in stack.core.hub.workers
+
+
+BOMB = """
+import asyncio, sys
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+async def main():
+    async with connect(sys.argv[1], compression="deflate", max_size=None) as ws:
+        assert ws.protocol.extensions, "the hub did not accept permessage-deflate"
+        try:
+            await ws.send("0" * (64 * 1024 * 1024))  # about 64 KB on the wire, 64 MiB inflated
+            await ws.recv()
+        except ConnectionClosed:
+            pass
+        print(ws.close_code)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_compression_bomb_is_closed_at_the_frame_limit_in_bounded_memory(stack):
+    """permessage-deflate: a small frame that inflates to 64 MiB.  The client is another process,
+    so the memory measured here is the hub's alone."""
+    await stack.add_worker("good")
+    await stack.online("good")
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", BOMB, stack.core.hub_url, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout(60))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.decode().strip() == "1009"  # message too big, counted after inflating
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    job = await stack.job(target_kind="worker", target_value="good")
+    assert (await stack.until_state(await stack.core.run_now(job), "succeeded")).exit_code == 0
+
+
+async def test_slow_loris_upgrades_cannot_pile_up_nor_keep_a_worker_out(stack):
+    """Many TCP connections that send the HTTP upgrade a byte at a time (or nothing): the hub
+    keeps at most MAX_HANDSHAKING of them per address, dropping the oldest, and a real worker
+    from the same address connects meanwhile."""
+    hub = stack.core.hub
+    await stack.add_worker("good", start=False)
+    port = hub.bound_port
+    slow = []
+    for _ in range(hub.handshakes.limit * 5):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ws/heartbeat HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        await writer.drain()
+        slow.append((reader, writer))
+    try:
+
+        async def bounded():
+            return hub.handshakes.handshaking("127.0.0.1") <= hub.handshakes.limit
+
+        await wait_until(stack.core, bounded, 10, "the handshakes to be bounded")
+        # the dropped ones were closed by the hub: their reads end at once
+        dropped = 0
+        for reader, _ in slow[: -hub.handshakes.limit]:
+            try:
+                dropped += await asyncio.wait_for(reader.read(), timeout(10)) == b""
+            except ConnectionResetError:  # aborted: a reset rather than a clean end
+                dropped += 1
+        assert dropped == len(slow) - hub.handshakes.limit
+        stack.workers.start("good")  # while the newest slow ones are still held
+        await stack.online("good", seconds=20)
+    finally:
+        for _, writer in slow:
+            writer.close()

@@ -42,3 +42,34 @@ async def test_wrong_tokens_in_a_workers_name_do_not_lock_it_out(stack):
     assert "too_many_failures" not in stack.workers.log_text("victim")
     record = await stack.core.db.call(queries.get_worker, "victim")
     assert record.last_seen_at is not None and record.host  # the real worker was recorded
+
+
+async def test_idle_connections_and_held_failed_logins_from_its_address_do_not_lock_it_out(stack):
+    """Behind one NAT: someone holds the address's whole allowance of connections waiting for a
+    welcome (failed logins whose refusals the throttle holds for seconds, and connections that
+    never say hello) and keeps it full.  The real worker from that address still gets in."""
+    hub = stack.core.hub
+    hub.throttle = AuthThrottle(base_delay=5.0, max_delay=5.0, block_after=100)
+    await stack.add_worker("victim", start=False)
+    attackers: list = []
+
+    async def hold_the_allowance():
+        for i in range(hub.max_unauthenticated):
+            ws = await connect(stack.core.hub_url)
+            attackers.append(ws)
+            if i % 2:
+                await ws.send(hello("victim", f"wrong-{i}"))  # refusal held 5 s
+
+    await hold_the_allowance()
+    stack.workers.start("victim")
+    try:
+        # keep refilling while the worker connects: each new attacker connection takes a place
+        for _ in range(3):
+            await hold_the_allowance()
+        await stack.online("victim", seconds=20)
+    finally:
+        for ws in attackers:
+            await ws.close()
+    assert "too_many_connections" not in stack.workers.log_text("victim")
+    record = await stack.core.db.call(queries.get_worker, "victim")
+    assert record.last_seen_at is not None

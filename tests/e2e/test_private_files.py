@@ -13,10 +13,11 @@ import sys
 import pytest
 
 import desktop.localworker as lw
-from desktop import app, privatefiles
+from desktop import app
 from desktop.store import db as store_db
 from desktop.store import queries
 from tests.conftest import timeout
+from worker import private
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -140,12 +141,47 @@ def test_local_worker_folder_and_ini_are_private_and_old_ones_are_tightened(tmp_
 
 
 def test_the_opener_fixes_the_mode_whatever_the_umask(tmp_path, open_umask):
-    with open(tmp_path / "f", "w", opener=privatefiles.opener) as f:
+    with open(tmp_path / "f", "w", opener=private.opener) as f:
         f.write("secret")
     assert mode(tmp_path / "f") == 0o600
     os.umask(0o277)  # even one that takes the owner's write bit away
-    with open(tmp_path / "g", "w", opener=privatefiles.opener) as f:
+    with open(tmp_path / "g", "w", opener=private.opener) as f:
         f.write("secret")
     assert mode(tmp_path / "g") == 0o600
-    privatefiles.private_folder(tmp_path / "a" / "b")
+    private.private_folder(tmp_path / "a" / "b")
     assert mode(tmp_path / "a") == 0o700 and mode(tmp_path / "a" / "b") == 0o700
+
+
+def test_database_files_planted_by_another_account_are_refused(tmp_path):
+    """A database in a shared folder: another account pre-creates the -wal file (open to all)
+    or a link to where it wants the database written.  The CLI process refuses with the path;
+    nothing is written into them, no worker is added."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    url = f"sqlite:///{shared / 'jobs.db'}"
+    wal = shared / "jobs.db-wal"
+    wal.write_bytes(b"")
+    wal.chmod(0o666)
+    os.chown(wal, 65534, 65534)  # nobody: another account (the tests run as root)
+
+    def add_worker():
+        return subprocess.run(
+            [sys.executable, "-m", "desktop", "--db", url, "workers", "add", "w1"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout(60),
+        )
+
+    result = add_worker()
+    assert result.returncode != 0
+    assert "jobs.db-wal belongs to another account (uid 65534)" in result.stderr
+    assert "Traceback" not in result.stderr and "token" not in result.stdout
+    assert wal.read_bytes() == b"" and not (shared / "jobs.db").exists()
+
+    wal.unlink()
+    (shared / "jobs.db").symlink_to(tmp_path / "where-they-read.db")  # dangling
+    result = add_worker()
+    assert result.returncode != 0 and "link to a file that does not exist" in result.stderr
+    assert not (tmp_path / "where-they-read.db").exists()

@@ -124,6 +124,8 @@ def test_heartbeat_declined_and_error_are_reported():
     session = ready_session()
     assert session.feed(msg("heartbeat", running=[3, 4]), 1.0) == [s.Heard((3, 4))]
     assert session.feed(msg("declined", run_id=3, reason="busy"), 1.0) == [s.Declined(3, "busy")]
+    permanent = msg("declined", run_id=4, reason="environment refused: PATH", permanent=True)
+    assert session.feed(permanent, 1.0) == [s.Declined(4, "environment refused: PATH", True)]
     assert session.feed(msg("error", reason="oops"), 1.0) == [s.WorkerReportedError("oops")]
 
 

@@ -191,3 +191,29 @@ def test_plan_waits_for_retry_backoff_and_skips_declining_workers_and_unknown_jo
     plan = d.plan_dispatch(runs, {1: job()}, [w("w1"), w("w2")], {2: {"w1"}}, T0)
     assert plan.choices == [(2, "w2")]
     assert later in plan.wake_at
+
+
+def test_plan_fails_a_run_every_able_worker_refused_for_good_and_only_then():
+    runs = [run(1)]
+    refused = {1: {"w1": "environment refused: PATH"}}
+    # another able worker is left: it gets the run
+    plan = d.plan_dispatch(runs, {1: job()}, [w("w1"), w("w2")], {1: {"w1"}}, T0, refused)
+    assert plan.choices == [(1, "w2")] and plan.refused == []
+    # the one left is busy: the run waits for it
+    busy = [run(2, state="running", worker="w2"), run(1)]
+    plan = d.plan_dispatch(busy, {1: job()}, [w("w1"), w("w2")], {1: {"w1"}}, T0, refused)
+    assert plan.choices == [] and plan.refused == []
+    # nobody able is online: it waits (a worker may come), as any run does
+    plan = d.plan_dispatch(runs, {1: job()}, [w("w3", scripts=())], {}, T0, refused)
+    assert plan.refused == []
+    # every able online worker refused for good: failed now, with their reasons
+    both = {1: {"w1": "environment refused: PATH", "w2": "argument 1 holds a NUL"}}
+    plan = d.plan_dispatch(runs, {1: job()}, [w("w1"), w("w2")], {1: {"w1", "w2"}}, T0, both)
+    assert plan.refused == [
+        (
+            1,
+            "refused by worker w1: environment refused: PATH; "
+            "refused by worker w2: argument 1 holds a NUL",
+        )
+    ]
+    assert plan.choices == []

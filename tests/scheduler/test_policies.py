@@ -327,7 +327,7 @@ async def test_declined_run_goes_to_another_worker(env):
     run = await env.scheduler.run_now(job_id)
     await env.scheduler.step()
     env.hub.join("w2")
-    env.scheduler.run_declined("w1", run.id, "all 1 slot(s) of this worker are busy")
+    env.scheduler.run_declined("w1", run.id, "the one slot of this worker is busy")
     await env.settle()
     record = await env.db.call(queries.get_run, run.id)
     assert record.state == "queued" and "declined by w1" in record.reason
@@ -340,7 +340,7 @@ async def test_a_run_declined_by_its_only_worker_is_offered_again_later(env):
     job_id = await env.job()
     run = await env.scheduler.run_now(job_id)
     await env.scheduler.step()
-    env.scheduler.run_declined("w1", run.id, "all 1 slot(s) of this worker are busy")
+    env.scheduler.run_declined("w1", run.id, "the one slot of this worker is busy")
     await env.settle()
     wake = await env.scheduler.step()
     assert env.hub.dispatched() == [("w1", run.id)]  # not asked again at once

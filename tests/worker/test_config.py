@@ -167,7 +167,7 @@ def test_log_file_receives_the_log(tmp_path):
     [
         ("[env]\nallow = PATH, LD PRELOAD\n", "[env] allow: 'LD PRELOAD' is not a variable name"),
         ("[env]\ndeny = *\n", "[env] deny: '*' is not a variable name"),
-        ("[env]\npermit = PATH\n", "[env] has unknown key(s) permit"),
+        ("[env]\npermit = PATH\n", "[env] has unknown key permit"),
         ("require_tls = maybe\n", "require_tls = 'maybe' must be true or false"),
         ("require_tls = yes\n", "require_tls is on but server_url"),
     ],
