@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psutil
 
-from worker import leftovers
+from worker import leftovers, private
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,12 @@ def main(argv: list[str]) -> int:
 def _write_record(spool_dir: Path, rec: ProcessRecord) -> None:
     folder = spool_dir / f"run-{rec.run_id}"
     try:
-        folder.mkdir(exist_ok=True)
-        # No fsync: this must outlive the worker, not the machine (a power loss ends the jobs).
-        (folder / PROCESS_FILE).write_text(
+        # Private like the rest of the spool: a record planted here would aim the next life's
+        # sweep at a process.  No fsync: this must outlive the worker, not the machine.
+        private.make_dir(folder)
+        private.write_private_text(
+            folder / PROCESS_FILE,
             json.dumps({"pid": rec.pid, "created": rec.created, "life": rec.life}),
-            encoding="utf-8",
         )
     except OSError as exc:
         print(f"guardian: cannot record run {rec.run_id} in {folder}: {exc}", file=sys.stderr)
@@ -140,7 +141,8 @@ class Guardian:
         return run_tag(self.life, run_id)
 
     def write_life(self) -> None:
-        (self.spool_dir / LIFE_FILE).write_text(
+        private.write_private_text(
+            self.spool_dir / LIFE_FILE,
             json.dumps(
                 {
                     "life": self.life,
@@ -149,7 +151,6 @@ class Guardian:
                     "boot": psutil.boot_time(),
                 }
             ),
-            encoding="utf-8",
         )
 
     def start(self) -> None:

@@ -192,6 +192,10 @@ async def test_worker_files_are_private_whatever_the_umask_and_jobs_keep_theirs(
         assert segments
         assert _mode(spool) == 0o700 and _mode(spool / "run-95") == 0o700
         assert {_mode(s) for s in segments} == {0o600}
+        # every file in it, the guardian's records too (a planted record aims the next sweep)
+        assert (spool / "life.json").is_file()
+        assert {_mode(f) for f in spool.rglob("*") if f.is_file()} == {0o600}
+        assert {_mode(d) for d in spool.rglob("*") if d.is_dir()} == {0o700}
         assert _mode(worker_dir / "private.log") == 0o600
         assert "Connected" in (worker_dir / "private.log").read_text()
         assert _mode(job_file) == 0o666  # the job's own file: the umask it inherited (0)
