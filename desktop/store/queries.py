@@ -963,6 +963,14 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
     return result
 
 
+def append_to_chunk(run_id: int, seq: int, text: str) -> None:
+    """Add TEXT to the end of one stored chunk (masking releases text it held back when a run
+    ends, hub/commit.py).  In the caller's transaction."""
+    RunOutput.update(text=RunOutput.text.concat(text)).where(
+        (RunOutput.run == run_id) & (RunOutput.seq == seq)
+    ).execute()
+
+
 def _insert_rows(model, fields, rows: list[tuple]) -> None:
     """Plain multi-row INSERTs for the hot path: peewee's insert_many spends most of its time
     building SQL for each value; this builds the statement once per batch size.  Portable SQL

@@ -215,7 +215,7 @@ class CommandsMixin:
             dlg.deleteLater()
         for key, value in changes.items():
             try:
-                await self.core.db.call(queries.set_setting, key, value)
+                await self.core.db.call(queries.set_setting, key, value, self.core.actor)
             except ValidationError as exc:
                 show_message(self, "Setting refused", str(exc))
                 return {}
