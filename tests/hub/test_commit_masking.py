@@ -12,11 +12,8 @@ from desktop.hub.masks import RunMasks
 from desktop.hub.session import StoreFinished, StoreStarted
 from desktop.store import queries
 from desktop.store import secrets as js
-from tests.hub.test_commit import (
-    dispatched,
-    out,
-    store,  # noqa: F401 - the fixture, by name
-)
+from desktop.store.db import open_store
+from tests.hub.test_commit import dispatched, out
 from tests.store.conftest import pg_schema_url  # noqa: F401 - the fixture, by name
 
 SECRET = "correct-horse-battery"
@@ -25,6 +22,18 @@ SECRET = "correct-horse-battery"
 @pytest.fixture(autouse=True)
 def key_file(tmp_path, monkeypatch):
     monkeypatch.setenv("JOBTRIGGER_SECRET_KEY_FILE", str(tmp_path / "k.key"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_schema_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+    database = open_store(url)
+    job = queries.create_job({"name": "j", "script": "a.py", "schedule": {"kind": "manual"}})
+    yield job.id
+    database.close()
 
 
 def committed(items, masks):
