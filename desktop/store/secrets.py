@@ -11,8 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
+from desktop.core.secret_rules import (
+    MAX_VALUE_BYTES,
+    MIN_VALUE_CHARS,
+    PLACEHOLDER,
+    check_name,
+    check_value,
+    worker_warning,
+)
 from desktop.core.secretbox import SecretKeyError, sealed_key_id
 from desktop.core.timeutil import from_naive_utc, to_naive_utc, utcnow
 from desktop.store import secretkey
@@ -20,11 +27,6 @@ from desktop.store.errors import NotFound, ValidationError
 from desktop.store.migrations import write_transaction
 from desktop.store.models import AuditEvent, ChangeCounter, Job, JobSecret, Run, database_proxy
 from desktop.store.records import SecretRecord
-from worker import envpolicy
-
-MAX_VALUE_BYTES = 64 * 1024
-MIN_VALUE_CHARS = 4  # shorter values cannot be masked without masking ordinary output
-PLACEHOLDER = "<secret: not exported; set it with `secrets set`>"
 
 
 def context(job_id: int, name: str) -> str:
@@ -34,44 +36,6 @@ def context(job_id: int, name: str) -> str:
 secretkey.register_column(
     JobSecret, JobSecret.sealed, lambda row: context(row.job_id, row.secret_name)
 )
-
-
-def check_name(name: Any) -> str | None:
-    """Why NAME cannot be a secret's name, or None."""
-    if not isinstance(name, str) or not envpolicy.valid_name(name):
-        return (
-            f"{str(name)[:60]!r} is not a valid environment variable name (letters, digits "
-            "and _, not starting with a digit)"
-        )
-    if name.upper() in envpolicy.RESERVED:
-        return f"{name} is set by the worker itself"
-    return None
-
-
-def check_value(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return "a secret's value must be text"
-    if "\x00" in value:
-        return "a secret's value cannot hold a NUL character"
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
-        return f"a secret's value must be at most {MAX_VALUE_BYTES // 1024} KiB"
-    if len(value) < MIN_VALUE_CHARS:
-        return (
-            f"a secret's value must be at least {MIN_VALUE_CHARS} characters (a shorter one "
-            "cannot be masked in output without masking ordinary text)"
-        )
-    return None
-
-
-def worker_warning(name: str) -> str | None:
-    """A note when workers refuse NAME by default (the dispatch would be declined)."""
-    if envpolicy.default_refuses(name):
-        return (
-            f"workers refuse {name} by default (it could change which program runs): a dispatch "
-            f"setting it is declined unless the worker's admin permits it with "
-            f"{envpolicy.ALLOW_KEY} in worker.ini"
-        )
-    return None
 
 
 def _now() -> datetime:
@@ -217,4 +181,11 @@ def count_by_key() -> dict[str, int]:
     return counts
 
 
-__all__ = ["PLACEHOLDER", "SecretKeyError"]
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "MIN_VALUE_CHARS",
+    "PLACEHOLDER",
+    "SecretKeyError",
+    "check_name",
+    "check_value",
+]
