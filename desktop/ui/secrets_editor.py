@@ -37,6 +37,7 @@ class _Row:
     def __init__(self, name: str, stored: bool) -> None:
         self.stored = stored
         self.name = QLineEdit(name, placeholderText="API_TOKEN")
+        self.name.setMinimumWidth(self.name.fontMetrics().horizontalAdvance("SMTP_PASSWORD__"))
         self.name.setReadOnly(stored)
         self.value = QLineEdit()
         self.value.setEchoMode(QLineEdit.EchoMode.Password)
@@ -58,6 +59,9 @@ class SecretsEditor(QGroupBox):
         self.reveal_task = None
         self.grid = QGridLayout()
         self.grid.setContentsMargins(0, 0, 0, 0)
+        # names are the long part (SMTP_PASSWORD); values are dots anyway
+        self.grid.setColumnStretch(0, 3)
+        self.grid.setColumnStretch(1, 2)
         self.add_button = QPushButton("Add secret")
         self.add_button.clicked.connect(lambda: self.add_row())
         self.error = QLabel()
