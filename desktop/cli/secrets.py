@@ -122,6 +122,39 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
+@store_command
+@_key_errors
+def cmd_export_key(args: argparse.Namespace) -> int:
+    """For a second console on the same PostgreSQL database: copy the key to its host."""
+    keys = secretkey.read_keys()
+    if keys is None:
+        raise UserError("there is no secrets key yet (it is made when the first secret is set)")
+    path = Path(args.file)
+    if path.exists():
+        raise UserError(f"{path} exists; choose a new file (the key is never written over one)")
+    secretkey.write_keys(keys, secretkey.KeyPlace("file", str(path)))
+    print(f"wrote the secrets key to {path} (0600): move it to the other host, then delete it")
+    return 0
+
+
+@store_command
+@_key_errors
+def cmd_import_key(args: argparse.Namespace) -> int:
+    spot = secretkey.place()
+    keys = secretkey.read_keys(secretkey.KeyPlace("file", args.file))
+    if keys is None:
+        raise UserError(f"{args.file}: no such file")
+    from desktop.core.secretbox import SecretBox
+
+    secretkey.check_matches(SecretBox(keys))  # it must open what this database holds
+    current = secretkey.read_keys(spot)
+    if current is not None and current != keys and not args.replace:
+        raise UserError(f"{spot.describe()} already holds another key; --replace to overwrite it")
+    secretkey.write_keys(keys, spot)
+    print(f"secrets key stored in {spot.describe()}")
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "secrets", help="job secrets (encrypted; values from stdin or a file, never argv)"
@@ -143,3 +176,10 @@ def register(subparsers) -> None:
     s.set_defaults(func=cmd_rotate)
     s = sub.add_parser("key", help="where the secrets key is kept (keyring or key file)")
     s.set_defaults(func=cmd_key)
+    s = sub.add_parser("export-key", help="copy the key to a new 0600 file (for a second host)")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_export_key)
+    s = sub.add_parser("import-key", help="store a key exported on another host here")
+    s.add_argument("file")
+    s.add_argument("--replace", action="store_true", help="overwrite a different key here")
+    s.set_defaults(func=cmd_import_key)

@@ -157,3 +157,31 @@ def test_rotation_with_a_wrong_key_changes_nothing(seeded, cli, stdin):
     assert code == 2 and "sealed with key" in err and "nothing was changed" in err
     assert _rows(url) == before
     assert read_db(url, secretkey.read_keys) == wrong
+
+
+def test_the_key_moves_to_a_second_host_by_export_and_import(
+    seeded, cli, stdin, tmp_path, monkeypatch
+):
+    """Two consoles on one server database: the second host imports the first one's key (here:
+    the same database, a different key file standing for the other host's place)."""
+    stdin(VALUE.encode())
+    cli("secrets", "set", "backup", "DB_PASSWORD")
+    exported = tmp_path / "moved.key"
+    code, _, _ = cli("secrets", "export-key", str(exported))
+    assert code == 0 and oct(exported.stat().st_mode & 0o777) == "0o600"
+    assert cli("secrets", "export-key", str(exported))[0] == 2  # never over an existing file
+    other_host = tmp_path / "other-host.key"
+    os.environ["JOBTRIGGER_SECRET_KEY_FILE"] = str(other_host)
+    try:
+        code, _, err = cli("secrets", "import-key", str(exported))
+        assert code == 0, err
+        assert read_db(seeded["url"], js.values_for_job, 1) == {"DB_PASSWORD": VALUE}
+        wrong = tmp_path / "wrong.key"
+        read_db(
+            seeded["url"], secretkey.write_keys, [new_key()], secretkey.KeyPlace("file", str(wrong))
+        )
+        code, _, err = cli("secrets", "import-key", str(wrong), "--replace")
+        assert code == 2 and "restore the right key" in err
+        assert read_db(seeded["url"], js.values_for_job, 1) == {"DB_PASSWORD": VALUE}
+    finally:
+        del os.environ["JOBTRIGGER_SECRET_KEY_FILE"]
