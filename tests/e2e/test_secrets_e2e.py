@@ -100,3 +100,22 @@ async def test_audit_list_shows_a_worker_added_a_moment_before(stack):
     assert rows[1]["action"] == "created" and rows[1]["kind"] == "worker"
     table = await asyncio.to_thread(cli, url, "audit", "list", "--name", "fresh")
     assert "fresh-worker" in table.stdout and "from-window" not in table.stdout
+
+
+async def test_a_job_whose_secrets_cannot_be_opened_fails_clearly_and_nothing_is_sent(
+    stack, tmp_path
+):
+    await stack.add_worker("w1")
+    await stack.online("w1")
+    job_id = await stack.job(name="needs-key")
+    await stack.core.save_job_secrets(job_id, {"API_KEY": SECRET})
+    key_file = tmp_path / "e2e.db.key"
+    key_file.unlink()  # the key is lost
+    run_id = await stack.core.run_now(job_id)
+    record = await stack.until_state(run_id, {"failed", "succeeded", "running"})
+    assert record.state == "failed"
+    assert "secrets cannot be opened" in record.reason and "no secrets key" in record.reason
+    assert SECRET not in record.reason
+    assert record.started_at is None  # never reached the worker
+    assert "needs-key" not in stack.workers.log_text("w1")
+    assert await stack.core.db.call(queries.get_job, job_id) is not None  # the job survives

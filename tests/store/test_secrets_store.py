@@ -175,3 +175,35 @@ def test_without_a_usable_keyring_the_key_file_is_chosen(db, monkeypatch):
     monkeypatch.setenv(secretkey.BACKEND_ENV, "keyring")
     with pytest.raises(SecretKeyError, match="no usable OS keyring"):
         secretkey.place()
+
+
+def test_audit_rows_have_their_own_retention(db):
+    from datetime import timedelta
+
+    from desktop.core.timeutil import utcnow
+    from desktop.store.models import AuditEvent
+
+    q.create_job(job_spec())
+    old = AuditEvent.create(
+        at=(utcnow() - timedelta(days=400)).replace(tzinfo=None),
+        actor="cli:old@host",
+        action="created",
+        entity_kind="worker",
+        entity_name="gone",
+    )
+    q.set_setting("retention_days", "1000")  # the runs' rule does not decide for audit rows
+    assert audit.retention_days() == 365
+    assert audit.prune(utcnow()) == 1
+    assert AuditEvent.get_or_none(AuditEvent.id == old.id) is None
+    assert [e.entity_name for e in audit.list_events(kind="job")] == ["backup"]
+    q.set_setting("audit_retention_days", "0")
+    AuditEvent.create(
+        at=(utcnow() - timedelta(days=4000)).replace(tzinfo=None),
+        actor="x",
+        action="created",
+        entity_kind="job",
+        entity_name="ancient",
+    )
+    assert audit.prune(utcnow()) == 0  # 0 keeps everything
+    with pytest.raises(ValidationError):
+        q.set_setting("audit_retention_days", "-1")
