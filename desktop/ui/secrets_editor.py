@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -26,6 +28,7 @@ from desktop.ui.asyncqt import spawn
 
 Revealer = Callable[[str], Awaitable[str]]
 
+SHORT_NOTE = "Encrypted, shown as *** in output; workers' environment policy applies."
 NOTE = (
     "Stored encrypted; sent only to the worker that runs the job, as an environment variable, "
     "and shown as *** in its output. The name must pass the worker's environment policy "
@@ -37,15 +40,15 @@ class _Row:
     def __init__(self, name: str, stored: bool) -> None:
         self.stored = stored
         self.name = QLineEdit(name, placeholderText="API_TOKEN")
-        self.name.setMinimumWidth(self.name.fontMetrics().horizontalAdvance("SMTP_PASSWORD__"))
+        self.name.setMinimumWidth(self.name.fontMetrics().horizontalAdvance("SMTP_PASSWORD"))
         self.name.setReadOnly(stored)
         self.value = QLineEdit()
         self.value.setEchoMode(QLineEdit.EchoMode.Password)
         self.value.setPlaceholderText("●●●●●●●● unchanged" if stored else "value")
-        self.reveal = QPushButton("Reveal")
+        self.reveal = QToolButton(text="Reveal")
         self.reveal.setEnabled(stored)
         self.reveal.setToolTip("Show the stored value (recorded in the audit trail)")
-        self.remove = QPushButton("Remove")
+        self.remove = QToolButton(text="Remove")
         self.removed = False
 
 
@@ -66,10 +69,15 @@ class SecretsEditor(QGroupBox):
         self.add_button.clicked.connect(lambda: self.add_row())
         self.error = QLabel()
         self.error.setWordWrap(True)
+        self.error.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.error.setStyleSheet("color: #b00020;")
         self.error.hide()
-        note = QLabel(NOTE)
+        # one short line (the editor must fit a 1280x800 screen); the whole rule as tooltip
+        note = QLabel(SHORT_NOTE)
         note.setWordWrap(True)
+        note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        note.setToolTip(NOTE)
+        self.setToolTip(NOTE)
         note.setStyleSheet("color: palette(placeholder-text);")
         layout = QVBoxLayout(self)
         layout.addLayout(self.grid)
