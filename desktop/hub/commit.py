@@ -161,6 +161,7 @@ def commit_batch(
         updates = []
         for worker, a in finished:
             updates.append(_finished(worker, a, current, changed, ended, result))
+        held.mask_reasons(updates)
         held.flush_ended(ended)
         scheduling.update_runs([u for u in updates if u is not None])
         records = scheduling.fetch_runs(changed)
@@ -267,6 +268,15 @@ class _Held:
         shown, rest = masker.feed(self.get(key)[0], text)
         self.result.mask_held[key] = (rest, a.seq)
         return shown
+
+    def mask_reasons(self, updates: list[Update]) -> None:
+        """A worker's reason (an error text) is output too: secrets in it are masked."""
+        if self.masks is None:
+            return
+        with_reason = [u for u in updates if u is not None and u[1].get("reason")]
+        self.learn({run_id for run_id, _ in with_reason})
+        for run_id, cols in with_reason:
+            cols["reason"] = self.masker(run_id).mask(cols["reason"])
 
     def flush_ended(self, ended: set[int]) -> None:
         """A run that ended shows what its streams still held: appended to each stream's last

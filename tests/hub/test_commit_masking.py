@@ -84,3 +84,12 @@ def test_without_masks_output_is_stored_as_sent(store):
     run = dispatched(store, 1)
     commit_batch([("w1", StoreStarted(run, 1, 1.7e9)), out(run, 2, SECRET)])
     assert [c.text for c in queries.read_output(run)] == [SECRET]
+
+
+def test_a_secret_in_a_workers_reason_is_masked_too(store):
+    run = dispatched(store, 1)
+    masks = RunMasks()
+    masks.remember(run, [SECRET])
+    committed([("w1", StoreStarted(run, 1, 1.7e9))], masks)
+    committed([("w1", StoreFinished(run, 2, "failed", 1, f"error: bad {SECRET}", 1.7e9))], masks)
+    assert queries.get_run(run).reason == "error: bad ***"
