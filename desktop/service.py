@@ -26,15 +26,18 @@ from typing import Any
 
 from desktop import poke
 from desktop.core.events import EventBus, JobChanged, WorkerChanged
+from desktop.core.secretbox import SecretKeyError
 from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext
 from desktop.hub.server import Hub
 from desktop.scheduler.service import Scheduler
-from desktop.store import queries, scheduling
+from desktop.store import audit, queries, scheduling, secretkey
+from desktop.store import secrets as job_secrets
 from desktop.store.db import resolve_url
 from desktop.store.executor import DbExecutor
 from desktop.store.leader import NoLock, StoreLock, lock_for
-from desktop.store.records import JobRecord
+from desktop.store.records import AuditRecord, JobRecord, SecretRecord
+from desktop.whoami import who
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class Core:
         self.local_worker_wanted = local_worker
         self.events = events or EventBus()
         self.clock = clock
+        self.actor = who("console")  # the audit trail's "who": OS user and host
         self.db = DbExecutor(db_url)
         self.hub: Hub | None = None
         self.scheduler: Scheduler | None = None
@@ -213,6 +217,7 @@ class Core:
     async def prune_history(self) -> dict[str, int]:
         """Apply the retention settings (age, runs per job) to the runs already stored."""
         counts = await self.db.call(queries.prune, self.clock())
+        counts["audit_rows"] = await self.db.call(audit.prune, self.clock())
         if any(counts.values()):
             log.info("retention pruned %s", counts)
             self.events.publish(JobChanged(0))
@@ -247,20 +252,20 @@ class Core:
 
     async def save_job(self, spec: dict, job_id: int | None = None) -> JobRecord:
         if job_id is None:
-            record = await self.db.call(queries.create_job, spec)
+            record = await self.db.call(queries.create_job, spec, self.actor)
         else:
-            record = await self.db.call(queries.update_job, job_id, spec)
+            record = await self.db.call(queries.update_job, job_id, spec, self.actor)
         self.events.publish(JobChanged(record.id))
         self.scheduler.wake()
         return record
 
     async def delete_job(self, job_id: int) -> None:
-        await self.db.call(queries.delete_job, job_id)
+        await self.db.call(queries.delete_job, job_id, self.actor)
         self.events.publish(JobChanged(job_id, deleted=True))
         self.scheduler.wake()
 
     async def set_job_enabled(self, job_id: int, enabled: bool) -> None:
-        await self.db.call(queries.set_job_enabled, job_id, enabled)
+        await self.db.call(queries.set_job_enabled, job_id, enabled, self.actor)
         self.events.publish(JobChanged(job_id))
         self.scheduler.wake()
 
@@ -272,10 +277,47 @@ class Core:
     async def cancel_run(self, run_id: int) -> None:
         await self.scheduler.cancel(run_id)
 
+    # --- secrets and audit (plain records; values only through reveal_secret) ------------------
+
+    async def job_secrets(self, job_id: int) -> list[SecretRecord]:
+        return await self.db.call(job_secrets.list_secrets, job_id)
+
+    async def save_job_secrets(self, job_id: int, changes: dict[str, str | None]) -> list[str]:
+        """Set (value) or remove (None) secrets, all or nothing: ValidationError for bad names
+        or values, SecretKeyError when the key is missing or wrong.  Returns warnings."""
+        warnings = await self.db.call(job_secrets.apply_changes, job_id, changes, self.actor)
+        self.events.publish(JobChanged(job_id))
+        return warnings
+
+    async def reveal_secret(self, job_id: int, name: str) -> str:
+        """One secret's value for the editor's explicit Reveal (audited)."""
+        return await self.db.call(job_secrets.reveal, job_id, name, self.actor)
+
+    async def audit_events(
+        self,
+        *,
+        since: datetime | None = None,
+        kind: str | None = None,
+        name: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        return await self.db.call(audit.list_events, since=since, kind=kind, name=name, limit=limit)
+
+    async def secret_key_place(self) -> str:
+        """Where the secrets key is kept, for Settings ('OS keyring (...)' or 'key file ...')."""
+
+        def where() -> str:
+            try:
+                return secretkey.place().describe()
+            except SecretKeyError as exc:
+                return f"unavailable: {exc}"
+
+        return await self.db.call(where)
+
     # --- workers --------------------------------------------------------------------------------
 
     async def add_worker(self, name: str, tags=(), slots: int = 1) -> str:
-        record, token = await self.db.call(queries.add_worker, name, list(tags), slots)
+        record, token = await self.db.call(queries.add_worker, name, list(tags), slots, self.actor)
         self._known_workers[record.name] = record
         self.events.publish(WorkerChanged(record.name, False))
         return token
@@ -284,7 +326,11 @@ class Core:
         """New tags and/or slots for a worker (None: keep); a connected worker gets them at
         once, its next dispatches follow them."""
         record = await self.db.call(
-            queries.set_worker_config, name, None if tags is None else list(tags), slots
+            queries.set_worker_config,
+            name,
+            None if tags is None else list(tags),
+            slots,
+            self.actor,
         )
         self._known_workers[name] = record
         self.hub.configure(name, record.tags, record.slots)
@@ -292,12 +338,12 @@ class Core:
         self.scheduler.wake()
 
     async def revoke_worker(self, name: str) -> None:
-        await self.db.call(queries.revoke_worker, name)
+        await self.db.call(queries.revoke_worker, name, self.actor)
         await self._refresh_workers()
         self.events.publish(WorkerChanged(name, name in self.hub.workers))
 
     async def set_worker_enabled(self, name: str, enabled: bool) -> None:
-        await self.db.call(queries.set_worker_enabled, name, enabled)
+        await self.db.call(queries.set_worker_enabled, name, enabled, self.actor)
         await self._refresh_workers()
         self.events.publish(WorkerChanged(name, name in self.hub.workers))
         self.scheduler.wake()

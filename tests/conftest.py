@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Never the real user's keyring, here or in any subprocess a test starts: the secrets key goes
+# to a file beside each test's database (tests/store/test_secrets_store.py tests the keyring
+# path with an in-memory keyring).
+os.environ["JOBTRIGGER_SECRET_KEY_BACKEND"] = "file"
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -109,6 +109,11 @@ def parse_patterns(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def valid_name(name: str) -> bool:
+    """A portable variable name (the console checks secrets' names with this)."""
+    return bool(_NAME.fullmatch(name))
+
+
 def _matches(name: str, patterns: Iterable[str]) -> bool:
     return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import getpass
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ from desktop.core.words import plural
 from desktop.core.zones import is_zone
 from desktop.store import db as store_db
 from desktop.store import queries as q
+from desktop.store import secrets as job_secrets
 from desktop.store import validation
 from desktop.store.errors import StoreError, ValidationError
 
@@ -36,11 +36,10 @@ EXPORT_VERSION = 1
 
 
 def actor() -> str:
-    """Who made a change from the command line, for the audit trail."""
-    try:
-        return f"cli:{getpass.getuser()}"[:200]
-    except Exception:  # no user name in some service accounts and containers
-        return "cli"
+    """Who made a change from the command line, for the audit trail: OS user and host."""
+    from desktop.whoami import who
+
+    return who("cli")
 
 
 def store_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -176,13 +175,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def export_document(jobs) -> str:
-    """The versioned export file: jobs by name, keys sorted, one value per line (diff-friendly)."""
-    doc = {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "jobs": [job.to_spec() for job in sorted(jobs, key=lambda j: j.name)],
-    }
+def export_document(jobs, secret_names: dict[int, list[str]] | None = None) -> str:
+    """The versioned export file: jobs by name, keys sorted, one value per line (diff-friendly).
+    A job's secrets appear by name with a placeholder, never their values."""
+    specs = []
+    for job in sorted(jobs, key=lambda j: j.name):
+        spec = job.to_spec()
+        names = (secret_names or {}).get(job.id)
+        if names:
+            spec["secrets"] = {n: job_secrets.PLACEHOLDER for n in names}
+        specs.append(spec)
+    doc = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "jobs": specs}
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -203,7 +206,8 @@ def _write_atomically(path: Path, text: str) -> None:
 @store_command
 def cmd_export(args: argparse.Namespace) -> int:
     jobs = q.list_jobs()
-    text = export_document(jobs)
+    names = {j.id: [r.name for r in job_secrets.list_secrets(j.id)] for j in jobs}
+    text = export_document(jobs, names)
     if args.file in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -244,7 +248,7 @@ def read_import_file(path: str) -> list[Any]:
 
 @store_command
 def cmd_import(args: argparse.Namespace) -> int:
-    specs = read_import_file(args.file)
+    specs, wanted = split_secrets(read_import_file(args.file))
     result = q.import_jobs(specs, actor(), dry_run=args.dry_run)
     would = "would be " if args.dry_run else ""
     for name in result["added"]:
@@ -262,7 +266,49 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         print(f"done: {summary.replace('to add', 'added').replace('to change', 'changed')}")
     print("jobs that are not in the file were left alone")
+    for job_name, names in wanted.items():
+        job = q.get_job_by_name(job_name)
+        have = {r.name for r in job_secrets.list_secrets(job.id)} if job else set()
+        for name in names:
+            if name not in have:
+                print(
+                    f"job {job_name!r} needs secret {name}: set it with "
+                    f"`secrets set {job_name} {name}` (values are never imported)"
+                )
     return 0
+
+
+def split_secrets(specs: list[Any]) -> tuple[list[Any], dict[str, list[str]]]:
+    """The job definitions without their "secrets", and job name -> secret names.  A secret
+    with a value instead of the export placeholder is refused: values are set with
+    `secrets set` (stdin or a file), never carried by an import file."""
+    errors: dict[str, str] = {}
+    out: list[Any] = []
+    wanted: dict[str, list[str]] = {}
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or "secrets" not in spec:
+            out.append(spec)
+            continue
+        spec = dict(spec)
+        block = spec.pop("secrets")
+        out.append(spec)
+        if not isinstance(block, dict):
+            errors[f"jobs[{i}].secrets"] = "must be an object of secret names"
+            continue
+        for name, value in block.items():
+            problem = job_secrets.check_name(name)
+            if problem is None and value != job_secrets.PLACEHOLDER:
+                problem = (
+                    "secret values are not imported (the file would keep them in clear); "
+                    "leave the placeholder and set the value with `secrets set`"
+                )
+            if problem:
+                errors[f"jobs[{i}].secrets.{str(name)[:60]}"] = problem
+        if isinstance(spec.get("name"), str):
+            wanted[spec["name"]] = sorted(str(n) for n in block)
+    if errors:
+        raise ValidationError(errors)
+    return out, wanted
 
 
 def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from desktop.cli import UserError
-from desktop.cli.jobs import display_zone, format_time, print_table, store_command
+from desktop.cli.jobs import actor, display_zone, format_time, print_table, store_command
 from desktop.store import queries as q
 from desktop.store.errors import NotFound, ValidationError
 from worker import tls
@@ -104,7 +104,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     hub_cert = q.get_setting("hub_tls_cert")
     # Computed before the worker is added, so an unreadable certificate changes nothing.
     pin = cert_fingerprint(hub_cert) if ini and hub_cert and url.startswith("wss://") else None
-    record, token = q.add_worker(args.name, args.tags, args.slots, actor="cli")
+    record, token = q.add_worker(args.name, args.tags, args.slots, actor=actor())
     if ini is None:
         print(f"worker {record.name} added. Its token (shown only this once):")
         print(token)
@@ -124,7 +124,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             with open(ini, "a", encoding="utf-8") as f:
                 f.write(_pin_lines(pin))
     except OSError as exc:
-        q.revoke_worker(record.name, actor="cli")
+        q.revoke_worker(record.name, actor=actor())
         raise UserError(
             f"cannot write {ini}: {exc.strerror}; the new worker was revoked again, add it "
             "under another name or fix the path"
@@ -144,7 +144,7 @@ def cmd_set(args: argparse.Namespace) -> int:
             "nothing to change: give --tags a,b (--tags '' clears them) and/or --slots N"
         )
     try:
-        record = q.set_worker_config(args.name, args.tags, args.slots, actor="cli")
+        record = q.set_worker_config(args.name, args.tags, args.slots, actor=actor())
     except NotFound as exc:
         raise UserError(f"{exc}; `workers list` shows the names") from None
     except ValidationError as exc:
@@ -187,19 +187,19 @@ def _named(func):
 
 @_named
 def cmd_revoke(name: str) -> None:
-    q.revoke_worker(name, actor="cli")
+    q.revoke_worker(name, actor=actor())
     print(f"worker {name} revoked: its token no longer works; a running console disconnects it")
 
 
 @_named
 def cmd_enable(name: str) -> None:
-    q.set_worker_enabled(name, True, actor="cli")
+    q.set_worker_enabled(name, True, actor=actor())
     print(f"worker {name} enabled")
 
 
 @_named
 def cmd_disable(name: str) -> None:
-    q.set_worker_enabled(name, False, actor="cli")
+    q.set_worker_enabled(name, False, actor=actor())
     print(f"worker {name} disabled: a running console disconnects it")
 
 

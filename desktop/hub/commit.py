@@ -27,10 +27,14 @@ from datetime import datetime, timezone
 import peewee
 
 from desktop.core import runs as states
+from desktop.core.masking import Masker
+from desktop.core.secretbox import SecretKeyError
 from desktop.core.timeutil import utcnow
+from desktop.hub.masks import RunMasks, StreamKey
 from desktop.hub.ownership import report_verdict
 from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
 from desktop.store import queries, scheduling
+from desktop.store import secrets as job_secrets
 from desktop.store.records import OutputChunk, RunRecord
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,9 @@ class CommitResult:
     new_output: list[OutputChunk] = field(default_factory=list)  # chunks actually stored
     refused: list[Refusal] = field(default_factory=list)  # reports not stored, with why
     unknown: set[int] = field(default_factory=set)  # run ids the store does not have
+    # masking state to keep once this commit stands (hub/masks.py)
+    mask_held: dict[StreamKey, tuple[str, int]] = field(default_factory=dict)
+    mask_learned: dict[int, Masker] = field(default_factory=dict)
 
     def merge(self, later: CommitResult) -> None:
         """Add the result of a later transaction (the halves of a split batch, in order)."""
@@ -70,6 +77,8 @@ class CommitResult:
         self.new_output += later.new_output
         self.refused += later.refused
         self.unknown |= later.unknown
+        self.mask_held.update(later.mask_held)
+        self.mask_learned.update(later.mask_learned)
 
 
 # What one report's values can make the database refuse (a number out of the column's range,
@@ -78,12 +87,14 @@ class CommitResult:
 DATA_ERRORS = (peewee.DataError, peewee.IntegrityError, OverflowError, ValueError)
 
 
-def commit_isolated(items: list[Item]) -> CommitResult:
+def commit_isolated(
+    items: list[Item], masks: RunMasks | None = None, overlay: dict | None = None
+) -> CommitResult:
     """:func:`commit_batch`, except that a report the database refuses is refused on its own:
     the batch is split in halves until the bad report stands alone (about 2*log2(n) extra
     transactions per bad report), and everything else is committed in order."""
     try:
-        return commit_batch(items)
+        return commit_batch(items, masks, overlay)
     except DATA_ERRORS as exc:
         if len(items) == 1:
             worker, a = items[0]
@@ -96,8 +107,10 @@ def commit_isolated(items: list[Item]) -> CommitResult:
             result.refused.append(Refusal(worker, a.run_id, a.seq, reason, unstorable=True))
             return result
     mid = len(items) // 2
-    result = commit_isolated(items[:mid])
-    result.merge(commit_isolated(items[mid:]))
+    result = commit_isolated(items[:mid], masks, overlay)
+    # the second half goes on from the masking state the first half committed
+    later = {**(overlay or {}), **result.mask_held}
+    result.merge(commit_isolated(items[mid:], masks, later))
     return result
 
 
@@ -120,10 +133,14 @@ def _raise_ack(acked: dict[int, int], run_id: int, seq: int) -> None:
         acked[run_id] = seq
 
 
-def commit_batch(items: list[Item]) -> CommitResult:
+def commit_batch(
+    items: list[Item], masks: RunMasks | None = None, overlay: dict | None = None
+) -> CommitResult:
     """Everything in one transaction: the runs' states are read once, each report is checked
-    against the run model (desktop.core.runs) in order, and only what changes is written."""
+    against the run model (desktop.core.runs) in order, and only what changes is written.
+    With MASKS, secret values in output are replaced before it is stored (hub/masks.py)."""
     result = CommitResult()
+    held = _Held(masks, overlay, result)
     with scheduling.transaction():
         owners = queries.run_owners(a.run_id for _, a in items)
         items = _owned(items, owners, result)
@@ -140,10 +157,12 @@ def commit_batch(items: list[Item]) -> CommitResult:
             updates.append(_started(worker, a, current, changed, result))
         scheduling.update_runs([u for u in updates if u is not None])
         if outputs:
-            _outputs(outputs, current, result)
+            _outputs(outputs, current, result, held)
         updates = []
         for worker, a in finished:
             updates.append(_finished(worker, a, current, changed, ended, result))
+        held.mask_reasons(updates)
+        held.flush_ended(ended)
         scheduling.update_runs([u for u in updates if u is not None])
         records = scheduling.fetch_runs(changed)
     result.changed = records
@@ -208,10 +227,90 @@ def _started(worker, a: StoreStarted, current, changed: set, result: CommitResul
     return _settle(a, state, cols, current, result)
 
 
-def _outputs(outputs: list[StoreOutput], current, result: CommitResult) -> None:
+class _Held:
+    """The masking state one commit works on: maskers and held texts, read from the hub's
+    RunMasks (or the store after a restart), changed only in the commit's result."""
+
+    def __init__(self, masks: RunMasks | None, overlay: dict | None, result: CommitResult):
+        self.masks = masks
+        self.overlay = overlay or {}
+        self.result = result
+
+    def masker(self, run_id: int) -> Masker:
+        learned = self.result.mask_learned.get(run_id)
+        return learned if learned is not None else self.masks.masker(run_id)
+
+    def learn(self, run_ids: set[int]) -> None:
+        """Runs dispatched before this console started: their secrets come from the store."""
+        missing = self.masks.missing(run_ids)
+        if not missing:
+            return
+        try:
+            values = job_secrets.values_for_runs(missing)
+        except SecretKeyError as exc:
+            # nothing to mask with: the output is kept, and the admin told why
+            log.error("cannot mask secrets in the output of runs %s: %s", sorted(missing), exc)
+            values = {}
+        for run_id in missing:
+            self.result.mask_learned[run_id] = Masker(values.get(run_id, ()))
+
+    def get(self, key: StreamKey) -> tuple[str, int]:
+        for source in (self.result.mask_held, self.overlay):
+            if key in source:
+                return source[key]
+        return self.masks.held(key)
+
+    def mask(self, a: StoreOutput, text: str) -> str:
+        masker = self.masker(a.run_id)
+        if not masker:
+            return text
+        key = (a.run_id, a.stream)
+        shown, rest = masker.feed(self.get(key)[0], text)
+        self.result.mask_held[key] = (rest, a.seq)
+        return shown
+
+    def mask_reasons(self, updates: list[Update]) -> None:
+        """A worker's reason (an error text) is output too: secrets in it are masked."""
+        if self.masks is None:
+            return
+        with_reason = [u for u in updates if u is not None and u[1].get("reason")]
+        self.learn({run_id for run_id, _ in with_reason})
+        for run_id, cols in with_reason:
+            cols["reason"] = self.masker(run_id).mask(cols["reason"])
+
+    def flush_ended(self, ended: set[int]) -> None:
+        """A run that ended shows what its streams still held: appended to each stream's last
+        stored chunk (it cannot be a secret any more: no more output comes)."""
+        if self.masks is None:
+            return
+        for run_id in ended:
+            keys = set(self.masks.held_of_run(run_id))
+            keys |= {k for k in (*self.overlay, *self.result.mask_held) if k[0] == run_id}
+            for key in keys:
+                text, seq = self.get(key)
+                if text:
+                    rest = self.masker(run_id).flush(text)
+                    queries.append_to_chunk(run_id, seq, rest)
+                self.result.mask_held[key] = ("", seq)
+
+
+def _outputs(outputs: list[StoreOutput], current, result: CommitResult, held: _Held) -> None:
     # NUL cannot be stored in a PostgreSQL text column (nor by every driver): kept visible
+    fresh = [a for a in outputs if a.run_id in current]
+    if held.masks is not None:
+        held.learn({a.run_id for a in fresh})
+    last = {rid: seq for rid, (_, seq) in current.items()}
+    texts: dict[int, str] = {}
+    for a in sorted(fresh, key=lambda a: (a.run_id, a.seq)):
+        if a.seq <= last[a.run_id]:
+            continue  # a replay: the store drops it, the masking state must not see it twice
+        last[a.run_id] = a.seq
+        text = a.text.replace("\x00", "\ufffd")
+        texts[id(a)] = held.mask(a, text) if held.masks is not None else text
     chunks = [
-        OutputChunk(a.run_id, a.seq, a.stream, a.text.replace("\x00", "\ufffd"), _ts(a.at))
+        OutputChunk(
+            a.run_id, a.seq, a.stream, texts.get(id(a), a.text.replace("\x00", "\ufffd")), _ts(a.at)
+        )
         for a in outputs
     ]
     committed = queries.append_output(chunks)

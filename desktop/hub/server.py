@@ -42,6 +42,7 @@ from desktop.hub import cleartext, ownership
 from desktop.hub import session as s
 from desktop.hub.commit import CommitResult, Item, commit_isolated
 from desktop.hub.handshakes import HandshakeGate
+from desktop.hub.masks import RunMasks
 from desktop.hub.throttle import AuthThrottle
 from desktop.store import queries
 from desktop.store.errors import AuthError, StoreError
@@ -190,6 +191,8 @@ class Hub:
         self.workers: dict[str, LiveWorker] = {}
         # run id -> when its worker last said it holds it (hello, heartbeat, any report)
         self.run_reports: dict[int, datetime] = {}
+        # secret values of each run, masked out of its output before it is stored (issue 17)
+        self.masks = RunMasks()
         self._conns: dict[str, _Conn] = {}
         self._all: set[_Conn] = set()
         self._pending: list[tuple[_Conn, Item]] = []
@@ -652,7 +655,9 @@ class Hub:
             if not batch:
                 continue
             try:
-                result = await self.db.call(commit_isolated, [item for _, item in batch])
+                result = await self.db.call(
+                    commit_isolated, [item for _, item in batch], self.masks
+                )
             except Exception as exc:
                 # Nothing acked: the workers keep their copies.  Drop their connections so they
                 # replay after reconnecting instead of waiting for acks that will never come.
@@ -718,7 +723,9 @@ class Hub:
             self.events.publish(RunChanged(record.id, record.job_id, record.state))
         for chunk in result.new_output:
             self.events.publish(OutputAppended(chunk.run_id, chunk.seq, chunk.stream, chunk.text))
+        self.masks.apply(result.mask_held, result.mask_learned)
         for record in result.ended:
+            self.masks.forget(record.id)
             self.run_reports.pop(record.id, None)
             for conn in self._conns.values():
                 conn.owned.pop(record.id, None)

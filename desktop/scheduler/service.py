@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from desktop.core import runs as states
 from desktop.core.events import EventBus, JobChanged, RunChanged
 from desktop.core.misfire import DEFAULT_GRACE
+from desktop.core.secretbox import SecretKeyError
 from desktop.core.timeutil import utcnow
 from desktop.hub.commit import CommitResult
 from desktop.hub.server import Hub, HubListener, LiveWorker
@@ -26,6 +27,7 @@ from desktop.scheduler import decisions as d
 from desktop.scheduler import firing
 from desktop.scheduler.runlog import log_run
 from desktop.store import queries, scheduling
+from desktop.store import secrets as job_secrets
 from desktop.store.errors import NotFound, StoreError
 from desktop.store.executor import DbExecutor
 from desktop.store.records import ActiveRun, JobRecord, RunRecord
@@ -195,6 +197,18 @@ class Scheduler(HubListener):
 
     async def _send_dispatch(self, run: RunRecord, job: JobRecord) -> None:
         worker = run.worker_name or ""
+        try:
+            # decrypted only here, sent only over the worker's connection (issue 17)
+            secret_env = await self.db.call(job_secrets.values_for_job, job.id)
+        except SecretKeyError as exc:
+            log.error("run %s of %s not dispatched: %s", run.id, job.name, exc)
+            record = await self._transition(
+                run, states.FAILED, reason=f"the job's secrets cannot be opened: {exc}"[:1000]
+            )
+            if record is not None:
+                await self._after_end(record)
+            return
+        self.hub.masks.remember(run.id, secret_env.values())
         extra = {}
         if run.trigger == states.SCHEDULE and run.attempt == 1:
             wait = (run.scheduled_at - self.clock()).total_seconds()
@@ -206,7 +220,7 @@ class Scheduler(HubListener):
             attempt=run.attempt,
             script=job.script,
             args=list(run.args if run.args is not None else job.args),
-            env=dict(job.env),
+            env={**job.env, **secret_env},
             timeout=job.timeout_seconds,
             job=job.name,
             **extra,

@@ -1,6 +1,6 @@
 """Schema versions and forward migrations.
 
-``schema_version`` holds one row per applied version.  Version 1 is ``models.ALL_MODELS`` as
+``schema_version`` holds one row per applied version.  Version 1 is ``models.V1_MODELS`` as
 created by ``create_tables``.  A later change adds a step to ``STEPS`` (version -> function taking
 a ``playhouse.migrate.SchemaMigrator``) and bumps ``SCHEMA_VERSION``; opening an older database
 runs the missing steps in order, each in its own transaction with its version row, so a crash
@@ -19,18 +19,26 @@ from playhouse.migrate import SchemaMigrator
 
 from desktop.core.timeutil import to_naive_utc, utcnow
 from desktop.store.errors import DatabaseTooNew, StoreError
-from desktop.store.models import ALL_MODELS, ChangeCounter, SchemaVersion
+from desktop.store.models import V1_MODELS, ChangeCounter, JobSecret, SchemaVersion
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Step = Callable[[SchemaMigrator, peewee.Database], None]
 
 # version -> step that upgrades version-1 to version.  Example for a future version 2:
 #   def _v2(migrator, db):
 #       migrate(migrator.add_column("job", "owner", CharField(max_length=200, default="")))
-STEPS: dict[int, Step] = {}
+
+
+def _v2(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Job secrets (issue 17): a table of their own, so a database from before opens as it was
+    and an export of the jobs table can never carry a secret."""
+    db.create_tables([JobSecret], safe=True)
+
+
+STEPS: dict[int, Step] = {2: _v2}
 
 
 def write_transaction(db: peewee.Database):
@@ -61,7 +69,7 @@ def migrate(
     with write_transaction(db):
         version = current_version(db)
         if version is None:
-            db.create_tables(ALL_MODELS, safe=True)
+            db.create_tables(V1_MODELS, safe=True)
             SchemaVersion.create(version=1, applied_at=to_naive_utc(utcnow()))
             ChangeCounter.insert(id=1, counter_value=0).execute()
             version = 1

@@ -148,4 +148,21 @@ class ChangeCounter(BaseModel):
     counter_value = BigIntegerField(default=0)
 
 
-ALL_MODELS = [SchemaVersion, Job, Run, RunOutput, Worker, Setting, AuditEvent, ChangeCounter]
+class JobSecret(BaseModel):
+    """A named secret of a job (schema version 2): delivered as an environment variable, stored
+    sealed (desktop/store/secretkey.py), never in the job's own columns or in exports."""
+
+    id = AutoField()
+    job = ForeignKeyField(Job, backref="secrets", on_delete="CASCADE")
+    secret_name = CharField(max_length=255)
+    sealed = TextField()  # v1:<key id>:<base64>, see desktop/core/secretbox.py
+    key_id = CharField(max_length=32, index=True)  # which key sealed it: what rotation has left
+    updated_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("job", "secret_name"), True),)
+
+
+# Version 1's tables; later versions add theirs in desktop/store/migrations.py.
+V1_MODELS = [SchemaVersion, Job, Run, RunOutput, Worker, Setting, AuditEvent, ChangeCounter]
+ALL_MODELS = [*V1_MODELS, JobSecret]

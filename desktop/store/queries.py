@@ -38,6 +38,7 @@ from desktop.store.models import (
     AuditEvent,
     ChangeCounter,
     Job,
+    JobSecret,
     Run,
     RunOutput,
     Setting,
@@ -423,6 +424,7 @@ def delete_job(job_id: int, actor: str = "console") -> None:
         run_ids = Run.select(Run.id).where(Run.job == job_id)
         RunOutput.delete().where(RunOutput.run.in_(run_ids)).execute()
         Run.delete().where(Run.job == job_id).execute()
+        JobSecret.delete().where(JobSecret.job == job_id).execute()  # issue 17: its secrets go
         Job.delete().where(Job.id == job_id).execute()
         _audit(actor, "deleted", "job", job.name, f"script {job.script}")
         _bump()
@@ -959,6 +961,14 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
             rows,
         )
     return result
+
+
+def append_to_chunk(run_id: int, seq: int, text: str) -> None:
+    """Add TEXT to the end of one stored chunk (masking releases text it held back when a run
+    ends, hub/commit.py).  In the caller's transaction."""
+    RunOutput.update(text=RunOutput.text.concat(text)).where(
+        (RunOutput.run == run_id) & (RunOutput.seq == seq)
+    ).execute()
 
 
 def _insert_rows(model, fields, rows: list[tuple]) -> None:

@@ -136,6 +136,16 @@ class WorkerRecord:
 
 
 @dataclass(frozen=True)
+class SecretRecord:
+    """A job secret's name and when it was last set: never its value."""
+
+    job_id: int
+    name: str
+    updated_at: datetime
+    key_id: str
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     id: int
     at: datetime

@@ -19,6 +19,7 @@ DEFAULTS: dict[str, str] = {
     "local_worker": "1",
     "retention_days": "90",  # 0 = keep runs forever
     "retention_runs_per_job": "1000",  # 0 = no per-job limit
+    "audit_retention_days": "365",  # 0 = keep the audit trail forever
     "output_cap_bytes": "10485760",  # 10 MB of output stored per run
     "heartbeat_interval": "10",  # seconds between worker heartbeats
     "lost_grace_seconds": "60",  # silence after which a worker's runs are lost
@@ -67,6 +68,7 @@ CHECKS: dict[str, Callable[[str], str | None]] = {
     "local_worker": _int_range(0, 1),
     "retention_days": _int_range(0, 36500),
     "retention_runs_per_job": _int_range(0, 100_000_000),
+    "audit_retention_days": _int_range(0, 36500),
     "output_cap_bytes": _int_range(1024, 2**40),
     "heartbeat_interval": _int_range(1, 3600),
     "lost_grace_seconds": _int_range(1, 86400),

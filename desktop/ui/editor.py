@@ -42,6 +42,7 @@ from desktop.store.validation import normalize_job_spec
 from desktop.ui.asyncqt import spawn
 from desktop.ui.formatting import DEFAULT_DISPLAY_TZ, format_time
 from desktop.ui.schedule_forms import FORMS, KIND_LABELS, KindForm, error_label
+from desktop.ui.secrets_editor import SecretsEditor
 
 PREVIEW_COUNT = 10
 TARGET_KINDS = (("any", "Any worker"), ("worker", "A named worker"), ("tag", "Workers with tag"))
@@ -57,6 +58,8 @@ CONCURRENCY = (
 )
 
 Saver = Callable[[dict[str, Any]], Awaitable[Any]]
+# (job id, {name: value or None}) -> warnings; the job is saved first, then its secrets
+SecretsSaver = Callable[[int, dict[str, Any]], Awaitable[list[str]]]
 
 
 def zone_names() -> list[str]:
@@ -133,6 +136,7 @@ class JobEditorDialog(QDialog):
         self.display_tz = display_tz
         self.taken_names = set(taken_names)
         self.saver = saver
+        self.secrets_saver: SecretsSaver | None = None
         self.now = now
         self.result_record: Any = None
         self.job_id: int | None = None
@@ -203,6 +207,8 @@ class JobEditorDialog(QDialog):
         self._row(wform, "Environment", "env", self.env)
         self._row(wform, "Run on", "target_value", target_row)
         self._field_errors["target_kind"] = self._field_errors["target_value"]
+        self.secrets = SecretsEditor()
+        self.secrets.changed.connect(self.revalidate)
 
         # --- policies
         self.misfire = _combo(MISFIRE)
@@ -274,6 +280,7 @@ class JobEditorDialog(QDialog):
         left.addStretch(1)
         middle = QVBoxLayout()
         middle.addWidget(what)
+        middle.addWidget(self.secrets)
         middle.addWidget(policies)
         middle.addStretch(1)
         columns = QHBoxLayout()
@@ -424,6 +431,7 @@ class JobEditorDialog(QDialog):
             normalize_job_spec(spec, default_tz=self.display_tz)
         except ValidationError as exc:
             errors.update(exc.errors)
+        errors.update(self.secrets.problems())
         if args_problem:
             errors["args"] = args_problem
         if env_problem:
@@ -439,7 +447,11 @@ class JobEditorDialog(QDialog):
 
     def revalidate(self) -> None:
         self.errors = self.validate()
-        self._show_errors({k: v for k, v in self.errors.items() if k not in self._quiet})
+        self.secrets.show_problems()  # the secrets section shows its own
+        own = set(self.secrets.problems())
+        self._show_errors(
+            {k: v for k, v in self.errors.items() if k not in self._quiet and k not in own}
+        )
         self.save_button.setEnabled(not self.errors and not self._saving)
         self.save_button.setToolTip(
             "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(self.errors.items()))
@@ -552,6 +564,11 @@ class JobEditorDialog(QDialog):
     async def _save(self, spec: dict[str, Any]) -> None:
         try:
             self.result_record = await self.saver(spec)
+            changes = self.secrets.changes()
+            if changes and self.secrets_saver is not None:
+                # saved: a second Save after a secrets error updates this job, never a new one
+                self.job_id = self.result_record.id
+                await self.secrets_saver(self.result_record.id, changes)
         except ValidationError as exc:
             # the store knows things the dialog cannot (a name taken a moment ago)
             self._saving = False

@@ -30,6 +30,7 @@ from desktop.core.timeutil import utcnow
 from desktop.store import queries
 from desktop.ui import data
 from desktop.ui.asyncqt import set_background_error_handler, set_error_handler, spawn
+from desktop.ui.audit_panel import AuditPanel
 from desktop.ui.bridge import EventBridge
 from desktop.ui.chart import RunChart
 from desktop.ui.formatting import DEFAULT_DISPLAY_TZ, OUTCOME_STYLE, system_status_text
@@ -144,10 +145,14 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(jobs_split, "Jobs")
         self.tabs.addTab(self.workers_panel, "Workers")
+        self.audit_panel = AuditPanel(core.audit_events, self.display_tz)
+        self.tabs.addTab(self.audit_panel, "Audit")
         self.setCentralWidget(self.tabs)
         # the jobs toolbar acts on the selected job: greyed out on the Workers tab, not hidden,
         # or the tab bar would jump up under the mouse
         self.tabs.currentChanged.connect(lambda i: self.jobs_toolbar.setEnabled(i == 0))
+        # the audit trail is read when its tab is shown (and on Refresh), not on every change
+        self.tabs.currentChanged.connect(self._tab_changed)
 
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label, 1)
@@ -249,8 +254,13 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             await self._reload_jobs(sorted(touched))
         self.all_jobs_loaded.set()
 
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.audit_panel:
+            self.audit_panel.refresh()
+
     def apply_display_tz(self, name: str) -> None:
         self.display_tz = name
+        self.audit_panel.display_tz = name
         for model in (self.jobs_model, self.runs_model, self.workers_model):
             model.set_display_tz(name)
         self.jobs_panel.view.model().headerDataChanged.emit(Qt.Orientation.Horizontal, 0, 6)

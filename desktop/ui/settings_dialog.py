@@ -45,7 +45,7 @@ def _value(values: dict[str, str], key: str) -> str:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, parent: QWidget | None, values: dict[str, str]) -> None:
+    def __init__(self, parent: QWidget | None, values: dict[str, str], key_place: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.original = dict(values)
@@ -72,6 +72,18 @@ class SettingsDialog(QDialog):
         self.retention_runs.setSpecialValueText("no limit")
         self.retention_runs.setSuffix(" runs per job")
         self.retention_runs.setValue(int(_value(values, "retention_runs_per_job") or 0))
+        self.audit_days = QSpinBox(minimum=0, maximum=36500)
+        self.audit_days.setSpecialValueText("keep forever")
+        self.audit_days.setSuffix(" days")
+        self.audit_days.setValue(int(_value(values, "audit_retention_days") or 0))
+        # where the secrets key is kept (keyring or key file): shown, chosen by the platform
+        self.key_place = QLabel(key_place or "not known")
+        self.key_place.setWordWrap(True)
+        self.key_place.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.key_place.setToolTip(
+            "Job secrets are encrypted with this key. Losing it loses the secrets, never the "
+            "jobs. `secrets key` and `secrets rotate-key` on the command line."
+        )
         self.notify_failures = QCheckBox("When a run fails, times out or is lost")
         self.notify_failures.setChecked(values.get(NOTIFY_FAILURES, "1") == "1")
         self.notify_offline = QCheckBox("When a worker goes offline")
@@ -91,6 +103,8 @@ class SettingsDialog(QDialog):
         f = QFormLayout(keep)
         self._row(f, "Keep runs for", "retention_days", self.retention_days)
         self._row(f, "And at most", "retention_runs_per_job", self.retention_runs)
+        self._row(f, "Keep audit for", "audit_retention_days", self.audit_days)
+        f.addRow("Secrets key", self.key_place)
         notify = QGroupBox("Tray notifications")
         f = QFormLayout(notify)
         f.addRow(self.notify_failures)
@@ -111,7 +125,7 @@ class SettingsDialog(QDialog):
 
         for w in (self.display_tz, self.hub_host, self.tls_cert, self.tls_key):
             w.textChanged.connect(self.revalidate)
-        for w in (self.hub_port, self.retention_days, self.retention_runs):
+        for w in (self.hub_port, self.retention_days, self.retention_runs, self.audit_days):
             w.valueChanged.connect(self.revalidate)
         self.local_worker.toggled.connect(self.revalidate)
         self.revalidate()
@@ -132,6 +146,7 @@ class SettingsDialog(QDialog):
             "local_worker": "1" if self.local_worker.isChecked() else "0",
             "retention_days": str(self.retention_days.value()),
             "retention_runs_per_job": str(self.retention_runs.value()),
+            "audit_retention_days": str(self.audit_days.value()),
             NOTIFY_FAILURES: "1" if self.notify_failures.isChecked() else "0",
             NOTIFY_OFFLINE: "1" if self.notify_offline.isChecked() else "0",
         }

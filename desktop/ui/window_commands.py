@@ -46,6 +46,7 @@ class CommandsMixin:
     async def new_job(self) -> Any:
         dlg = self.make_editor()
         dlg.saver = self.core.save_job
+        dlg.secrets_saver = self.core.save_job_secrets
         return await self._run_editor(dlg)
 
     async def edit_job(self, job_id: int, *, copy: bool = False) -> Any:
@@ -56,10 +57,13 @@ class CommandsMixin:
             return None
         dlg = self.make_editor()
         dlg.load(record.to_spec(), job_id, copy=copy)
+        dlg.secrets_saver = self.core.save_job_secrets
         if copy:
-            dlg.saver = self.core.save_job
+            dlg.saver = self.core.save_job  # secrets are not copied: set them on the copy
         else:
             dlg.saver = lambda spec: self.core.save_job(spec, job_id)
+            dlg.secrets.load(r.name for r in await self.core.job_secrets(job_id))
+            dlg.secrets.revealer = lambda name: self.core.reveal_secret(job_id, name)
         return await self._run_editor(dlg)
 
     async def _run_editor(self, dlg: JobEditorDialog) -> Any:
@@ -206,7 +210,8 @@ class CommandsMixin:
 
     # ------------------------------------------------------------------ settings etc.
     async def edit_settings(self) -> dict[str, str]:
-        dlg = SettingsDialog(self, self.settings)
+        place = await self.core.secret_key_place()
+        dlg = SettingsDialog(self, self.settings, place)
         try:
             if not await ask(dlg):
                 return {}
@@ -215,7 +220,7 @@ class CommandsMixin:
             dlg.deleteLater()
         for key, value in changes.items():
             try:
-                await self.core.db.call(queries.set_setting, key, value)
+                await self.core.db.call(queries.set_setting, key, value, self.core.actor)
             except ValidationError as exc:
                 show_message(self, "Setting refused", str(exc))
                 return {}

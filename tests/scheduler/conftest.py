@@ -10,6 +10,7 @@ import pytest_asyncio
 
 from desktop.core.events import EventBus
 from desktop.core.timeutil import utcnow
+from desktop.hub.masks import RunMasks
 from desktop.hub.server import LiveWorker
 from desktop.scheduler.service import Scheduler
 from desktop.store import queries
@@ -33,6 +34,7 @@ class RecordingHub:
     workers: dict[str, LiveWorker] = field(default_factory=dict)
     run_reports: dict[int, datetime] = field(default_factory=dict)
     sent: list[tuple[str, dict]] = field(default_factory=list)
+    masks: RunMasks = field(default_factory=RunMasks)
 
     async def send(self, name: str, message: dict) -> bool:
         if name not in self.workers:

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 from desktop.core.events import EventBus, JobChanged, OutputAppended, RunChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
-from desktop.store import queries
+from desktop.store import audit, queries, secretkey
+from desktop.store import secrets as job_secrets
 from desktop.store.executor import DbExecutor
 from desktop.store.records import OutputChunk
 
@@ -74,7 +75,7 @@ class StoreCore:
         self.events.publish(RunChanged(run.id, run.job_id, run.state))
 
     async def add_worker(self, name, tags=(), slots=1):
-        _record, token = await self.db.call(queries.add_worker, name, list(tags), slots)
+        _record, token = await self.db.call(queries.add_worker, name, list(tags), slots, self.actor)
         self.events.publish(WorkerChanged(name, False))
         return token
 
@@ -93,6 +94,26 @@ class StoreCore:
 
     def worker_status(self):
         return list(self.online.values())
+
+    # secrets and audit: the same store calls as desktop.service.Core
+    actor = "console:tester@test-host"
+
+    async def job_secrets(self, job_id):
+        return await self.db.call(job_secrets.list_secrets, job_id)
+
+    async def save_job_secrets(self, job_id, changes):
+        warnings = await self.db.call(job_secrets.apply_changes, job_id, changes, self.actor)
+        self.events.publish(JobChanged(job_id))
+        return warnings
+
+    async def reveal_secret(self, job_id, name):
+        return await self.db.call(job_secrets.reveal, job_id, name, self.actor)
+
+    async def audit_events(self, *, since=None, kind=None, name=None, limit=1000):
+        return await self.db.call(audit.list_events, since=since, kind=kind, name=name, limit=limit)
+
+    async def secret_key_place(self):
+        return await self.db.call(lambda: secretkey.place().describe())
 
     def script_catalogue(self):
         return sorted(self.scripts)
