@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop import privatefiles
 from desktop.core.secretbox import SecretBox, SecretKeyError, new_key
 from desktop.store.models import Setting, database_proxy
+from worker import private
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def read_keys(spot: KeyPlace | None = None) -> list[bytes] | None:
         path = Path(spot.where)
         if not path.exists():
             return None
-        privatefiles.tighten(path)
+        private.tighten(path)
         text = path.read_text(encoding="utf-8")
     return None if text is None else _decode(text, spot.describe())
 
@@ -168,9 +168,9 @@ def write_keys(keys: list[bytes], spot: KeyPlace | None = None) -> None:
         return
     path = Path(spot.where)
     if not path.parent.exists():
-        privatefiles.private_folder(path.parent)
+        private.private_folder(path.parent)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", opener=privatefiles.opener) as f:
+    with open(tmp, "w", encoding="utf-8", opener=private.opener) as f:
         f.write(_encode(keys))
         f.flush()
         os.fsync(f.fileno())
