@@ -29,7 +29,8 @@ ALL_STATES = ACTIVE | TERMINAL
 SCHEDULE = "schedule"
 MANUAL = "manual"
 RETRY = "retry"
-TRIGGERS = (SCHEDULE, MANUAL, RETRY)
+CHAIN = "chain"  # started by the end of another job's run (desktop/core/chains.py)
+TRIGGERS = (SCHEDULE, MANUAL, RETRY, CHAIN)
 
 _ALLOWED: dict[str, frozenset[str]] = {
     QUEUED: frozenset({DISPATCHED, RUNNING, CANCELLED, MISSED, SKIPPED, LOST}),

@@ -30,7 +30,7 @@ from desktop.core import runs as states
 from desktop.core.timeutil import utcnow
 from desktop.hub.ownership import report_verdict
 from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
-from desktop.store import queries, scheduling
+from desktop.store import ends, queries, scheduling
 from desktop.store.records import OutputChunk, RunRecord
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class CommitResult:
     new_output: list[OutputChunk] = field(default_factory=list)  # chunks actually stored
     refused: list[Refusal] = field(default_factory=list)  # reports not stored, with why
     unknown: set[int] = field(default_factory=set)  # run ids the store does not have
+    chained: list[RunRecord] = field(default_factory=list)  # runs started by chains
 
     def merge(self, later: CommitResult) -> None:
         """Add the result of a later transaction (the halves of a split batch, in order)."""
@@ -70,6 +71,7 @@ class CommitResult:
         self.new_output += later.new_output
         self.refused += later.refused
         self.unknown |= later.unknown
+        self.chained += later.chained
 
 
 # What one report's values can make the database refuse (a number out of the column's range,
@@ -146,6 +148,8 @@ def commit_batch(items: list[Item]) -> CommitResult:
             updates.append(_finished(worker, a, current, changed, ended, result))
         scheduling.update_runs([u for u in updates if u is not None])
         records = scheduling.fetch_runs(changed)
+        # notifications and chains commit with the result, or not at all
+        result.chained = ends.after_ended([r for r in records if r.id in ended])
     result.changed = records
     result.ended = [r for r in records if r.id in ended]
     return result

@@ -23,14 +23,23 @@ from desktop.store.models import ALL_MODELS, ChangeCounter, SchemaVersion
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Step = Callable[[SchemaMigrator, peewee.Database], None]
+
 
 # version -> step that upgrades version-1 to version.  Example for a future version 2:
 #   def _v2(migrator, db):
 #       migrate(migrator.add_column("job", "owner", CharField(max_length=200, default="")))
-STEPS: dict[int, Step] = {}
+def _v2_notify(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Notification channels, rules, the outbox and chains (issue 18).  ``safe``: a database
+    created at version 1 by this program already has them (ALL_MODELS)."""
+    from desktop.store.models import NOTIFY_MODELS
+
+    db.create_tables(NOTIFY_MODELS, safe=True)
+
+
+STEPS: dict[int, Step] = {2: _v2_notify}
 
 
 def write_transaction(db: peewee.Database):

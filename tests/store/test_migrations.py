@@ -16,35 +16,63 @@ def _columns(database, table):
     return {c.name for c in database.get_columns(table)}
 
 
-def test_fresh_database_is_version_1_and_reopening_is_harmless(db):
-    assert migrations.current_version(db) == 1
+LATEST = migrations.SCHEMA_VERSION
+NEXT = LATEST + 1  # a toy step after the real ones
+
+
+def test_fresh_database_is_latest_and_reopening_is_harmless(db):
+    assert migrations.current_version(db) == LATEST
     q.create_job(job_spec())
-    assert migrations.migrate(db) == 1
-    assert SchemaVersion.select().count() == 1
+    assert migrations.migrate(db) == LATEST
+    assert SchemaVersion.select().count() == LATEST
     assert len(q.list_jobs()) == 1
 
 
-def _v2(migrator, database):
+def _toy(migrator, database):
     apply(migrator.add_column("job", "owner", CharField(max_length=200, default="")))
+
+
+_STEPS = {**migrations.STEPS, NEXT: _toy}
+
+
+def test_version_1_database_gets_the_notification_tables(tmp_path):
+    """A database written before issue 18 (version 1 tables only) is upgraded in place."""
+    import peewee
+
+    from desktop.store.models import ALL_MODELS, NOTIFY_MODELS, ChangeCounter, database_proxy
+
+    database = peewee.SqliteDatabase(str(tmp_path / "old.db"))
+    database_proxy.initialize(database)
+    database.create_tables([m for m in ALL_MODELS if m not in NOTIFY_MODELS])
+    SchemaVersion.create(version=1, applied_at=datetime(2026, 1, 1))
+    ChangeCounter.insert(id=1, counter_value=0).execute()
+    q.create_job(job_spec())
+    assert "outbox" not in database.get_tables()
+    assert migrations.migrate(database) == LATEST
+    assert {"channel", "notify_rule", "outbox", "chain", "chain_firing"} <= set(
+        database.get_tables()
+    )
+    assert [j.name for j in q.list_jobs()] == ["backup"]
+    database.close()
 
 
 def test_forward_migration_keeps_data(db):
     q.create_job(job_spec())
     assert "owner" not in _columns(db, "job")
-    assert migrations.migrate(db, target=2, steps={2: _v2}) == 2
+    assert migrations.migrate(db, target=NEXT, steps=_STEPS) == NEXT
     assert "owner" in _columns(db, "job")
-    assert migrations.current_version(db) == 2
+    assert migrations.current_version(db) == NEXT
     rows = db.execute_sql("SELECT name, owner FROM job").fetchall()
     assert [tuple(r) for r in rows] == [("backup", "")]
     # a second start finds nothing to do
-    assert migrations.migrate(db, target=2, steps={2: _v2}) == 2
+    assert migrations.migrate(db, target=NEXT, steps=_STEPS) == NEXT
 
 
 def test_newer_database_is_refused(db):
-    migrations.migrate(db, target=2, steps={2: _v2})
+    migrations.migrate(db, target=NEXT, steps=_STEPS)
     with pytest.raises(DatabaseTooNew) as info:
         migrations.migrate(db)
-    assert "newer" in str(info.value) and "version 2" in str(info.value)
+    assert "newer" in str(info.value) and f"version {NEXT}" in str(info.value)
 
 
 def test_newer_database_file_is_refused_at_open(sqlite_path):
@@ -58,4 +86,4 @@ def test_newer_database_file_is_refused_at_open(sqlite_path):
 
 def test_missing_step_is_reported(db):
     with pytest.raises(Exception, match="no migration step"):
-        migrations.migrate(db, target=3, steps={2: _v2})
+        migrations.migrate(db, target=NEXT + 1, steps=_STEPS)
