@@ -30,7 +30,7 @@ from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext
 from desktop.hub.server import Hub
 from desktop.scheduler.service import Scheduler
-from desktop.store import queries, scheduling
+from desktop.store import chains, channels, outbox, queries, scheduling
 from desktop.store.executor import DbExecutor
 from desktop.store.records import JobRecord
 
@@ -90,6 +90,7 @@ class Core:
         self.hub: Hub | None = None
         self.scheduler: Scheduler | None = None
         self.local_worker: Any = None
+        self.sender: Any = None  # desktop.notify.sender.Sender once started
         self._known_workers: dict[str, Any] = {}
         self._tasks: list[asyncio.Task] = []
         self._poked = asyncio.Event()  # set by a nudge from the CLI (desktop/poke.py)
@@ -134,6 +135,15 @@ class Core:
         marker = await self.db.call(queries.change_marker)
         self._tasks.append(asyncio.create_task(self._poll_changes(marker), name="core-poll"))
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="core-retention"))
+        from desktop.notify.sender import Sender
+
+        self.sender = Sender(
+            self.db,
+            self.events,
+            self.clock,
+            retry_base_seconds=float(settings.get("notify_retry_base_seconds", "30")),
+        )
+        await self.sender.start()
         if self.local_worker_wanted:
             from desktop.localworker import LocalWorker, seed_first_run
 
@@ -153,6 +163,8 @@ class Core:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.sender is not None:
+            await self.sender.stop()
         if self._poke is not None:
             self._poke.close()
         if self.scheduler is not None:
@@ -336,3 +348,51 @@ class Core:
     def script_catalogue(self) -> list[str]:
         live = self.hub.workers if self.hub is not None else {}
         return sorted({s for w in live.values() for s in w.scripts})
+
+    # --- notifications and chains (plain records in and out) -------------------------------------
+
+    async def list_channels(self) -> list:
+        return await self.db.call(channels.list_channels)
+
+    async def save_channel(
+        self, name: str, kind: str, config: dict, secret: str | None = None
+    ) -> Any:
+        """Create or replace a channel; ChannelError (nothing stored) when the input is wrong."""
+        record = await self.db.call(channels.save_channel, name, kind, config, secret)
+        self.events.publish(JobChanged(0))
+        return record
+
+    async def remove_channel(self, name: str) -> None:
+        await self.db.call(channels.remove_channel, name)
+        self.events.publish(JobChanged(0))
+
+    async def send_test(self, name: str) -> str | None:
+        """Send a test message now; the reason it failed, or None."""
+        return await self.sender.send_test(name)
+
+    async def channel_status(self) -> dict[str, dict[str, int]]:
+        return await self.db.call(outbox.counts_by_channel)
+
+    async def notifications(self, run_id: int | None = None, limit: int = 50) -> list:
+        return await self.db.call(outbox.list_outbox, run_id, limit)
+
+    async def retry_notification(self, outbox_id: int) -> None:
+        await self.db.call(outbox.retry_now, outbox_id, self.clock())
+        self.sender.wake()
+
+    async def rules(self, job_id: int | None) -> list[dict]:
+        """A job's rules (None: the default rules for all jobs) as [{"channel", "on"}]."""
+        return await self.db.call(channels.rules_spec, job_id)
+
+    async def set_rules(self, job_id: int | None, rules: list[dict]) -> None:
+        await self.db.call(channels.set_rules, job_id, rules)
+        self.events.publish(JobChanged(job_id or 0))
+
+    async def chains(self, job_id: int) -> list[dict]:
+        """A job's chains as [{"then", "on", "args"?}]."""
+        return [r.spec() for r in await self.db.call(chains.list_chains, job_id)]
+
+    async def set_chains(self, job_id: int, specs: list[dict]) -> None:
+        """Replace a job's chains; ChainError (unknown job, cycle) leaves them as they were."""
+        await self.db.call(chains.set_chains, job_id, specs, self.clock())
+        self.events.publish(JobChanged(job_id))
