@@ -69,7 +69,8 @@ def parse_events(values: Iterable[str]) -> list[str]:
 def check_address(value: str) -> str:
     value = value.strip()
     _, addr = parseaddr(value)
-    if not addr or not _ADDRESS.match(addr) or any(c in value for c in "\r\n"):
+    # one address per entry: a comma or CR/LF would smuggle in more recipients or headers
+    if not addr or not _ADDRESS.match(addr) or any(c in value for c in "\r\n,;"):
         raise ChannelError(f"{value!r} is not an e-mail address")
     return value
 
@@ -100,7 +101,8 @@ def validate_channel(kind: str, config: Mapping, secret: str) -> dict:
             raise ChannelError(f"security: use one of {', '.join(SECURITY)}")
         default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
         try:
-            port = int(config.get("port") or default_port)
+            given = config.get("port")
+            port = default_port if given in (None, "") else int(given)
         except (TypeError, ValueError):
             raise ChannelError("port: a number from 1 to 65535") from None
         if not 1 <= port <= 65535:
