@@ -29,8 +29,9 @@ from desktop.core.events import EventBus, JobChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext
 from desktop.hub.server import Hub
+from desktop.notify.api import NotifyApi
 from desktop.scheduler.service import Scheduler
-from desktop.store import chains, channels, outbox, queries, scheduling
+from desktop.store import queries, scheduling
 from desktop.store.executor import DbExecutor
 from desktop.store.records import JobRecord
 
@@ -69,7 +70,7 @@ def ssl_context_from(settings: dict[str, str]) -> ssl.SSLContext | None:
     return context
 
 
-class Core:
+class Core(NotifyApi):
     def __init__(
         self,
         db_url: str | None,
@@ -247,8 +248,17 @@ class Core:
 
     # --- jobs and runs --------------------------------------------------------------------------
 
-    async def save_job(self, spec: dict, job_id: int | None = None) -> JobRecord:
-        if job_id is None:
+    async def save_job(
+        self,
+        spec: dict,
+        job_id: int | None = None,
+        links: tuple[list[dict], list[dict]] | None = None,
+    ) -> JobRecord:
+        """Create or update a job; ``links`` (rules, chains) are saved in the same transaction
+        (a refused chain or rule leaves the job unsaved too)."""
+        if links is not None:
+            record = await self.save_job_links(spec, job_id, links)
+        elif job_id is None:
             record = await self.db.call(queries.create_job, spec)
         else:
             record = await self.db.call(queries.update_job, job_id, spec)
@@ -348,51 +358,3 @@ class Core:
     def script_catalogue(self) -> list[str]:
         live = self.hub.workers if self.hub is not None else {}
         return sorted({s for w in live.values() for s in w.scripts})
-
-    # --- notifications and chains (plain records in and out) -------------------------------------
-
-    async def list_channels(self) -> list:
-        return await self.db.call(channels.list_channels)
-
-    async def save_channel(
-        self, name: str, kind: str, config: dict, secret: str | None = None
-    ) -> Any:
-        """Create or replace a channel; ChannelError (nothing stored) when the input is wrong."""
-        record = await self.db.call(channels.save_channel, name, kind, config, secret)
-        self.events.publish(JobChanged(0))
-        return record
-
-    async def remove_channel(self, name: str) -> None:
-        await self.db.call(channels.remove_channel, name)
-        self.events.publish(JobChanged(0))
-
-    async def send_test(self, name: str) -> str | None:
-        """Send a test message now; the reason it failed, or None."""
-        return await self.sender.send_test(name)
-
-    async def channel_status(self) -> dict[str, dict[str, int]]:
-        return await self.db.call(outbox.counts_by_channel)
-
-    async def notifications(self, run_id: int | None = None, limit: int = 50) -> list:
-        return await self.db.call(outbox.list_outbox, run_id, limit)
-
-    async def retry_notification(self, outbox_id: int) -> None:
-        await self.db.call(outbox.retry_now, outbox_id, self.clock())
-        self.sender.wake()
-
-    async def rules(self, job_id: int | None) -> list[dict]:
-        """A job's rules (None: the default rules for all jobs) as [{"channel", "on"}]."""
-        return await self.db.call(channels.rules_spec, job_id)
-
-    async def set_rules(self, job_id: int | None, rules: list[dict]) -> None:
-        await self.db.call(channels.set_rules, job_id, rules)
-        self.events.publish(JobChanged(job_id or 0))
-
-    async def chains(self, job_id: int) -> list[dict]:
-        """A job's chains as [{"then", "on", "args"?}]."""
-        return [r.spec() for r in await self.db.call(chains.list_chains, job_id)]
-
-    async def set_chains(self, job_id: int, specs: list[dict]) -> None:
-        """Replace a job's chains; ChainError (unknown job, cycle) leaves them as they were."""
-        await self.db.call(chains.set_chains, job_id, specs, self.clock())
-        self.events.publish(JobChanged(job_id))

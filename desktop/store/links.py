@@ -76,3 +76,15 @@ def apply_import(links: dict[str, dict[str, list]], now: datetime) -> None:
     for job, found in links.items():
         channels.set_rules(ids[job], found["notify"])
         chains.write_chains(ids[job], chains.check_specs(found["chains"]), now)
+
+
+def save_job_with_links(
+    spec: dict, job_id: int | None, rules: list[dict], chain_specs: list[dict], now: datetime
+):
+    """The editor's Save: the job and its links in ONE transaction."""
+    from desktop.store import queries
+
+    with write_transaction(database_proxy):
+        record = queries.create_job(spec) if job_id is None else queries.update_job(job_id, spec)
+        save_links(record.id, rules, chain_specs, now)
+        return record

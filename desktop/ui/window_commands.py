@@ -15,7 +15,7 @@ from desktop.core import runs as run_states
 from desktop.store import queries
 from desktop.store.errors import ValidationError
 from desktop.ui.about import about_box
-from desktop.ui.asyncqt import ask, confirm, show_message
+from desktop.ui.asyncqt import ask, confirm, show_message, spawn
 from desktop.ui.editor import JobEditorDialog
 from desktop.ui.rows import job_row
 from desktop.ui.settings_dialog import SettingsDialog
@@ -43,9 +43,18 @@ class CommandsMixin:
             taken_names=[r.name for r in self.jobs_model.rows()],
         )
 
+    async def _load_links(self, dlg: JobEditorDialog, job_id: int | None) -> None:
+        try:
+            found = await self.core.links_context(job_id)
+        except Exception:  # the job can still be edited; its links stay as stored
+            log.exception("could not load notifications and chains")
+            return
+        dlg.links_tab.set_data(found["channels"], found["jobs"], found["rules"], found["chains"])
+
     async def new_job(self) -> Any:
         dlg = self.make_editor()
-        dlg.saver = self.core.save_job
+        await self._load_links(dlg, None)
+        dlg.saver = lambda spec: self.core.save_job(spec, links=dlg.links_tab.links())
         return await self._run_editor(dlg)
 
     async def edit_job(self, job_id: int, *, copy: bool = False) -> Any:
@@ -56,10 +65,11 @@ class CommandsMixin:
             return None
         dlg = self.make_editor()
         dlg.load(record.to_spec(), job_id, copy=copy)
+        await self._load_links(dlg, job_id)
         if copy:
-            dlg.saver = self.core.save_job
+            dlg.saver = lambda spec: self.core.save_job(spec, links=dlg.links_tab.links())
         else:
-            dlg.saver = lambda spec: self.core.save_job(spec, job_id)
+            dlg.saver = lambda spec: self.core.save_job(spec, job_id, dlg.links_tab.links())
         return await self._run_editor(dlg)
 
     async def _run_editor(self, dlg: JobEditorDialog) -> Any:
@@ -74,6 +84,7 @@ class CommandsMixin:
         return record if code else None
 
     editor: JobEditorDialog | None = None
+    settings_dialog: Any = None
 
     async def delete_job(self, job_id: int) -> bool:
         row = self.jobs_model.get(job_id)
@@ -206,12 +217,18 @@ class CommandsMixin:
 
     # ------------------------------------------------------------------ settings etc.
     async def edit_settings(self) -> dict[str, str]:
-        dlg = SettingsDialog(self, self.settings)
+        from desktop.ui.channels_page import ChannelsPage
+
+        page = ChannelsPage(self.core, self.display_tz)
+        dlg = SettingsDialog(self, self.settings, channels=page)
+        self.settings_dialog = dlg  # tests and screenshots reach the open dialog here
+        spawn(page.refresh(), "loading the channels")
         try:
             if not await ask(dlg):
                 return {}
             changes = dlg.changes()
         finally:
+            self.settings_dialog = None
             dlg.deleteLater()
         for key, value in changes.items():
             try:
