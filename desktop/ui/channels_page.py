@@ -198,6 +198,7 @@ class ChannelsPage(QWidget):
         v.addWidget(self.test_result)
 
         self.default_rules = RulesTable()
+        self.default_rules.setMinimumHeight(110)
         self.save_default = QPushButton("Save default rule")
         self.default_note = QLabel()
         drow = QHBoxLayout()
