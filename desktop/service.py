@@ -208,6 +208,8 @@ class Core(NotifyApi):
                         log.info("CLI cancel of run %s: %s", run_id, exc)
                 self.events.publish(JobChanged(0))
                 self.scheduler.wake()
+                if self.sender is not None:
+                    self.sender.wake()  # another process may have ended runs (CLI cancel)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -2,8 +2,8 @@
 
 It never blocks the scheduler: claims and marks go through the database thread like every
 store call (short transactions), and the network calls run in this service's own small thread
-pool with timeouts.  It wakes when a run ends (RunChanged), when a retry is due, and every
-POLL_SECONDS for rows written by other processes."""
+pool with timeouts.  It wakes when a run ends (RunChanged), when a retry is due, when Core
+notices another process's change, and every POLL_SECONDS."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from desktop.store.executor import DbExecutor
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 30.0
+# A fallback only: Core wakes the sender when another process changed the store; an idle
+# console's database thread must not be woken often (benchmarks: idle wake-ups).
+POLL_SECONDS = 300.0
 STOP_GRACE = 5.0  # a send under way this long at stop is left claimed (taken again later)
 
 
