@@ -175,10 +175,20 @@ TITLES = {
 }
 
 
+def _one_line(text: str) -> str:
+    """No CR/LF or other control characters: a subject is a mail header."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
 def subject(f: RunFacts) -> str:
     if f.event == TEST:
         return "[Job Trigger] test message"
-    return f"[Job Trigger] {f.job} {TITLES.get(f.event, f.event)} (run {f.run_id})"
+    return _one_line(f"[Job Trigger] {f.job} {TITLES.get(f.event, f.event)} (run {f.run_id})")
+
+
+def _slack_escape(text: str) -> str:
+    """Slack reads <...> as links and mentions (<!channel>): output must not ping anyone."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def body_text(f: RunFacts) -> str:
@@ -226,7 +236,7 @@ def webhook_body(preset: str, f: RunFacts) -> bytes:
     """The JSON body for a webhook: our own shape, or what Slack / Teams incoming webhooks take."""
     title, text = subject(f), body_text(f)
     if preset == "slack":
-        doc: dict = {"text": f"*{title}*\n```{text}```"}
+        doc: dict = {"text": f"*{_slack_escape(title)}*\n```{_slack_escape(text)}```"}
     elif preset == "teams":
         # an Adaptive Card message: what Teams Workflows webhooks (and the older connectors) take
         doc = {

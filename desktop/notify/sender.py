@@ -52,7 +52,7 @@ class Sender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._sending: set[asyncio.Future] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         if self.events is not None:
@@ -60,14 +60,17 @@ class Sender:
         self._task = asyncio.create_task(self._loop(), name="notify-sender")
 
     async def stop(self) -> None:
+        """Let sends under way finish and be marked (up to STOP_GRACE), claim nothing more.  A
+        send still hanging then stays claimed and is taken again later (at-least-once)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self._stopping = True
         if self._task is not None:
+            self._wake.set()
+            await asyncio.wait([self._task], timeout=STOP_GRACE)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._sending:
-            await asyncio.wait(self._sending, timeout=STOP_GRACE)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
@@ -78,7 +81,7 @@ class Sender:
             self.wake()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.pass_once()
@@ -88,6 +91,8 @@ class Sender:
             except Exception:
                 log.exception("notifications: a pass failed; trying again later")
                 due = None
+            if self._stopping:
+                return
             wait = POLL_SECONDS
             if due is not None:
                 wait = min(wait, max(0.0, (due - self.clock()).total_seconds()))
@@ -97,12 +102,13 @@ class Sender:
     async def pass_once(self) -> int:
         """Send everything due now; returns how many were tried."""
         tried = 0
-        while True:
+        while not self._stopping:
             batch = await self.db.call(outbox.claim_due, self.clock())
             if not batch:
                 return tried
             tried += len(batch)
             await asyncio.gather(*(self._deliver(d) for d in batch))
+        return tried
 
     async def _deliver(self, d: outbox.Delivery) -> None:
         loop = asyncio.get_running_loop()
@@ -116,17 +122,14 @@ class Sender:
             f"{d.id}",
             self.timeout,
         )
-        self._sending.add(future)
         try:
-            await asyncio.shield(future)
+            await future
             error = None
         except transport.DeliveryError as exc:
             error = str(exc)
         except Exception as exc:  # our bug: still recorded, the row retries
             log.exception("notification %s to %s", d.id, d.channel)
             error = short_error(exc)
-        finally:
-            self._sending.discard(future)
         if error is None:
             await self.db.call(outbox.mark_delivered, d.id, self.clock())
             log.info(

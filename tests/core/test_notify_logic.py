@@ -196,3 +196,12 @@ def test_cycles_are_found():
     assert cycle is not None and cycle[0] == cycle[-1] and set(cycle) == {"a", "b", "c"}
     # a diamond is not a cycle
     assert c.find_cycle([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]) is None
+
+
+def test_peer_text_cannot_break_the_subject_or_ping_a_slack_channel():
+    from dataclasses import replace
+
+    hostile = replace(FACTS, job="x\r\nBcc: all@example.com", output=("<!channel> look",))
+    assert "\r" not in n.subject(hostile) and "\n" not in n.subject(hostile)
+    slack = json.loads(n.webhook_body("slack", hostile))["text"]
+    assert "<!channel>" not in slack and "&lt;!channel&gt;" in slack

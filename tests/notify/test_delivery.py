@@ -225,3 +225,20 @@ async def test_default_rule_applies_to_every_job(ex, hook):
     run_id = await ex.call(_job_and_failed_run, "other")
     [row] = await ex.call(outbox.list_outbox, run_id)
     assert (row.channel, row.event) == ("hook", "failed")
+
+
+async def test_stop_lets_a_send_under_way_finish_and_marks_it(ex, hook):
+    """A console stopping while a message is on the wire: the send completes and is marked
+    delivered, so the next start does not send it again."""
+    await ex.call(_setup, None, hook.url)
+    run_id = await ex.call(_job_and_failed_run)
+    hook.hold()
+    sender = Sender(ex, timeout=timeout(5))
+    await sender.start()
+    await asyncio.to_thread(hook.wait_for, 1, timeout(5))
+    stopping = asyncio.create_task(sender.stop())
+    hook.release()
+    await stopping
+    [row] = await ex.call(outbox.list_outbox, run_id)
+    assert (row.state, row.attempts) == ("delivered", 1)
+    assert len(hook.requests) == 1
