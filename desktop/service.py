@@ -30,6 +30,7 @@ from desktop.core.secretbox import SecretKeyError
 from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext
 from desktop.hub.server import Hub
+from desktop.notify.api import NotifyApi
 from desktop.scheduler.service import Scheduler
 from desktop.store import audit, queries, scheduling, secretkey
 from desktop.store import secrets as job_secrets
@@ -75,7 +76,7 @@ def ssl_context_from(settings: dict[str, str]) -> ssl.SSLContext | None:
     return context
 
 
-class Core:
+class Core(NotifyApi):
     def __init__(
         self,
         db_url: str | None,
@@ -97,6 +98,7 @@ class Core:
         self.hub: Hub | None = None
         self.scheduler: Scheduler | None = None
         self.local_worker: Any = None
+        self.sender: Any = None  # desktop.notify.sender.Sender once started
         self._known_workers: dict[str, Any] = {}
         self._tasks: list[asyncio.Task] = []
         self._poked = asyncio.Event()  # set by a nudge from the CLI (desktop/poke.py)
@@ -147,6 +149,15 @@ class Core:
         marker = await self.db.call(queries.change_marker)
         self._tasks.append(asyncio.create_task(self._poll_changes(marker), name="core-poll"))
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="core-retention"))
+        from desktop.notify.sender import Sender
+
+        self.sender = Sender(
+            self.db,
+            self.events,
+            self.clock,
+            retry_base_seconds=float(settings.get("notify_retry_base_seconds", "30")),
+        )
+        await self.sender.start()
         if self.local_worker_wanted:
             from desktop.localworker import LocalWorker, seed_first_run
 
@@ -166,6 +177,8 @@ class Core:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.sender is not None:
+            await self.sender.stop()
         if self._poke is not None:
             self._poke.close()
         if self.scheduler is not None:
@@ -209,6 +222,8 @@ class Core:
                         log.info("CLI cancel of run %s: %s", run_id, exc)
                 self.events.publish(JobChanged(0))
                 self.scheduler.wake()
+                if self.sender is not None:
+                    self.sender.wake()  # another process may have ended runs (CLI cancel)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -250,8 +265,17 @@ class Core:
 
     # --- jobs and runs --------------------------------------------------------------------------
 
-    async def save_job(self, spec: dict, job_id: int | None = None) -> JobRecord:
-        if job_id is None:
+    async def save_job(
+        self,
+        spec: dict,
+        job_id: int | None = None,
+        links: tuple[list[dict], list[dict]] | None = None,
+    ) -> JobRecord:
+        """Create or update a job; ``links`` (rules, chains) are saved in the same transaction
+        (a refused chain or rule leaves the job unsaved too)."""
+        if links is not None:
+            record = await self.save_job_links(spec, job_id, links)
+        elif job_id is None:
             record = await self.db.call(queries.create_job, spec, self.actor)
         else:
             record = await self.db.call(queries.update_job, job_id, spec, self.actor)

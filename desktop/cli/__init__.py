@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "desktop.cli.run",
     "desktop.cli.secrets",
     "desktop.cli.audit",
+    "desktop.cli.channels",
 )
 
 

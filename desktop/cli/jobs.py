@@ -20,16 +20,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from desktop.cli import UserError
+from desktop.core import chains as chain_logic
+from desktop.core.notify import ChannelError
+from desktop.core.timeutil import utcnow
 from desktop.core.words import plural
 from desktop.core.zones import is_zone
+from desktop.store import chains, channels, links, scheduling, validation
 from desktop.store import db as store_db
 from desktop.store import queries as q
 from desktop.store import secrets as job_secrets
-from desktop.store import validation
 from desktop.store.errors import StoreError, ValidationError
 
 EXPORT_FORMAT = "jobtrigger-jobs"
-EXPORT_VERSION = 1
+# 2: each job also carries "notify" (rules) and "chains"; version 1 files are still read
+EXPORT_VERSION = 2
+READ_VERSIONS = (1, 2)
 
 
 # --- shared helpers ---------------------------------------------------------------------------
@@ -166,6 +171,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"max {job.retry_max_delay_seconds} s)",
         ),
         ("last run", f"#{job.last_run_id} {job.last_run_state}" if job.last_run_id else "-"),
+        ("notify", "; ".join(_rule_text(r) for r in channels.rules_spec(job.id)) or "-"),
+        ("chains", "; ".join(chain_logic.describe(c) for c in _chains_of(job.id)) or "-"),
+        (
+            "chained from",
+            ", ".join(f"{r.source} (on {r.on})" for r in chains.chains_into(job.id)) or "-",
+        ),
         ("created", format_time(job.created_at, zone)),
         ("updated", format_time(job.updated_at, zone)),
     ]
@@ -175,12 +186,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rule_text(rule: dict) -> str:
+    return f"{rule['channel']} on {', '.join(rule['on'])}"
+
+
+def _chains_of(job_id: int) -> list[dict]:
+    return [r.spec() for r in chains.list_chains(job_id)]
+
+
 def export_document(jobs, secret_names: dict[int, list[str]] | None = None) -> str:
     """The versioned export file: jobs by name, keys sorted, one value per line (diff-friendly).
     A job's secrets appear by name with a placeholder, never their values."""
     specs = []
     for job in sorted(jobs, key=lambda j: j.name):
-        spec = job.to_spec()
+        spec = {**job.to_spec(), **links.job_links(job.id)}
         names = (secret_names or {}).get(job.id)
         if names:
             spec["secrets"] = {n: job_secrets.PLACEHOLDER for n in names}
@@ -235,10 +254,11 @@ def read_import_file(path: str) -> list[Any]:
             f'{path}: not a Job Trigger jobs file (expected "format": "{EXPORT_FORMAT}"; '
             "make one with `jobs export`)"
         )
-    if doc.get("version") != EXPORT_VERSION:
+    if doc.get("version") not in READ_VERSIONS:
         raise UserError(
             f"{path}: jobs file version {doc.get('version')!r} is not supported "
-            f"(this Job Trigger reads version {EXPORT_VERSION}); export it again with this version"
+            f"(this Job Trigger reads versions {', '.join(map(str, READ_VERSIONS))}); export it "
+            "again with this version"
         )
     jobs = doc.get("jobs")
     if not isinstance(jobs, list):
@@ -249,7 +269,16 @@ def read_import_file(path: str) -> list[Any]:
 @store_command
 def cmd_import(args: argparse.Namespace) -> int:
     specs, wanted = split_secrets(read_import_file(args.file))
-    result = q.import_jobs(specs, actor(), dry_run=args.dry_run)
+    specs, found = links.split_specs(specs)
+    with scheduling.transaction():  # jobs and their links: all or nothing
+        result = q.import_jobs(specs, actor(), dry_run=True)
+        file_jobs = {s["name"] for s in specs if isinstance(s, dict) and "name" in s}
+        problems = links.check_import(found, file_jobs)
+        if problems:
+            raise UserError("invalid input, nothing was changed:\n" + "\n".join(problems))
+        if not args.dry_run:
+            result = q.import_jobs(specs, actor())
+            links.apply_import(found, utcnow())
     would = "would be " if args.dry_run else ""
     for name in result["added"]:
         print(f"{would}added:     {name}")
@@ -334,6 +363,49 @@ def cmd_disable(args: argparse.Namespace) -> int:
     return _set_enabled(args, False)
 
 
+def _pairs(values: list[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for value in values:
+        name, sep, rest = value.rpartition(":")
+        if not sep or not name or not rest:
+            raise UserError(f"{value!r}: write {what}")
+        out.append((name, rest))
+    return out
+
+
+@store_command
+def cmd_notify(args: argparse.Namespace) -> int:
+    """Replace a job's rules (or the default rules with --default)."""
+    given = ([args.name] if args.default and args.name else []) + args.rules
+    rules = [
+        {"channel": name, "on": [e for e in events.split(",") if e]}
+        for name, events in _pairs(given, "CHANNEL:EVENT[,EVENT...]")
+    ]
+    job_id = None if args.default else _require_job(args.name).id
+    try:
+        channels.set_rules(job_id, rules)
+    except ChannelError as exc:
+        raise UserError(f"{exc}; nothing was changed") from None
+    shown = channels.rules_spec(job_id)
+    who = "all jobs (default)" if job_id is None else args.name
+    print(f"{who}: " + ("; ".join(_rule_text(r) for r in shown) or "no notifications"))
+    return 0
+
+
+@store_command
+def cmd_chains(args: argparse.Namespace) -> int:
+    """Replace a job's chains."""
+    job = _require_job(args.name)
+    specs = [{"then": t, "on": on} for t, on in _pairs(args.chains, "JOB:success|failure|end")]
+    try:
+        chains.set_chains(job.id, specs, utcnow())
+    except chain_logic.ChainError as exc:
+        raise UserError(f"{exc}; nothing was changed") from None
+    shown = _chains_of(job.id)
+    print(f"{job.name}: " + ("; ".join(map(chain_logic.describe, shown)) or "no chains"))
+    return 0
+
+
 def register(subparsers) -> None:
     jobs = subparsers.add_parser("jobs", help="list, show, export, import, enable or disable jobs")
     sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
@@ -344,6 +416,27 @@ def register(subparsers) -> None:
     p = sub.add_parser("show", help="one job's full definition")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "notify",
+        help="set a job's notification rules (replaces them; none given: clears them)",
+        description="Events: failed, timed_out, lost, missed, recovered. Example: "
+        "jobs notify backup ops-mail:failed,lost slack:recovered",
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", default="")
+    p.add_argument("rules", metavar="CHANNEL:EVENTS", nargs="*")
+    p.add_argument("--default", action="store_true", help="the default rules for all jobs")
+    p.set_defaults(func=cmd_notify)
+
+    p = sub.add_parser(
+        "chains",
+        help="set the jobs a job starts when it ends (replaces them; none given: clears them)",
+        description="Example: jobs chains extract load:success report:end (arguments with "
+        "{run_id}, {exit_code}: in the editor or an import file)",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("chains", metavar="JOB:ON", nargs="*")
+    p.set_defaults(func=cmd_chains)
 
     p = sub.add_parser(
         "export", help="write all job definitions as versioned JSON (stable order, diff-friendly)"

@@ -11,6 +11,7 @@ import sys
 
 from desktop.cli import UserError
 from desktop.cli.jobs import display_zone, format_time, print_table, store_command
+from desktop.store import chains, outbox
 from desktop.store import queries as q
 
 OUTPUT_PAGE = 1000  # chunks read per query, so a 10 MB log is not loaded at once
@@ -118,6 +119,16 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{run.output_bytes:,} bytes" + (" (truncated)" if run.output_truncated else ""),
         ),
     ]
+    fired = chains.fired_for(run.id)
+    if fired:
+        lines.append(("chained", ", ".join(f"{job} run {rid}" for job, rid in fired)))
+    for note in outbox.list_outbox(run.id):
+        when = note.delivered_at if note.state == outbox.DELIVERED else note.next_attempt_at
+        text = f"{note.event} to {note.channel}: {note.shown_state}, {note.attempts} tries"
+        text += f", {format_time(when, zone)}"
+        if note.last_error:
+            text += f" (last error: {note.last_error[:200]})"
+        lines.append(("notified", text))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"{key.ljust(width)}  {value}")

@@ -30,7 +30,8 @@ ALL_STATES = ACTIVE | TERMINAL
 SCHEDULE = "schedule"
 MANUAL = "manual"
 RETRY = "retry"
-TRIGGERS = (SCHEDULE, MANUAL, RETRY)
+CHAIN = "chain"  # started by the end of another job's run (desktop/core/chains.py)
+TRIGGERS = (SCHEDULE, MANUAL, RETRY, CHAIN)
 
 _ALLOWED: dict[str, frozenset[str]] = {
     # failed: every worker that could take it refused it for good (its env, arguments, script)

@@ -33,7 +33,7 @@ from desktop.core.timeutil import utcnow
 from desktop.hub.masks import RunMasks, StreamKey
 from desktop.hub.ownership import report_verdict
 from desktop.hub.session import StoreFinished, StoreOutput, StoreStarted
-from desktop.store import queries, scheduling
+from desktop.store import ends, queries, scheduling
 from desktop.store import secrets as job_secrets
 from desktop.store.records import OutputChunk, RunRecord
 
@@ -66,6 +66,7 @@ class CommitResult:
     # masking state to keep once this commit stands (hub/masks.py)
     mask_held: dict[StreamKey, tuple[str, int]] = field(default_factory=dict)
     mask_learned: dict[int, Masker] = field(default_factory=dict)
+    chained: list[RunRecord] = field(default_factory=list)  # runs started by chains
 
     def merge(self, later: CommitResult) -> None:
         """Add the result of a later transaction (the halves of a split batch, in order)."""
@@ -79,6 +80,7 @@ class CommitResult:
         self.unknown |= later.unknown
         self.mask_held.update(later.mask_held)
         self.mask_learned.update(later.mask_learned)
+        self.chained += later.chained
 
 
 # What one report's values can make the database refuse (a number out of the column's range,
@@ -165,6 +167,8 @@ def commit_batch(
         held.flush_ended(ended)
         scheduling.update_runs([u for u in updates if u is not None])
         records = scheduling.fetch_runs(changed)
+        # notifications and chains commit with the result, or not at all
+        result.chained = ends.after_ended([r for r in records if r.id in ended])
     result.changed = records
     result.ended = [r for r in records if r.id in ended]
     return result

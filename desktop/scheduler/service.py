@@ -188,6 +188,8 @@ class Scheduler(HubListener):
             if record.state not in states.ACTIVE:  # missed, or failed: refused by every worker
                 self._declined.pop(record.id, None)
                 self._refused.pop(record.id, None)
+            if states.is_terminal(record.state):
+                self.wake()  # a missed run may have queued a chained run or a notification
         # after the events: a failed send publishes "queued" again, which must come last
         for record in done.dispatched:
             await self._send_dispatch(record, done.jobs[record.job_id])
@@ -393,6 +395,8 @@ class Scheduler(HubListener):
     def runs_committed(self, result: CommitResult) -> None:
         for record in result.changed:
             log_run(record)
+        for record in result.chained:
+            self._changed(record)
         # Only an ended run frees a slot or lets a queued run of its job go (_after_end wakes
         # the pass); a run that started changes nothing the pass decides.
         if result.ended:

@@ -19,13 +19,14 @@ from playhouse.migrate import SchemaMigrator
 
 from desktop.core.timeutil import to_naive_utc, utcnow
 from desktop.store.errors import DatabaseTooNew, StoreError
-from desktop.store.models import V1_MODELS, ChangeCounter, JobSecret, SchemaVersion
+from desktop.store.models import NOTIFY_MODELS, V1_MODELS, ChangeCounter, JobSecret, SchemaVersion
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Step = Callable[[SchemaMigrator, peewee.Database], None]
+
 
 # version -> step that upgrades version-1 to version.  Example for a future version 2:
 #   def _v2(migrator, db):
@@ -38,7 +39,12 @@ def _v2(migrator: SchemaMigrator, db: peewee.Database) -> None:
     db.create_tables([JobSecret], safe=True)
 
 
-STEPS: dict[int, Step] = {2: _v2}
+def _v3_notify(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Notification channels, rules, the outbox and chains (issue 18)."""
+    db.create_tables(NOTIFY_MODELS, safe=True)
+
+
+STEPS: dict[int, Step] = {2: _v2, 3: _v3_notify}
 
 
 def write_transaction(db: peewee.Database):

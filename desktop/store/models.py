@@ -163,6 +163,80 @@ class JobSecret(BaseModel):
         indexes = ((("job", "secret_name"), True),)
 
 
+class Channel(BaseModel):
+    """Where notifications go: an e-mail server or a webhook.  ``secret`` (SMTP password or
+    webhook HMAC key) has its own column so it can be sealed apart from the rest
+    (desktop/store/channels.py: ``seal``/``unseal``)."""
+
+    id = AutoField()
+    name = CharField(max_length=100, unique=True)
+    kind = CharField(max_length=10)  # email | webhook
+    config_json = TextField(default="{}")  # everything but the secret
+    secret = TextField(default="")
+    created_at = DateTimeField()
+    updated_at = DateTimeField()
+
+
+class NotifyRule(BaseModel):
+    """Notify ``channel`` when a run of ``job`` ends in one of ``events_json``; job NULL is the
+    default rule for every job."""
+
+    id = AutoField()
+    job = ForeignKeyField(Job, null=True, on_delete="CASCADE")
+    channel = ForeignKeyField(Channel, on_delete="CASCADE")
+    events_json = TextField(default="[]")
+
+
+class Outbox(BaseModel):
+    """One notification to deliver, written in the same transaction as the run's result."""
+
+    id = BigAutoField()
+    run = ForeignKeyField(Run, on_delete="CASCADE")
+    channel = ForeignKeyField(Channel, on_delete="CASCADE")
+    event = CharField(max_length=20)  # failed | timed_out | lost | missed | recovered | test
+    state = CharField(
+        max_length=10, default="pending", index=True
+    )  # pending|sending|delivered|failed
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField()
+    claimed_at = DateTimeField(null=True)
+    last_error = CharField(max_length=1000, default="")
+    created_at = DateTimeField()
+    delivered_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("run", "channel", "event"), True),)
+
+
+class Chain(BaseModel):
+    """When a run of ``source`` ends as ``on_event`` (success | failure | end), start ``target``."""
+
+    id = AutoField()
+    source = ForeignKeyField(Job, on_delete="CASCADE", backref="chains_out")
+    target = ForeignKeyField(Job, on_delete="CASCADE", backref="chains_in")
+    on_event = CharField(max_length=10)
+    args_json = TextField(null=True)  # argument templates, NULL = the target job's own args
+    created_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("source", "target", "on_event"), True),)
+
+
+class ChainFiring(BaseModel):
+    """The ledger that makes a chain fire once per run of its source, across restarts."""
+
+    id = BigAutoField()
+    chain = ForeignKeyField(Chain, on_delete="CASCADE")
+    source_run = ForeignKeyField(Run, on_delete="CASCADE")
+    target_run_id = BigIntegerField(null=True)
+    created_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("chain", "source_run"), True),)
+
+
+NOTIFY_MODELS = [Channel, NotifyRule, Outbox, Chain, ChainFiring]
+
 # Version 1's tables; later versions add theirs in desktop/store/migrations.py.
 V1_MODELS = [SchemaVersion, Job, Run, RunOutput, Worker, Setting, AuditEvent, ChangeCounter]
-ALL_MODELS = [*V1_MODELS, JobSecret]
+ALL_MODELS = [*V1_MODELS, JobSecret, *NOTIFY_MODELS]

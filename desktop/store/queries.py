@@ -739,6 +739,18 @@ def record_missed(job_id: int, scheduled_ats: Iterable[datetime], reason: str = 
             if rows:
                 Run.insert_many(rows).on_conflict_ignore().execute()
                 added += len(rows)
+        if added:
+            # one "missed" notification per job and firing (the latest), not one per occurrence
+            latest = (
+                Run.select(Run.id)
+                .where((Run.job == job_id) & (Run.attempt == 1) & (Run.scheduled_at == wanted[-1]))
+                .scalar()
+            )
+            record = _fetch_run(latest) if latest else None
+            if record is not None and record.state == run_states.MISSED:
+                from desktop.store import ends
+
+                ends.after_ended([record])
     return added
 
 
@@ -773,7 +785,12 @@ def transition_run(run_id: int, new_state: str, **fields: Any) -> RunRecord:
         if new_state in run_states.TERMINAL and "finished_at" not in fields:
             cols["finished_at"] = _now()
         Run.update(**cols).where(Run.id == run_id).execute()
-        return _fetch_run(run_id)
+        record = _fetch_run(run_id)
+        if new_state in run_states.TERMINAL:
+            from desktop.store import ends  # notifications and chains, same transaction
+
+            ends.after_ended([record])
+        return record
 
 
 def _is_sqlite() -> bool:

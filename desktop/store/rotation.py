@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from desktop.core.secretbox import SecretBox, SecretKeyError, new_key, sealed_key_id
-from desktop.store import secretkey
+from desktop.store import channels, secretkey  # noqa: F401 - channels registers its column
+from desktop.store import secrets as _job_secrets  # noqa: F401 - registers its column
 from desktop.store.migrations import write_transaction
 from desktop.store.models import database_proxy
 

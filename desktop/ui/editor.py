@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -287,8 +288,18 @@ class JobEditorDialog(QDialog):
         columns.addLayout(left, 1)
         columns.addLayout(middle, 1)
         columns.addWidget(preview, 1)
+        from desktop.ui.notify_widgets import LinksTab
+
+        page = QWidget()
+        page.setLayout(columns)
+        columns.setContentsMargins(0, 0, 0, 0)
+        self.links_tab = LinksTab()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(page, "Job")
+        self.tabs.addTab(self.links_tab, "Notifications and chains")
+        self._field_errors["chains"] = self.links_tab.error
         outer = QVBoxLayout(self)
-        outer.addLayout(columns, 1)
+        outer.addWidget(self.tabs, 1)
         outer.addWidget(self.general_error)
         outer.addWidget(self.buttons)
 
@@ -315,6 +326,7 @@ class JobEditorDialog(QDialog):
         ):
             w.valueChanged.connect(self.revalidate)
         self.retry_backoff.valueChanged.connect(self.revalidate)
+        self.links_tab.changed.connect(self.revalidate)
         # the default daily 09:00 is a better first guess than interval for a new job
         _set_combo(self.kind, "daily")
         self._target_changed()
@@ -438,6 +450,8 @@ class JobEditorDialog(QDialog):
             errors["env"] = env_problem
         if spec["name"].strip() in self.taken_names and "name" not in errors:
             errors["name"] = "another job already has this name"
+        if self.links_tab.loaded and (problem := self.links_tab.chains.problems(spec["name"])):
+            errors["chains"] = problem
         return errors
 
     def _speak(self, field: str) -> None:

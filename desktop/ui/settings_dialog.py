@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -45,7 +46,13 @@ def _value(values: dict[str, str], key: str) -> str:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, parent: QWidget | None, values: dict[str, str], key_place: str = "") -> None:
+    def __init__(
+        self,
+        parent: QWidget | None,
+        values: dict[str, str],
+        key_place: str = "",
+        channels: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.original = dict(values)
@@ -105,7 +112,7 @@ class SettingsDialog(QDialog):
         self._row(f, "And at most", "retention_runs_per_job", self.retention_runs)
         self._row(f, "Keep audit for", "audit_retention_days", self.audit_days)
         f.addRow("Secrets key", self.key_place)
-        notify = QGroupBox("Tray notifications")
+        notify = QGroupBox("Tray notifications (e-mail and webhooks: the Channels tab)")
         f = QFormLayout(notify)
         f.addRow(self.notify_failures)
         f.addRow(self.notify_offline)
@@ -118,9 +125,22 @@ class SettingsDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
+        general = QWidget()
+        glayout = QVBoxLayout(general)
+        glayout.setContentsMargins(0, 0, 0, 0)
         for box in (display, hub, keep, notify):
-            layout.addWidget(box)
-        layout.addWidget(self.note)
+            glayout.addWidget(box)
+        glayout.addWidget(self.note)
+        # the Channels page (e-mail, webhooks) when the window passes one: a tab of its own
+        self.channels_page = channels
+        self.tabs: QTabWidget | None = None
+        if channels is None:
+            layout.addWidget(general)
+        else:
+            self.tabs = QTabWidget()
+            self.tabs.addTab(general, "General")
+            self.tabs.addTab(channels, "Channels")
+            layout.addWidget(self.tabs)
         layout.addWidget(self.buttons)
 
         for w in (self.display_tz, self.hub_host, self.tls_cert, self.tls_key):

@@ -15,7 +15,7 @@ from desktop.core import runs as run_states
 from desktop.store import queries
 from desktop.store.errors import ValidationError
 from desktop.ui.about import about_box
-from desktop.ui.asyncqt import ask, confirm, show_message
+from desktop.ui.asyncqt import ask, confirm, show_message, spawn
 from desktop.ui.editor import JobEditorDialog
 from desktop.ui.rows import job_row
 from desktop.ui.settings_dialog import SettingsDialog
@@ -43,9 +43,18 @@ class CommandsMixin:
             taken_names=[r.name for r in self.jobs_model.rows()],
         )
 
+    async def _load_links(self, dlg: JobEditorDialog, job_id: int | None) -> None:
+        try:
+            found = await self.core.links_context(job_id)
+        except Exception:  # the job can still be edited; its links stay as stored
+            log.exception("could not load notifications and chains")
+            return
+        dlg.links_tab.set_data(found["channels"], found["jobs"], found["rules"], found["chains"])
+
     async def new_job(self) -> Any:
         dlg = self.make_editor()
-        dlg.saver = self.core.save_job
+        await self._load_links(dlg, None)
+        dlg.saver = lambda spec: self.core.save_job(spec, links=dlg.links_tab.links())
         dlg.secrets_saver = self.core.save_job_secrets
         return await self._run_editor(dlg)
 
@@ -57,11 +66,13 @@ class CommandsMixin:
             return None
         dlg = self.make_editor()
         dlg.load(record.to_spec(), job_id, copy=copy)
+        await self._load_links(dlg, job_id)
         dlg.secrets_saver = self.core.save_job_secrets
         if copy:
-            dlg.saver = self.core.save_job  # secrets are not copied: set them on the copy
+            # secrets are not copied: set them on the copy
+            dlg.saver = lambda spec: self.core.save_job(spec, links=dlg.links_tab.links())
         else:
-            dlg.saver = lambda spec: self.core.save_job(spec, job_id)
+            dlg.saver = lambda spec: self.core.save_job(spec, job_id, dlg.links_tab.links())
             dlg.secrets.load(r.name for r in await self.core.job_secrets(job_id))
             dlg.secrets.revealer = lambda name: self.core.reveal_secret(job_id, name)
         return await self._run_editor(dlg)
@@ -78,6 +89,7 @@ class CommandsMixin:
         return record if code else None
 
     editor: JobEditorDialog | None = None
+    settings_dialog: Any = None
 
     async def delete_job(self, job_id: int) -> bool:
         row = self.jobs_model.get(job_id)
@@ -210,13 +222,19 @@ class CommandsMixin:
 
     # ------------------------------------------------------------------ settings etc.
     async def edit_settings(self) -> dict[str, str]:
+        from desktop.ui.channels_page import ChannelsPage
+
         place = await self.core.secret_key_place()
-        dlg = SettingsDialog(self, self.settings, place)
+        page = ChannelsPage(self.core, self.display_tz)
+        dlg = SettingsDialog(self, self.settings, place, channels=page)
+        self.settings_dialog = dlg  # tests and screenshots reach the open dialog here
+        spawn(page.refresh(), "loading the channels")
         try:
             if not await ask(dlg):
                 return {}
             changes = dlg.changes()
         finally:
+            self.settings_dialog = None
             dlg.deleteLater()
         for key, value in changes.items():
             try:

@@ -45,11 +45,32 @@ def test_a_version_1_database_opens_and_gains_the_secrets_table(sqlite_path):
     database.close()
     database = store_db.open_store(url)
     try:
-        assert migrations.current_version(database) == 2
+        assert migrations.current_version(database) == migrations.SCHEMA_VERSION
         assert database.table_exists("job_secret")
         assert [j.name for j in q.list_jobs()] == ["backup"]
     finally:
         database.close()
+
+
+def test_version_1_database_gets_the_notification_tables(tmp_path):
+    """A database written before issue 18 (version 1 tables only) is upgraded in place."""
+    import peewee
+
+    from desktop.store.models import V1_MODELS, ChangeCounter, database_proxy
+
+    database = peewee.SqliteDatabase(str(tmp_path / "old.db"))
+    database_proxy.initialize(database)
+    database.create_tables(V1_MODELS)
+    SchemaVersion.create(version=1, applied_at=datetime(2026, 1, 1))
+    ChangeCounter.insert(id=1, counter_value=0).execute()
+    q.create_job(job_spec())
+    assert "outbox" not in database.get_tables()
+    assert migrations.migrate(database) == migrations.SCHEMA_VERSION
+    assert {"channel", "notify_rule", "outbox", "chain", "chain_firing", "job_secret"} <= set(
+        database.get_tables()
+    )
+    assert [j.name for j in q.list_jobs()] == ["backup"]
+    database.close()
 
 
 def test_forward_migration_keeps_data(db):

@@ -207,3 +207,34 @@ def test_audit_rows_have_their_own_retention(db):
     assert audit.prune(utcnow()) == 0  # 0 keeps everything
     with pytest.raises(ValidationError):
         q.set_setting("audit_retention_days", "-1")
+
+
+def test_channel_credentials_are_sealed_and_rotation_reseals_them(db, db_url, tmp_path):
+    """The SMTP password / webhook key of a notification channel is kept like a job secret:
+    sealed at rest, bound to its channel, re-sealed by a key rotation, readable throughout."""
+    from desktop.store import channels, rotation
+    from desktop.store.models import Channel
+
+    hook = {"url": "https://hooks.example/x", "preset": "plain"}
+    record = channels.save_channel("ops", "webhook", hook, VALUE)
+    stored = Channel.get().secret
+    assert VALUE not in stored and stored.startswith("v1:")
+    assert channels.channel_secret(record.id) == VALUE
+    channels.save_channel("ops", "webhook", hook)  # None keeps the stored credential
+    assert channels.channel_secret(record.id) == VALUE
+    if "test.db" in db_url:
+        db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        for name in ("test.db", "test.db-wal"):
+            path = tmp_path / name
+            if path.exists():
+                assert VALUE.encode() not in path.read_bytes(), name
+    before = Channel.get().secret
+    rotation.rotate_key()
+    after = Channel.get().secret
+    assert after != before and after.split(":")[1] != before.split(":")[1]  # the new key id
+    assert channels.channel_secret(record.id) == VALUE
+    # bound to its channel: the sealed value moved to another channel does not open
+    other = channels.save_channel("other", "webhook", hook, "")
+    Channel.update(secret=after).where(Channel.id == other.id).execute()
+    with pytest.raises(SecretKeyError):
+        channels.channel_secret(other.id)

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from desktop.core.events import EventBus, JobChanged, OutputAppended, RunChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
+from desktop.notify.api import NotifyApi
 from desktop.store import audit, queries, secretkey
 from desktop.store import secrets as job_secrets
 from desktop.store.executor import DbExecutor
@@ -31,10 +32,11 @@ class WorkerStatus:
     tags: tuple[str, ...] = field(default=())
 
 
-class StoreCore:
+class StoreCore(NotifyApi):
     def __init__(self, db_url: str) -> None:
         self.events = EventBus()
         self.db = DbExecutor(db_url)
+        self.clock = utcnow
         self.hub_url = "ws://127.0.0.1:8000/ws/heartbeat"
         self.online: dict[str, WorkerStatus] = {}
         self.scripts = ["test_job.py", "backup.ps1"]
@@ -48,8 +50,10 @@ class StoreCore:
         await self.db.close()
 
     # --- facade
-    async def save_job(self, spec, job_id=None):
-        if job_id is None:
+    async def save_job(self, spec, job_id=None, links=None):
+        if links is not None:
+            record = await self.save_job_links(spec, job_id, links)
+        elif job_id is None:
             record = await self.db.call(queries.create_job, spec)
         else:
             record = await self.db.call(queries.update_job, job_id, spec)

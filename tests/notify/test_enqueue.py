@@ -1,0 +1,64 @@
+"""Which ends enqueue what, through the scheduler's own paths (lost, queue-timeout missed,
+downtime missed), and what removing a channel takes with it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from desktop.store import channels, outbox, queries
+from desktop.store.db import open_store
+from desktop.store.models import NotifyRule, Outbox
+
+T = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+ALL = ["failed", "timed_out", "lost", "missed", "recovered"]
+
+
+@pytest.fixture
+def store(url):
+    database = open_store(url)
+    job = queries.create_job({"name": "j", "script": "a.py", "schedule": {"kind": "manual"}})
+    channels.save_channel("hook", "webhook", {"url": "http://127.0.0.1:9/x"})
+    channels.set_rules(job.id, [{"channel": "hook", "on": ALL}])
+    yield job.id
+    database.close()
+
+
+def _events(run_id: int) -> list[str]:
+    return [r.event for r in outbox.list_outbox(run_id)]
+
+
+def test_lost_then_the_real_result_notifies_each_once(store):
+    run = queries.create_run(store, T)
+    queries.transition_run(run.id, "dispatched", worker_name="w1")
+    queries.transition_run(run.id, "lost", reason="no word")
+    assert _events(run.id) == ["lost"]
+    queries.transition_run(run.id, "failed", exit_code=1)  # the real result wins
+    assert sorted(_events(run.id)) == ["failed", "lost"]
+
+
+def test_queue_timeout_missed_and_cancelled(store):
+    missed = queries.create_run(store, T)
+    queries.transition_run(missed.id, "missed", reason="no worker")
+    cancelled = queries.create_run(store, T + timedelta(minutes=1))
+    queries.transition_run(cancelled.id, "cancelled")
+    assert _events(missed.id) == ["missed"] and _events(cancelled.id) == []
+
+
+def test_downtime_misses_send_one_message_per_job(store):
+    added = queries.record_missed(store, [T + timedelta(hours=h) for h in range(5)], "down")
+    assert added == 5
+    rows = outbox.list_outbox()
+    assert len(rows) == 1 and rows[0].event == "missed"
+    latest = max(queries.list_runs(store, 10), key=lambda r: r.scheduled_at)
+    assert rows[0].run_id == latest.id
+
+
+def test_removing_a_channel_takes_its_rules_and_messages(store):
+    run = queries.create_run(store, T)
+    queries.transition_run(run.id, "running", worker_name="w1")
+    queries.transition_run(run.id, "timed_out")
+    assert Outbox.select().count() == 1
+    channels.remove_channel("hook")
+    assert Outbox.select().count() == 0 and NotifyRule.select().count() == 0
