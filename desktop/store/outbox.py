@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from desktop.core import notify as n
 from desktop.core import runs as states
+from desktop.core.secretbox import SecretKeyError
 from desktop.core.timeutil import from_naive_utc, to_naive_utc
 from desktop.core.zones import is_zone
 from desktop.store import channels as ch
@@ -215,13 +216,18 @@ def claim_due(now: datetime, limit: int = 20) -> list[Delivery]:
             if facts is None:
                 continue
             c = row.channel
+            try:
+                secret = ch.unseal(c.secret, c.name)
+            except SecretKeyError as exc:  # a lost key: this row fails with why, others go on
+                mark_failed(row.id, f"cannot open the channel's credential: {exc}", now)
+                continue
             out.append(
                 Delivery(
                     row.id,
                     c.name,
                     c.kind,
                     json.loads(c.config_json),
-                    ch.unseal(c.secret),
+                    secret,
                     row.event,
                     row.attempts + 1,
                     facts,

@@ -195,8 +195,10 @@ def box(create: bool = False) -> SecretBox:
 
 
 def _anything_sealed() -> bool:
+    # "" is no value (a channel without a password): nothing sealed there needs a key
     return any(
-        model.select().where(field.is_null(False)).exists() for model, field, _ in SEALED_COLUMNS
+        model.select().where(field.is_null(False) & (field != "")).exists()
+        for model, field, _ in SEALED_COLUMNS
     )
 
 

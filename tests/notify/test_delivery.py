@@ -242,3 +242,23 @@ async def test_stop_lets_a_send_under_way_finish_and_marks_it(ex, hook):
     [row] = await ex.call(outbox.list_outbox, run_id)
     assert (row.state, row.attempts) == ("delivered", 1)
     assert len(hook.requests) == 1
+
+
+async def test_a_lost_secrets_key_fails_that_channel_with_the_reason(ex, hook, monkeypatch):
+    """The webhook key cannot be opened (the key file is gone): that delivery is failing with
+    why, nothing is sent without its signature, and the sender keeps serving."""
+    from desktop.core.secretbox import new_key
+    from desktop.store import secretkey
+
+    await ex.call(_setup, None, hook.url)
+    run_id = await ex.call(_job_and_failed_run)
+    monkeypatch.setattr(secretkey, "read_keys", lambda spot=None: [new_key()])  # a wrong key
+    sender = Sender(ex, timeout=timeout(5))
+    try:
+        assert await sender.pass_once() == 0
+    finally:
+        await sender.stop()
+    [row] = await ex.call(outbox.list_outbox, run_id)
+    assert row.shown_state == "failing" and row.attempts == 1
+    assert "cannot open the channel's credential" in row.last_error
+    assert hook.requests == []
