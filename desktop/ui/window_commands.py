@@ -228,12 +228,13 @@ class CommandsMixin:
         page = ChannelsPage(self.core, self.display_tz)
         dlg = SettingsDialog(self, self.settings, place, channels=page)
         self.settings_dialog = dlg  # tests and screenshots reach the open dialog here
-        spawn(page.refresh(), "loading the channels")
+        loading = spawn(page.refresh(), "loading the channels")
         try:
             if not await ask(dlg):
                 return {}
             changes = dlg.changes()
         finally:
+            loading.cancel()  # closed before the channels came in: their widgets are going
             self.settings_dialog = None
             dlg.deleteLater()
         for key, value in changes.items():
