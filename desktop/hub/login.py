@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from desktop.hub import ownership
 from desktop.hub import session as s
@@ -20,6 +19,7 @@ from desktop.store import queries
 from desktop.store.errors import AuthError, StoreError
 from desktop.store.executor import DbExecutor
 from desktop.store.records import WorkerRecord
+from worker.protocol import Message
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Login:
         self.clock = clock
         self.throttle = throttle
 
-    async def admit(self, conn: Conn, hello: dict[str, Any]) -> Admitted | list[s.Action]:
+    async def admit(self, conn: Conn, hello: Message) -> Admitted | list[s.Action]:
         """Admitted, or the actions that refuse the connection (already slowed down)."""
         # Every token is checked, whatever the throttle says: a correct one is welcomed at once,
         # so wrong tokens sent in a worker's name or from its address cannot lock it out

@@ -50,7 +50,7 @@ from desktop.hub.throttle import AuthThrottle
 from desktop.store import queries
 from desktop.store.errors import StoreError
 from desktop.store.executor import DbExecutor
-from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, ProtocolError, decode, make
+from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, Message, ProtocolError, decode, make
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,8 @@ class Hub:
         try:
             await conn.ws.send(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
         except ConnectionClosed:
-            conn.owned.pop(dispatch, None)  # the scheduler queues it again, for anyone
+            if dispatch is not None:
+                conn.owned.pop(dispatch, None)  # the scheduler queues it again, for anyone
             return False
         return True
 
@@ -368,7 +369,7 @@ class Hub:
         conn.owned.pop(action.run_id, None)
         self.listener.run_declined(name, action.run_id, action.reason)
 
-    async def _authenticate(self, conn: Conn, hello: dict[str, Any]) -> None:
+    async def _authenticate(self, conn: Conn, hello: Message) -> None:
         admitted = await self.login.admit(conn, hello)
         if not isinstance(admitted, Admitted):
             await self._perform(conn, admitted)
