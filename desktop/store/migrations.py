@@ -33,7 +33,7 @@ Step = Callable[[SchemaMigrator, peewee.Database], None]
 STEPS: dict[int, Step] = {}
 
 
-def write_transaction(db: peewee.Database):
+def write_transaction(db: peewee.Database | peewee.DatabaseProxy):
     """A transaction that takes the write lock up front on SQLite (BEGIN IMMEDIATE), so a
     read-then-write never fails with SQLITE_BUSY half-way; a plain transaction elsewhere."""
     obj = db.obj if isinstance(db, peewee.DatabaseProxy) else db

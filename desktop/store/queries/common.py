@@ -7,13 +7,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 
 import peewee
 
 from desktop.core.timeutil import from_naive_utc, to_naive_utc, utcnow
 from desktop.store.migrations import write_transaction
 from desktop.store.models import AuditEvent, ChangeCounter, database_proxy
+
+
+def _tuples(query: Any) -> Iterator[tuple[Any, ...]]:
+    """``query.tuples()``: peewee's bundled stubs type its rows as models, not tuples."""
+    return iter(query.tuples())
 
 
 def _write():
@@ -28,10 +33,18 @@ def _now() -> datetime:
     return to_naive_utc(utcnow())
 
 
+@overload
+def _naive(dt: datetime) -> datetime: ...
+@overload
+def _naive(dt: None) -> None: ...
 def _naive(dt: datetime | None) -> datetime | None:
     return to_naive_utc(dt)
 
 
+@overload
+def _aware(dt: datetime) -> datetime: ...
+@overload
+def _aware(dt: None) -> None: ...
 def _aware(dt: datetime | None) -> datetime | None:
     return from_naive_utc(dt)
 
@@ -65,6 +78,14 @@ def _dt(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=timezone.utc)
+
+
+def _dt_set(value: Any) -> datetime:
+    """_dt for a NOT NULL column."""
+    when = _dt(value)
+    if when is None:
+        raise ValueError("a NOT NULL time column holds NULL")
+    return when
 
 
 def _raw_dicts(query) -> Iterator[dict[str, Any]]:

@@ -21,11 +21,13 @@ from desktop.store.queries.common import (
     _aware,
     _bump,
     _dt,
+    _dt_set,
     _naive,
     _now,
     _raw_dicts,
     _read,
     _short,
+    _tuples,
     _write,
 )
 from desktop.store.queries.prepared import _by_id, _by_ids, _prepared, _rows
@@ -94,8 +96,8 @@ def _job_from_dict(row: dict[str, Any]) -> JobRecord:
         queue_timeout_seconds=row["queue_timeout_seconds"],
         next_fire_at=_dt(row["next_fire_at"]),
         last_scheduled_at=_dt(row["last_scheduled_at"]),
-        created_at=_dt(row["created_at"]),
-        updated_at=_dt(row["updated_at"]),
+        created_at=_dt_set(row["created_at"]),
+        updated_at=_dt_set(row["updated_at"]),
         last_run_id=row.get("lr_id"),
         last_run_state=row.get("lr_state"),
         last_run_at=_dt(last_at),
@@ -105,6 +107,14 @@ def _job_from_dict(row: dict[str, Any]) -> JobRecord:
 def _fetch_job(job_id: int) -> JobRecord | None:
     rows = _by_id("job", lambda i: _jobs_query().where(Job.id == i), job_id)
     return _job_from_dict(rows[0]) if rows else None
+
+
+def _stored_job(job_id: int) -> JobRecord:
+    """_fetch_job for a job this transaction knows exists."""
+    record = _fetch_job(job_id)
+    if record is None:
+        raise NotFound(f"job {job_id} does not exist (deleted?)")
+    return record
 
 
 def _job_exists(job_id: int) -> bool:
@@ -155,7 +165,7 @@ def create_job(spec: dict[str, Any], actor: str = "console") -> JobRecord:
         )
         _audit(actor, "created", "job", clean["name"], f"script {clean['script']}")
         _bump()
-        return _fetch_job(job.id)
+        return _stored_job(job.id)
 
 
 def _apply_update(job: Job, current: JobRecord, clean: dict[str, Any], actor: str) -> str:
@@ -183,7 +193,7 @@ def update_job(job_id: int, changes: dict[str, Any], actor: str = "console") -> 
     recomputes the next fire time from now."""
     with _write():
         job = _require_job(job_id)
-        current = _fetch_job(job_id)
+        current = _stored_job(job_id)
         unknown = [k for k in changes if k not in JOB_SPEC_FIELDS]
         if unknown:
             raise ValidationError({k: "is not a job field (typo?)" for k in unknown})
@@ -198,7 +208,7 @@ def update_job(job_id: int, changes: dict[str, Any], actor: str = "console") -> 
         if clean["name"] != current.name and _name_taken(clean["name"], except_id=job_id):
             raise ValidationError({"name": f"a job named {clean['name']!r} already exists"})
         _apply_update(job, current, clean, actor)
-        return _fetch_job(job_id)
+        return _stored_job(job_id)
 
 
 def set_job_enabled(job_id: int, enabled: bool, actor: str = "console") -> JobRecord:
@@ -234,7 +244,7 @@ def get_job(job_id: int) -> JobRecord | None:
 def job_names() -> list[tuple[int, str]]:
     """(id, name) of every job: enough to decide which jobs a first screen shows."""
     with _read():
-        return list(Job.select(Job.id, Job.name).tuples())
+        return list(_tuples(Job.select(Job.id, Job.name)))
 
 
 def jobs_with_last_run(job_ids: Iterable[int]) -> list[JobRecord]:
@@ -357,7 +367,7 @@ def import_jobs(
             if seen
             else {}
         )
-        plan = []
+        plan: list[tuple[JobRecord | None, dict[str, Any]]] = []
         for clean in cleaned:
             row = existing.get(clean["name"])
             if row is None:
@@ -374,8 +384,8 @@ def import_jobs(
         if dry_run:
             return result
         now = _now()
-        for current, clean in plan:
-            if current is None:
+        for before, clean in plan:
+            if before is None:
                 Job.create(
                     **_columns(clean),
                     next_fire_at=_next_fire_for(clean),
@@ -384,7 +394,7 @@ def import_jobs(
                 )
                 _audit(actor, "created", "job", clean["name"], "imported")
             else:
-                _apply_update(Job.get_by_id(current.id), current, clean, actor)
+                _apply_update(Job.get_by_id(before.id), before, clean, actor)
         if plan:
             _bump()
         return result

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from desktop.store import settings as settings_mod
 from desktop.store.models import Run, RunOutput, Setting
-from desktop.store.queries.common import _aware, _naive, _now, _read, _write
+from desktop.store.queries.common import _aware, _naive, _now, _read, _tuples, _write
 from desktop.store.queries.prepared import _by_ids, _insert_rows
 from desktop.store.queries.runs import update_runs
 from desktop.store.records import OutputChunk
@@ -101,5 +101,5 @@ def read_output(run_id: int, after_seq: int = 0, limit: int | None = None) -> li
             query = query.limit(limit)
         return [
             OutputChunk(run_id, seq, stream, text, _aware(at))
-            for seq, stream, text, at in query.tuples()
+            for seq, stream, text, at in _tuples(query)
         ]

@@ -5,7 +5,7 @@ package shares it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import peewee
@@ -76,13 +76,13 @@ def _by_id(name: str, build: Callable[[int], Any], row_id: int) -> list[dict[str
     return _rows(_prepared((name,), build, [row_id]))
 
 
-def _by_ids(name: str, build: Callable[[list], Any], ids: Sequence[int]) -> list[dict[str, Any]]:
+def _by_ids(name: str, build: Callable[[list], Any], ids: Iterable[int]) -> list[dict[str, Any]]:
     """Raw rows of ``build(ids)`` (an IN list), in chunks of IN_BATCH; the SQL is compiled once
     per list length."""
-    ids = sorted(set(ids))
+    wanted = sorted(set(ids))
     out: list[dict[str, Any]] = []
-    for start in range(0, len(ids), IN_BATCH):
-        chunk = ids[start : start + IN_BATCH]
+    for start in range(0, len(wanted), IN_BATCH):
+        chunk = wanted[start : start + IN_BATCH]
         out += _rows(_prepared((name, len(chunk)), lambda *p: build(list(p)), chunk))
     return out
 

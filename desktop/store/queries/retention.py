@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from desktop.core import runs as run_states
 from desktop.store.models import Job, Run, RunOutput
-from desktop.store.queries.common import _naive, _write
-from desktop.store.queries.settings import get_setting
+from desktop.store.queries.common import _naive, _tuples, _write
+from desktop.store.queries.settings import _known_setting
 
 PRUNE_BATCH = 500  # runs deleted per transaction: short enough not to hold up other writers
 
@@ -27,9 +27,9 @@ def prune(
     active runs.  Works in batches of PRUNE_BATCH runs, each its own short transaction, so the
     console and the CLI keep writing while a large history is pruned."""
     if max_age_days is None:
-        max_age_days = int(get_setting("retention_days"))
+        max_age_days = int(_known_setting("retention_days"))
     if max_runs_per_job is None:
-        max_runs_per_job = int(get_setting("retention_runs_per_job"))
+        max_runs_per_job = int(_known_setting("retention_runs_per_job"))
     counts = {"runs_by_age": 0, "runs_by_count": 0, "output_rows": 0}
     finished = ~Run.state.in_(run_states.ACTIVE)
     if max_age_days > 0:
@@ -37,17 +37,18 @@ def prune(
         while True:
             ids = [
                 i
-                for (i,) in Run.select(Run.id)
-                .where(finished & (Run.created_at < cutoff))
-                .limit(PRUNE_BATCH)
-                .tuples()
+                for (i,) in _tuples(
+                    Run.select(Run.id)
+                    .where(finished & (Run.created_at < cutoff))
+                    .limit(PRUNE_BATCH)
+                )
             ]
             if not ids:
                 break
             counts["output_rows"] += _delete_runs(ids)
             counts["runs_by_age"] += len(ids)
     if max_runs_per_job > 0:
-        job_ids = [i for (i,) in Job.select(Job.id).tuples()]
+        job_ids = [i for (i,) in _tuples(Job.select(Job.id))]
         for job_id in job_ids:
             # the id of the oldest run to keep; everything finished below it goes
             keep_from = (
@@ -63,10 +64,11 @@ def prune(
             while True:
                 ids = [
                     i
-                    for (i,) in Run.select(Run.id)
-                    .where((Run.job == job_id) & (Run.id < keep_from) & finished)
-                    .limit(PRUNE_BATCH)
-                    .tuples()
+                    for (i,) in _tuples(
+                        Run.select(Run.id)
+                        .where((Run.job == job_id) & (Run.id < keep_from) & finished)
+                        .limit(PRUNE_BATCH)
+                    )
                 ]
                 if not ids:
                     break

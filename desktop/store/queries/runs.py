@@ -16,10 +16,12 @@ from desktop.store.models import Job, Run, database_proxy
 from desktop.store.queries.common import (
     _aware,
     _dt,
+    _dt_set,
     _is_sqlite,
     _naive,
     _now,
     _read,
+    _tuples,
     _write,
 )
 from desktop.store.queries.jobs import _job_exists
@@ -154,9 +156,11 @@ def record_missed(job_id: int, scheduled_ats: Iterable[datetime], reason: str = 
             batch = wanted[start : start + INSERT_BATCH]
             have = {
                 t
-                for (t,) in Run.select(Run.scheduled_at)
-                .where((Run.job == job_id) & (Run.attempt == 1) & Run.scheduled_at.in_(batch))
-                .tuples()
+                for (t,) in _tuples(
+                    Run.select(Run.scheduled_at).where(
+                        (Run.job == job_id) & (Run.attempt == 1) & Run.scheduled_at.in_(batch)
+                    )
+                )
             }
             rows = [
                 {
@@ -209,7 +213,10 @@ def transition_run(run_id: int, new_state: str, **fields: Any) -> RunRecord:
         if new_state in run_states.TERMINAL and "finished_at" not in fields:
             cols["finished_at"] = _now()
         Run.update(**cols).where(Run.id == run_id).execute()
-        return _fetch_run(run_id)
+        record = _fetch_run(run_id)
+        if record is None:  # cannot happen: the row is locked by this transaction
+            raise NotFound(f"run {run_id} does not exist (pruned or deleted?)")
+        return record
 
 
 def advance_seq(run_id: int, seq: int) -> int:
@@ -308,7 +315,7 @@ def active_run_states() -> list[ActiveRun]:
             [],
         )
         return [
-            ActiveRun(rid, job, state, worker, _dt(created), _dt(not_before), _dt(dispatched))
+            ActiveRun(rid, job, state, worker, _dt_set(created), _dt(not_before), _dt(dispatched))
             for rid, job, state, worker, created, not_before, dispatched in cursor
         ]
 
@@ -333,11 +340,12 @@ def mark_dispatched(choices: Sequence[tuple[int, str]], when: datetime) -> None:
     )
     at = _naive(when)
     rows = [_bind(slots, (run_states.DISPATCHED, worker, at, rid)) for rid, worker in choices]
-    with peewee.__exception_wrapper__:  # driver errors as peewee's, like execute_sql
+    # driver errors as peewee's, like execute_sql (the wrapper is missing from peewee's stubs)
+    with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
         database_proxy.cursor().executemany(sql, rows)
 
 
-def update_runs(columns: tuple[str, ...], rows: list[Sequence[Any]]) -> None:
+def update_runs(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
     """``UPDATE run SET columns... WHERE id = ?`` for many rows of (values..., run id), one
     statement executed many times: the hub writes a batch of reports this way."""
     if not rows:
@@ -347,5 +355,6 @@ def update_runs(columns: tuple[str, ...], rows: list[Sequence[Any]]) -> None:
         lambda *p: Run.update(dict(zip(columns, p[:-1]))).where(Run.id == p[-1]),
         len(columns) + 1,
     )
-    with peewee.__exception_wrapper__:  # driver errors as peewee's, like execute_sql
+    # driver errors as peewee's, like execute_sql (the wrapper is missing from peewee's stubs)
+    with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
         database_proxy.cursor().executemany(sql, [_bind(slots, row) for row in rows])

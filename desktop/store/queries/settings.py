@@ -7,7 +7,7 @@ from typing import Any
 from desktop.store import settings as settings_mod
 from desktop.store.errors import ValidationError
 from desktop.store.models import Setting
-from desktop.store.queries.common import _audit, _bump, _read, _short, _write
+from desktop.store.queries.common import _audit, _bump, _read, _short, _tuples, _write
 
 
 def _display_tz() -> str:
@@ -21,6 +21,14 @@ def get_setting(key: str, default: str | None = None) -> str | None:
     if row is not None:
         return row.setting_value
     return default if default is not None else settings_mod.DEFAULTS.get(key)
+
+
+def _known_setting(key: str) -> str:
+    """get_setting for a key with a default in settings.DEFAULTS: never None."""
+    value = get_setting(key)
+    if value is None:
+        raise KeyError(f"{key!r} is not a known setting")
+    return value
 
 
 def set_setting(key: str, value: Any, actor: str = "console") -> None:
@@ -45,6 +53,6 @@ def all_settings() -> dict[str, str]:
     """Every known setting with its default, overlaid by what is stored."""
     with _read():
         stored = {
-            k: v for k, v in Setting.select(Setting.setting_key, Setting.setting_value).tuples()
+            k: v for k, v in _tuples(Setting.select(Setting.setting_key, Setting.setting_value))
         }
     return {**settings_mod.DEFAULTS, **stored}
