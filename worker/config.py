@@ -14,6 +14,7 @@ import shlex
 import socket
 import ssl
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -150,7 +151,9 @@ def split_command(command: str) -> list[str]:
     return [part.strip('"') for part in shlex.split(command, posix=False)]
 
 
-def _tls_options(cfg: WorkerConfig, sec: configparser.SectionProxy, environ) -> None:
+def _tls_options(
+    cfg: WorkerConfig, sec: configparser.SectionProxy, environ: Mapping[str, str]
+) -> None:
     """ca_file / cert_sha256: checked here so a typo stops the worker at start, not at 3 a.m."""
     path = cfg.path
     ca_text = environ.get(ENV_CA_FILE, "").strip() or sec.get("ca_file", "").strip()
@@ -244,7 +247,7 @@ def _env_policy(path: Path, parser: configparser.ConfigParser) -> EnvPolicy:
     return EnvPolicy(allow=lists["allow"], deny=lists["deny"])
 
 
-def _require_tls(path: Path, sec: configparser.SectionProxy, environ) -> bool:
+def _require_tls(path: Path, sec: configparser.SectionProxy, environ: Mapping[str, str]) -> bool:
     raw_env = environ.get(ENV_REQUIRE_TLS, "").strip()
     where, raw = (ENV_REQUIRE_TLS, raw_env)
     if not raw_env:
@@ -257,7 +260,7 @@ def _require_tls(path: Path, sec: configparser.SectionProxy, environ) -> bool:
     return value
 
 
-def load(path: Path | None = None, environ: dict[str, str] | None = None) -> WorkerConfig:
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> WorkerConfig:
     """Read the config, applying environment overrides.
 
     Raises :class:`ConfigMissing` after writing a template when the file does not exist, and
@@ -269,7 +272,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Wor
         write_template(path)
         raise ConfigMissing(path)
     parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # keep ".PS1" vs ".ps1" as written; we lower-case ourselves
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep ".PS1" vs ".ps1" as written; we lower-case ourselves
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)
@@ -286,7 +289,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Wor
     base = path.parent
     cfg = WorkerConfig(path=path)
 
-    def number(key: str, kind: type, default: float, minimum: float) -> float:
+    def number(key: str, kind: Callable[[str], float], default: float, minimum: float) -> float:
         raw = sec.get(key, "").strip()
         if not raw:
             return default

@@ -19,7 +19,7 @@ def started_by_double_click() -> bool:
     try:
         import ctypes
 
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
         session = ctypes.c_uint32()
         if kernel32.ProcessIdToSessionId(os.getpid(), ctypes.byref(session)) and not session.value:
             # Session 0: a service wrapper, or a scheduled task that runs whether anyone is logged

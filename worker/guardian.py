@@ -33,6 +33,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -168,7 +169,7 @@ class Guardian:
             self._send(f"- {run_id}\n")
 
     def _start(self) -> subprocess.Popen[bytes]:
-        kwargs: dict = {"process_group": 0} if sys.version_info >= (3, 11) else {}
+        kwargs: dict[Any, Any] = {"process_group": 0} if sys.version_info >= (3, 11) else {}
         proc = subprocess.Popen(
             _command(self.life, self.spool_dir),
             stdin=subprocess.PIPE,
@@ -251,12 +252,12 @@ class SpoolInUse(OSError):
     """The worker life recorded in the spool is still running: its jobs are not leftovers."""
 
 
-def _still_running(data: dict) -> bool:
+def _still_running(data: dict[str, Any]) -> bool:
     try:
         pid, created = int(data["pid"]), float(data["created"])
         if pid == os.getpid():
             return False
-        return abs(psutil.Process(pid).create_time() - created) <= 0.05
+        return bool(abs(psutil.Process(pid).create_time() - created) <= 0.05)
     except (KeyError, TypeError, ValueError, psutil.Error):
         return False
 

@@ -70,7 +70,7 @@ def trusted_groups(
 
 def _created(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).create_time()
+        return float(psutil.Process(pid).create_time())
     except psutil.Error:
         return None
 
@@ -111,7 +111,7 @@ def _signal(procs: Iterable[psutil.Process], sig: int) -> None:
 
 def _gone(proc: psutil.Process) -> bool:
     try:
-        return proc.status() == psutil.STATUS_ZOMBIE  # dead; its new parent reaps it
+        return bool(proc.status() == psutil.STATUS_ZOMBIE)  # dead; its new parent reaps it
     except psutil.Error:
         return True
 

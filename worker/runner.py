@@ -238,6 +238,8 @@ class ScriptRun:
             return self._finish(
                 self._stop_outcome, None, self._stop_reason + " (before it started)"
             )
+        outcome: str | None
+        reason: str | None
         try:
             self.proc = await self._spawn()
         except OSError as exc:
@@ -257,9 +259,10 @@ class ScriptRun:
         ]
         outcome = reason = None
         stopper = asyncio.create_task(self._stop.wait())
+        ends: list[asyncio.Future[Any]] = [self._exited, stopper]
         try:
             done, _ = await asyncio.wait(
-                {self._exited, stopper}, timeout=req.timeout, return_when=asyncio.FIRST_COMPLETED
+                ends, timeout=req.timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if self._exited not in done:
                 if stopper in done:

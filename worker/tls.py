@@ -85,7 +85,12 @@ class _PinnedObject(ssl.SSLObject):
     def do_handshake(self) -> None:
         super().do_handshake()
         # Only reached once the handshake completed (a partial one raises SSLWantReadError).
-        check_der(self.getpeercert(binary_form=True), self.context.pin_sha256)
+        check_der(self.getpeercert(binary_form=True), self._pin())
+
+    def _pin(self) -> str:
+        context = self.context
+        assert isinstance(context, _PinnedContext)  # only _PinnedContext makes these
+        return context.pin_sha256
 
 
 class _PinnedContext(ssl.SSLContext):

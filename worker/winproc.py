@@ -110,7 +110,7 @@ class Win32:
         self.ntdll = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined]
 
     def _fail(self) -> OSError:
-        return ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+        return ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,no-any-return]
 
     def _open(self, pid: int, access: int) -> Any:
         proc = self.k32.OpenProcess(access, False, pid)

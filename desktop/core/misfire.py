@@ -92,16 +92,19 @@ def _occurrences(
 ) -> list[datetime]:
     """``start`` and the occurrences after it up to ``now``, at most ``limit`` items."""
     out = [start]
-    current: datetime | None = start
+    current = start
     while limit is None or len(out) < limit:
-        current = schedule.next_after(current)
-        if current is None or current > now:
+        following = schedule.next_after(current)
+        if following is None or following > now:
             break
-        out.append(current)
+        out.append(following)
+        current = following
     return out
 
 
-def _interval_grid(schedule: IntervalSchedule, due: datetime, now: datetime) -> tuple:
+def _interval_grid(
+    schedule: IntervalSchedule, due: datetime, now: datetime
+) -> tuple[datetime | None, int]:
     """(first, count): the grid points strictly after ``due`` and up to ``now``."""
     first = schedule.next_after(due)
     if first is None or first > now:
@@ -114,7 +117,9 @@ def _latest(schedule: Schedule, due: datetime, now: datetime, k: int) -> list[da
     if isinstance(schedule, IntervalSchedule):
         first, count = _interval_grid(schedule, due, now)
         step = schedule.step
-        found = [first + (count - 1 - i) * step for i in range(min(k, count))][::-1]
+        found: list[datetime] = (
+            [] if first is None else [first + (count - 1 - i) * step for i in range(min(k, count))]
+        )[::-1]
         # `due` may be off the grid after an edit of the schedule; it is due all the same
         return ([due] if len(found) < k else []) + found
     # Look back from `now` over a window that doubles until it holds k occurrences: the walk

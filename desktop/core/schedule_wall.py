@@ -34,7 +34,7 @@ def resolve(wall: datetime, tz: tzinfo) -> datetime:
     if before >= after:  # type: ignore[operator]
         # Not in a gap.  When the time is ambiguous, the offset before the fall-back is the
         # first occurrence.
-        return _UTC_EPOCH + (wall - _NAIVE_EPOCH - before)  # type: ignore[operator]
+        return _UTC_EPOCH + (wall - _NAIVE_EPOCH - before)  # type: ignore[operator,no-any-return]
     return _gap_end(wall, tz, before, after)  # type: ignore[arg-type]
 
 

@@ -74,21 +74,22 @@ class Schedule:
 
     def next_n(self, after: datetime, n: int) -> list[datetime]:
         out: list[datetime] = []
-        current: datetime | None = after
+        current = after
         while len(out) < n:
-            current = self.next_after(current)
-            if current is None:
+            following = self.next_after(current)
+            if following is None:
                 break
-            out.append(current)
+            out.append(following)
+            current = following
         return out
 
     def describe(self) -> str:
         raise NotImplementedError
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"v": SCHEDULE_VERSION, "kind": self.kind, "tz": self.tz, **self._fields()}
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         return {}
 
     def _zone_suffix(self) -> str:
@@ -127,7 +128,9 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _next_in_days(wall: datetime, times: tuple[time, ...], ahead: tuple[int, ...] | None):
+def _next_in_days(
+    wall: datetime, times: tuple[time, ...], ahead: tuple[int, ...] | None
+) -> datetime | None:
     """Next wall time after ``wall`` for a rule of ``times`` on some weekdays.
 
     ``ahead[weekday]`` is 0 when that weekday is in the rule, else how many days on the next
@@ -177,7 +180,7 @@ class IntervalSchedule(Schedule):
             text += f" from {local.removesuffix(':00')}{self._zone_suffix()}"
         return text
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         return {"every": self.every, "unit": self.unit, "start": f.format_instant(self.start)}
 
 
@@ -209,7 +212,7 @@ class HourlySchedule(_WallSchedule):
             text += f", {lo:02d}:00 to {hi:02d}:59"
         return text + self._zone_suffix()
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {"minute": self.minute}
         if self.hours is not None:
             out["hours"] = list(self.hours)
@@ -227,7 +230,7 @@ class DailySchedule(_WallSchedule):
     def describe(self) -> str:
         return f"Daily at {_times_text(self.times)}{self._zone_suffix()}"
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         return {"times": [f.format_time(t) for t in self.times]}
 
 
@@ -259,7 +262,7 @@ class WeeklySchedule(_WallSchedule):
         days = _DAY_GROUPS.get(self.days) or _join([_DAY_NAMES[d] for d in self.days])
         return f"{days} at {_times_text(self.times)}{self._zone_suffix()}"
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         return {"days": list(self.days), "times": [f.format_time(t) for t in self.times]}
 
 
@@ -286,7 +289,7 @@ class MonthlySchedule(_WallSchedule):
     def _days_in_month(self, year: int, month: int) -> list[int]:
         first_weekday, length = calendar.monthrange(year, month)
         if self.days is not None:
-            found = {d for d in self.days if d != "last" and d <= length}  # type: ignore[operator]
+            found = {d for d in self.days if isinstance(d, int) and d <= length}
             if "last" in self.days:
                 found.add(length)
             return sorted(found)
@@ -319,7 +322,7 @@ class MonthlySchedule(_WallSchedule):
             on = f"the {self.nth} {_LONG_DAY_NAMES[self.weekday or 'mon']}"
         return f"Monthly on {on} at {_times_text(self.times)}{self._zone_suffix()}"
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {"times": [f.format_time(t) for t in self.times]}
         if self.days is not None:
             out["days"] = list(self.days)
@@ -387,7 +390,7 @@ class CronSchedule(_WallSchedule):
         detail = f": {text}" if text else ""
         return f"Cron {self.expr}{detail}{self._zone_suffix()}"
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         return {"expr": self.expr}
 
 
@@ -403,7 +406,7 @@ class OnceSchedule(_WallSchedule):
         text = self.at.strftime("%Y-%m-%d %H:%M:%S").removesuffix(":00")
         return f"Once at {text}{self._zone_suffix()}"
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         return {"at": self.at.isoformat()}
 
 
@@ -429,7 +432,7 @@ def _take(errors: dict[str, str], name: str, result: tuple[Any, str | None]) -> 
     return value
 
 
-def _interval(d: dict, e: dict[str, str]) -> dict:
+def _interval(d: dict[str, Any], e: dict[str, str]) -> dict[str, Any]:
     every = _take(e, "every", f.check_int(d.get("every"), 1, 10**9, "a positive interval"))
     unit = d.get("unit")
     if not isinstance(unit, str) or unit not in f.UNITS:
@@ -437,27 +440,32 @@ def _interval(d: dict, e: dict[str, str]) -> dict:
     start = EPOCH
     if d.get("start") is not None:
         start = _take(e, "start", f.check_instant(d.get("start")))
-    if "every" not in e and "unit" not in e and every * f.UNITS[unit] > f.MAX_INTERVAL_SECONDS:
+    if (
+        "every" not in e
+        and isinstance(unit, str)  # else e["unit"] says why
+        and unit in f.UNITS
+        and every * f.UNITS[unit] > f.MAX_INTERVAL_SECONDS
+    ):
         e["every"] = f"{every} {unit} is longer than 10 years; use a once or monthly schedule"
     return {"every": every, "unit": unit, "start": start}
 
 
-def _hourly(d: dict, e: dict[str, str]) -> dict:
+def _hourly(d: dict[str, Any], e: dict[str, str]) -> dict[str, Any]:
     minute = _take(e, "minute", f.check_int(d.get("minute"), 0, 59, "a minute of the hour"))
     hours = _take(e, "hours", f.check_hour_window(d.get("hours")))
     return {"minute": minute, "hours": hours}
 
 
-def _daily(d: dict, e: dict[str, str]) -> dict:
+def _daily(d: dict[str, Any], e: dict[str, str]) -> dict[str, Any]:
     return {"times": _take(e, "times", f.check_times(d.get("times")))}
 
 
-def _weekly(d: dict, e: dict[str, str]) -> dict:
+def _weekly(d: dict[str, Any], e: dict[str, str]) -> dict[str, Any]:
     days = _take(e, "days", f.check_weekdays(d.get("days")))
     return {"days": days, "times": _take(e, "times", f.check_times(d.get("times")))}
 
 
-def _monthly(d: dict, e: dict[str, str]) -> dict:
+def _monthly(d: dict[str, Any], e: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"times": _take(e, "times", f.check_times(d.get("times")))}
     has_days = d.get("days") is not None
     has_nth = d.get("nth") is not None or d.get("weekday") is not None
@@ -476,7 +484,7 @@ def _monthly(d: dict, e: dict[str, str]) -> dict:
     return out
 
 
-def _cron(d: dict, e: dict[str, str]) -> dict:
+def _cron(d: dict[str, Any], e: dict[str, str]) -> dict[str, Any]:
     expr = d.get("expr")
     hint = "5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first"
     if not isinstance(expr, str) or not expr.strip():
@@ -498,11 +506,11 @@ def _cron(d: dict, e: dict[str, str]) -> dict:
     return {"expr": expr}
 
 
-def _once(d: dict, e: dict[str, str]) -> dict:
+def _once(d: dict[str, Any], e: dict[str, str]) -> dict[str, Any]:
     return {"at": _take(e, "at", f.check_local_datetime(d.get("at")))}
 
 
-def _manual(d: dict, e: dict[str, str]) -> dict:
+def _manual(d: dict[str, Any], e: dict[str, str]) -> dict[str, Any]:
     return {}
 
 
@@ -536,7 +544,7 @@ def _check(data: Any) -> tuple[dict[str, str], Schedule | None]:
         what = "is required" if kind is None else f"{kind!r} is not a schedule kind"
         errors["kind"] = f"{what}; choose one of {', '.join(KINDS)}"
     tz = _take(errors, "tz", f.check_tz(data.get("tz")))
-    if "kind" in errors:
+    if "kind" in errors or not isinstance(kind, str):
         return errors, None
     cls, builder, allowed = _KINDS[kind]
     unknown = [k for k in data if k not in _COMMON and k not in allowed]
@@ -550,12 +558,12 @@ def _check(data: Any) -> tuple[dict[str, str], Schedule | None]:
     return {}, cls(tz=tz, **values)
 
 
-def validate(data: dict) -> dict[str, str]:
+def validate(data: dict[str, Any]) -> dict[str, str]:
     """Field -> message for everything wrong with ``data``; ``{}`` when it is a valid schedule."""
     return _check(data)[0]
 
 
-def parse(data: dict) -> Schedule:
+def parse(data: dict[str, Any]) -> Schedule:
     errors, schedule = _check(data)
     if errors or schedule is None:
         raise ScheduleError(errors)

@@ -4,6 +4,7 @@ the code works with aware datetimes.  These two functions are the only crossing 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import overload
 
 UTC = timezone.utc
 
@@ -12,6 +13,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def to_naive_utc(dt: datetime) -> datetime: ...
+@overload
+def to_naive_utc(dt: None) -> None: ...
 def to_naive_utc(dt: datetime | None) -> datetime | None:
     """Aware (any zone) -> naive UTC for storage.  A naive input is taken to be UTC already."""
     if dt is None:
@@ -21,6 +26,10 @@ def to_naive_utc(dt: datetime | None) -> datetime | None:
     return dt
 
 
+@overload
+def from_naive_utc(dt: datetime) -> datetime: ...
+@overload
+def from_naive_utc(dt: None) -> None: ...
 def from_naive_utc(dt: datetime | None) -> datetime | None:
     """Naive UTC from storage -> aware UTC."""
     if dt is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
-from typing import Any
+from typing import Any, TypeGuard
 
 EXAMPLES = "a name like Europe/London (IANA)"
 
@@ -28,7 +28,7 @@ def zone_problem(value: Any) -> str | None:
     return f"{shown(value)} is not a time zone; use {EXAMPLES}"
 
 
-def is_zone(value: Any) -> bool:
+def is_zone(value: Any) -> TypeGuard[str]:
     return zone_problem(value) is None
 
 

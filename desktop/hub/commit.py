@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import peewee
 
@@ -154,15 +155,15 @@ def commit_batch(
         ended: set[int] = set()
         # Written per phase, in the messages' order: output must see its run's started seq
         # committed, and a finished must come after the output it follows.
-        updates: list[tuple[int, dict]] = []
+        updates: list[tuple[int, dict[str, Any]] | None] = []
         for worker, a in started:
             updates.append(_started(worker, a, current, changed, result))
         scheduling.update_runs([u for u in updates if u is not None])
         if outputs:
             _outputs(outputs, current, result, held)
         updates = []
-        for worker, a in finished:
-            updates.append(_finished(worker, a, current, changed, ended, result))
+        for worker, end in finished:
+            updates.append(_finished(worker, end, current, changed, ended, result))
         held.mask_reasons(updates)
         held.flush_ended(ended)
         scheduling.update_runs([u for u in updates if u is not None])

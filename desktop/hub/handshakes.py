@@ -12,8 +12,18 @@ it from the connection's ``connection_made``/``connection_lost`` and when the ha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from websockets.asyncio.server import ServerConnection
+
+from desktop.hub import session as s
+
+if TYPE_CHECKING:
+    from desktop.hub.connection import Conn
+
+log = logging.getLogger(__name__)
 
 MAX_HANDSHAKING = 16  # per remote address
 
@@ -49,3 +59,32 @@ class HandshakeGate(Generic[C]):
 
     def handshaking(self, address: str) -> int:
         return len(self._by_address.get(address, ()))
+
+
+def evictable(waiting: list[Conn]) -> Conn | None:
+    """Which of an address's connections waiting for their welcome gives way to a new one:
+    a failed login whose refusal is being held (it is refused anyway) before one that has not
+    said hello, the oldest first; never one whose hello is being checked (a real worker)."""
+    failed = [c for c in waiting if c.failed_login]
+    silent = [c for c in waiting if not c.failed_login and c.session.state == s.AWAIT_HELLO]
+    candidates = failed or silent
+    return min(candidates, key=lambda c: c.session.opened) if candidates else None
+
+
+def gated(gate: HandshakeGate[Any]) -> type[ServerConnection]:
+    """websockets' connection, counted per address while its opening handshake runs."""
+
+    class GatedConnection(ServerConnection):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            dropped = gate.opened(str(peer[0]) if peer else "?", self)
+            if dropped is not None:
+                log.debug("dropped a connection still in its opening handshake to make room")
+                dropped.transport.abort()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            gate.done(self)
+            super().connection_lost(exc)
+
+    return GatedConnection

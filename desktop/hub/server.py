@@ -2,9 +2,10 @@
 
 Decisions live in session.py (per connection) and the scheduler (what runs where); this module
 does the I/O: it accepts connections on ``/ws/heartbeat`` (other paths get HTTP 404), decodes
-frames, performs the sessions' actions, authenticates against the store (slowed down per
-address after failures), commits reports from all connections in shared batches (commit.py)
-and only then acks, and closes connections that fall silent.
+frames and performs the sessions' actions.  Its helpers each have one job: login.py checks a
+hello against the store (slowed down per address after failures), reports.py commits reports
+from all connections in shared batches (commit.py) before they are acked, silence.py ends
+connections that fall silent, connection.py is what the hub keeps per connection.
 
 Bad input from one worker is logged, answered with a reason and that connection is closed; the
 hub keeps serving every other worker.
@@ -14,8 +15,8 @@ against the run's owner when they are committed (commit.py), declines and claime
 a fresh read of the store; tags and slots come from the console's store, never from the hello.
 Everything a peer can make the hub hold is bounded per connection: message contents by the
 session's limits, items waiting for the database by back-pressure (the hub stops reading from
-a connection with MAX_PENDING reports uncommitted), connections without a hello by a deadline
-and a cap per address.
+a connection with reports.MAX_PENDING reports uncommitted), connections without a hello by a
+deadline and a cap per address.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -40,24 +41,23 @@ from desktop.core.events import EventBus, OutputAppended, RunChanged, WorkerChan
 from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext, ownership
 from desktop.hub import session as s
-from desktop.hub.commit import CommitResult, Item, commit_isolated
-from desktop.hub.handshakes import HandshakeGate
+from desktop.hub.commit import CommitResult
+from desktop.hub.connection import Conn, remote_of
+from desktop.hub.handshakes import HandshakeGate, evictable, gated
+from desktop.hub.login import Admitted, Login
 from desktop.hub.masks import RunMasks
+from desktop.hub.reports import Batch, ReportQueue
+from desktop.hub.silence import watch_silence
 from desktop.hub.throttle import AuthThrottle
 from desktop.store import queries
-from desktop.store.errors import AuthError, StoreError
+from desktop.store.errors import StoreError
 from desktop.store.executor import DbExecutor
-from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, ProtocolError, decode, make
+from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, Message, ProtocolError, decode, make
 
 log = logging.getLogger(__name__)
 
-SILENCE_FACTOR = 3  # heartbeats a worker may miss before it counts as offline
 CLOSE_POLICY = 1008  # WebSocket close code "policy violation"
-# Reports of one connection waiting for (or in) a commit; past this the hub stops reading from
-# it until the database caught up.  Bounds memory per connection; an honest worker just waits.
-MAX_PENDING = 5000
 MAX_UNAUTHENTICATED = 8  # connections per remote address that have not been welcomed yet
-MAX_OWNED = 4 * s.MAX_RUN_IDS  # runs dispatched to one connection that the hub remembers
 MAX_UNSTORABLE = 3  # reports the database refused before the connection is closed
 
 
@@ -95,68 +95,6 @@ class HubListener:
     def runs_committed(self, result: CommitResult) -> None: ...
 
 
-@dataclass(eq=False)  # identity: connections are kept in sets
-class _Conn:
-    ws: ServerConnection
-    session: s.Session
-    remote: str
-    name: str | None = None
-    closing: bool = False
-    # set when a commit of its reports failed: nothing more from this connection may be stored,
-    # or a later report would commit past the failed ones and the replay would be dropped as old
-    reports_refused: bool = False
-    tasks: set = field(default_factory=set)
-    # runs dispatched to this connection, or claimed in its hello and assigned to it in the
-    # store (insertion ordered, capped): only these may be kept alive by its heartbeats
-    owned: dict[int, None] = field(default_factory=dict)
-    pending: int = 0  # reports queued for or in a commit
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
-    unstorable: int = 0
-    failed_login: bool = False  # its token was wrong; the refusal is being held (throttle)
-
-    def own(self, run_ids) -> None:
-        for run_id in run_ids:
-            self.owned.pop(run_id, None)
-            self.owned[run_id] = None
-        while len(self.owned) > MAX_OWNED:
-            del self.owned[next(iter(self.owned))]
-
-
-def _evictable(waiting: list[_Conn]) -> _Conn | None:
-    """Which of an address's connections waiting for their welcome gives way to a new one:
-    a failed login whose refusal is being held (it is refused anyway) before one that has not
-    said hello, the oldest first; never one whose hello is being checked (a real worker)."""
-    failed = [c for c in waiting if c.failed_login]
-    silent = [c for c in waiting if not c.failed_login and c.session.state == s.AWAIT_HELLO]
-    candidates = failed or silent
-    return min(candidates, key=lambda c: c.session.opened) if candidates else None
-
-
-def _gated(gate: HandshakeGate) -> type[ServerConnection]:
-    """websockets' connection, counted per address while its opening handshake runs
-    (desktop/hub/handshakes.py)."""
-
-    class GatedConnection(ServerConnection):
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            peer = transport.get_extra_info("peername")
-            dropped = gate.opened(str(peer[0]) if peer else "?", self)
-            if dropped is not None:
-                log.debug("dropped a connection still in its opening handshake to make room")
-                dropped.transport.abort()
-
-        def connection_lost(self, exc) -> None:
-            gate.done(self)
-            super().connection_lost(exc)
-
-    return GatedConnection
-
-
-def _remote(ws: ServerConnection) -> str:
-    addr = ws.remote_address
-    return str(addr[0]) if addr else "?"
-
-
 class Hub:
     def __init__(
         self,
@@ -183,9 +121,8 @@ class Hub:
         self.flood_limit = flood_limit
         self.listener = listener or HubListener()
         self.clock = clock
-        self.throttle = throttle or AuthThrottle()
+        self.login = Login(db, clock, throttle or AuthThrottle())
         self.hello_deadline = hello_deadline
-        self.max_pending = MAX_PENDING
         self.max_unauthenticated = max_unauthenticated
         self.handshakes: HandshakeGate = HandshakeGate()
         self.workers: dict[str, LiveWorker] = {}
@@ -193,10 +130,9 @@ class Hub:
         self.run_reports: dict[int, datetime] = {}
         # secret values of each run, masked out of its output before it is stored (issue 17)
         self.masks = RunMasks()
-        self._conns: dict[str, _Conn] = {}
-        self._all: set[_Conn] = set()
-        self._pending: list[tuple[_Conn, Item]] = []
-        self._work = asyncio.Event()
+        self._conns: dict[str, Conn] = {}
+        self._all: set[Conn] = set()
+        self.reports = ReportQueue(db, self._after_commit, self._reports_refused, self.masks)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task] = []
         self.bound_port: int | None = None
@@ -206,7 +142,24 @@ class Hub:
     @property
     def pending_reports(self) -> int:
         """Reports received and waiting for the next commit (not the one being written)."""
-        return len(self._pending)
+        return len(self.reports)
+
+    @property
+    def throttle(self) -> AuthThrottle:
+        return self.login.throttle
+
+    @throttle.setter
+    def throttle(self, throttle: AuthThrottle) -> None:
+        self.login.throttle = throttle
+
+    @property
+    def max_pending(self) -> int:
+        """Uncommitted reports of one connection past which the hub stops reading it."""
+        return self.reports.max_pending
+
+    @max_pending.setter
+    def max_pending(self, value: int) -> None:
+        self.reports.max_pending = value
 
     def pending_of(self, name: str) -> int:
         """Reports of a connected worker that are not committed yet (queued or being written)."""
@@ -229,13 +182,21 @@ class Hub:
             max_size=MAX_FRAME_BYTES,
             process_request=self._check_path,
             server_header=f"JobTrigger/{__version__}",
-            create_connection=_gated(self.handshakes),
+            create_connection=gated(self.handshakes),
         )
         sockets = list(self._server.sockets)
         self.bound_port = sockets[0].getsockname()[1] if sockets else self.port
         self._tasks = [
-            asyncio.create_task(self._commit_loop(), name="hub-commit"),
-            asyncio.create_task(self._watch_silence(), name="hub-silence"),
+            asyncio.create_task(self.reports.run(), name="hub-commit"),
+            asyncio.create_task(
+                watch_silence(
+                    self._conns.values,
+                    self.heartbeat_interval,
+                    lambda conn: conn.pending >= self.max_pending,
+                    self._silent,
+                ),
+                name="hub-silence",
+            ),
         ]
         log.info("hub listening on %s", self.url)
 
@@ -271,7 +232,8 @@ class Hub:
         try:
             await conn.ws.send(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
         except ConnectionClosed:
-            conn.owned.pop(dispatch, None)  # the scheduler queues it again, for anyone
+            if dispatch is not None:
+                conn.owned.pop(dispatch, None)  # the scheduler queues it again, for anyone
             return False
         return True
 
@@ -297,14 +259,14 @@ class Hub:
         self.handshakes.done(ws)  # upgraded: the limits below take over
         loop = asyncio.get_running_loop()
         session = s.Session(
-            remote=_remote(ws),
+            remote=remote_of(ws),
             heartbeat_interval=self.heartbeat_interval,
             flood_limit=self.flood_limit,
             server_version=__version__,
             opened=loop.time(),
             hello_deadline=self.hello_deadline,
         )
-        conn = _Conn(ws, session, session.remote)
+        conn = Conn(ws, session, session.remote)
         waiting = [
             c for c in self._all if c.remote == conn.remote and c.name is None and not c.closing
         ]
@@ -313,7 +275,7 @@ class Hub:
             # many users), and refusing newcomers would let anyone there lock a real worker out
             # by holding idle connections or failed logins.  A real worker says hello at once and
             # is then not evicted while its token is checked.
-            victim = _evictable(waiting)
+            victim = evictable(waiting)
             if victim is None:
                 await self._perform(
                     conn,
@@ -336,7 +298,7 @@ class Hub:
                 ),
             )
         self._all.add(conn)
-        self._spawn(conn, self._hello_deadline(conn))
+        conn.spawn(self._hello_deadline(conn))
         try:
             async for frame in ws:
                 msg: Any
@@ -361,7 +323,7 @@ class Hub:
                 task.cancel()
             self._gone(conn)
 
-    async def _perform(self, conn: _Conn, actions: list[s.Action]) -> None:
+    async def _perform(self, conn: Conn, actions: list[s.Action]) -> None:
         for action in actions:
             if isinstance(action, s.Send):
                 with contextlib.suppress(ConnectionClosed):
@@ -379,25 +341,23 @@ class Hub:
                     # Not awaited here: the reader must keep draining what the peer already
                     # sent (a flood fills the queue), or it never sees the close reply.
                     reason = action.reason.encode()[:120].decode(errors="ignore")
-                    self._spawn(conn, conn.ws.close(CLOSE_POLICY, reason))
+                    conn.spawn(conn.ws.close(CLOSE_POLICY, reason))
             elif isinstance(action, s.Authenticate):
-                self._spawn(conn, self._answering(conn, self._authenticate(conn, action.hello)))
+                conn.spawn(self._answering(conn, self._authenticate(conn, action.hello)))
             elif isinstance(action, s.STORE_ACTIONS):
                 if conn.name is not None and not conn.reports_refused:
-                    conn.pending += 1
-                    self._pending.append((conn, (conn.name, action)))
-                    self._work.set()
+                    self.reports.add(conn, (conn.name, action))
             elif isinstance(action, s.Heard):
                 self._heard(conn, action.running, action.problem)
                 if action.scripts is not None:
                     self._catalogue_changed(conn, action.scripts)
             elif isinstance(action, s.Declined):
                 if conn.name is not None:
-                    self._spawn(conn, self._answering(conn, self._declined(conn, action)))
+                    conn.spawn(self._answering(conn, self._declined(conn, action)))
             elif isinstance(action, s.WorkerReportedError):
                 log.warning("worker %s reports: %s", conn.name, action.reason)
 
-    async def _answering(self, conn: _Conn, coro) -> None:
+    async def _answering(self, conn: Conn, coro) -> None:
         """Run a message's handling; if it fails on our own bug, the peer still gets an answer
         (and the connection closes) instead of waiting in silence."""
         try:
@@ -411,11 +371,11 @@ class Hub:
                 s.reject("internal", "the console failed to handle this message; see its log"),
             )
 
-    async def _hello_deadline(self, conn: _Conn) -> None:
+    async def _hello_deadline(self, conn: Conn) -> None:
         await asyncio.sleep(conn.session.hello_deadline)  # the deadline itself
         await self._perform(conn, conn.session.hello_overdue(asyncio.get_running_loop().time()))
 
-    async def _declined(self, conn: _Conn, action: s.Declined) -> None:
+    async def _declined(self, conn: Conn, action: s.Declined) -> None:
         """A decline puts the run back in the queue: only its own worker may do that."""
         name = conn.name or ""
         try:
@@ -434,46 +394,14 @@ class Hub:
         conn.owned.pop(action.run_id, None)
         self.listener.run_declined(name, action.run_id, action.reason, action.permanent)
 
-    def _spawn(self, conn: _Conn, coro) -> None:
-        task = asyncio.create_task(coro)
-        conn.tasks.add(task)
-        task.add_done_callback(conn.tasks.discard)
-
-    async def _authenticate(self, conn: _Conn, hello) -> None:
-        # Every token is checked, whatever the throttle says: a correct one is welcomed at once,
-        # so wrong tokens sent in a worker's name or from its address cannot lock it out
-        # (desktop/hub/throttle.py, docs/SECURITY.md).
+    async def _authenticate(self, conn: Conn, hello: Message) -> None:
+        admitted = await self.login.admit(conn, hello)
+        if not isinstance(admitted, Admitted):
+            await self._perform(conn, admitted)
+            return
         loop = asyncio.get_running_loop()
+        record, held, now = admitted.record, admitted.held, admitted.at
         address = conn.remote
-        try:
-            record = await self.db.call(queries.authenticate_worker, hello["name"], hello["token"])
-        except AuthError as exc:
-            await self._refuse_login(conn, hello["name"], exc)
-            return
-        except StoreError as exc:
-            log.error("cannot check worker %r: %s", hello["name"], exc)
-            await self._perform(
-                conn,
-                conn.session.refused("unavailable", "the console cannot read its database; retry"),
-            )
-            return
-        now = self.clock()
-        scripts = [e for e in hello["scripts"]]
-        try:
-            # the hello describes the host; its tags and slots grant nothing (the console's
-            # store is the only authority on those)
-            await self.db.call(
-                queries.worker_seen,
-                record.name,
-                hello["host"],
-                hello["os"],
-                hello["version"],
-                scripts,
-                at=now,
-            )
-        except StoreError as exc:
-            log.warning("cannot record worker %s: %s", record.name, exc)
-        held = await self._own_claims(record.name, hello["runs"])
         old = self._conns.get(record.name)
         if old is not None and old is not conn:
             log.warning(
@@ -496,7 +424,7 @@ class Hub:
             version=hello["version"],
             slots=record.slots,
             tags=frozenset(record.tags),
-            scripts=frozenset(e["name"] for e in scripts),
+            scripts=frozenset(e["name"] for e in hello["scripts"]),
             remote=address,
             connected_at=now,
             last_heartbeat=now,
@@ -526,53 +454,7 @@ class Hub:
         self.events.publish(WorkerChanged(record.name, True))
         self.listener.worker_joined(live, held)
 
-    async def _own_claims(self, name: str, claimed: list[int]) -> list[int]:
-        """The runs a hello says the worker holds, less those assigned to another worker (or
-        to none): a claim must not keep another worker's run alive or reach its cancel."""
-        if not claimed:
-            return []
-        try:
-            rows = await self.db.call(queries.run_owners, claimed)
-        except StoreError as exc:
-            log.warning("cannot check the runs worker %s holds: %s", name, exc)
-            return []
-        owners = {rid: row[2] for rid, row in rows.items()}
-        held = ownership.own_runs(name, claimed, owners)
-        if len(held) < len(claimed):
-            others = sorted(set(claimed) - set(held))[:20]
-            log.warning("worker %s claims runs that are not its own; ignored: %s", name, others)
-        return held
-
-    async def _refuse_login(self, conn: _Conn, name: str, exc: AuthError) -> None:
-        """Hold the refusal as long as the throttle says; only failures are slowed down."""
-        conn.failed_login = True
-        now = asyncio.get_running_loop().time()
-        delay = self.throttle.refusal_delay(conn.remote, name, now)
-        failures = self.throttle.failed(conn.remote, name, now)
-        code, reason = exc.code, exc.reason
-        if failures >= self.throttle.block_after:
-            code = "too_many_failures"
-            reason = (
-                "too many failed logins for this worker or from this address; "
-                "check the worker's token (a correct token is still accepted)"
-            )
-        warn, held_back = self.throttle.warn(now)  # a flood must not bury the log
-        log.log(
-            logging.WARNING if warn else logging.DEBUG,
-            "worker %r from %s refused (%d recent failures): %s%s",
-            name,
-            conn.remote,
-            failures,
-            exc.reason,
-            f" ({held_back} more refused logins were logged at debug level only)"
-            if held_back
-            else "",
-        )
-        if delay:
-            await asyncio.sleep(delay)  # the slow-down itself, not a wait for an event
-        await self._perform(conn, conn.session.refused(code, reason))
-
-    def _heard(self, conn: _Conn, running: tuple[int, ...], problem: str | None = None) -> None:
+    def _heard(self, conn: Conn, running: tuple[int, ...], problem: str | None = None) -> None:
         live = self.workers.get(conn.name or "")
         if live is None or self._conns.get(live.name) is not conn:
             return
@@ -591,7 +473,7 @@ class Hub:
         for run_id in own:
             self.run_reports[run_id] = now
 
-    def _catalogue_changed(self, conn: _Conn, entries: tuple[dict[str, str], ...]) -> None:
+    def _catalogue_changed(self, conn: Conn, entries: tuple[dict[str, str], ...]) -> None:
         """A connected worker's scripts folder changed: offer what it has now, remember it
         for when it is offline, and let queued runs that wait for a script try again."""
         live = self.workers.get(conn.name or "")
@@ -599,7 +481,7 @@ class Hub:
             return
         live.scripts = frozenset(e["name"] for e in entries)
         log.info("worker %s now offers %d scripts", live.name, len(live.scripts))
-        self._spawn(conn, self._store_catalogue(live.name, list(entries)))
+        conn.spawn(self._store_catalogue(live.name, list(entries)))
         self.events.publish(WorkerChanged(live.name, True))
         self.listener.worker_updated(live)
 
@@ -609,7 +491,7 @@ class Hub:
         except StoreError as exc:
             log.warning("cannot record the scripts of worker %s: %s", name, exc)
 
-    def _gone(self, conn: _Conn) -> None:
+    def _gone(self, conn: Conn) -> None:
         name = conn.name
         if name is None or self._conns.get(name) is not conn:
             return
@@ -619,77 +501,27 @@ class Hub:
         self.events.publish(WorkerChanged(name, False))
         self.listener.worker_left(name)
 
-    async def _watch_silence(self) -> None:
-        loop = asyncio.get_running_loop()
-        grace = SILENCE_FACTOR * self.heartbeat_interval
-        while True:
-            # sleep until the first connection could have been silent too long, not on a tick:
-            # an idle console with quiet workers wakes about once per grace period
-            now = loop.time()
-            wait = min(
-                (grace - c.session.silent_for(now) for c in self._conns.values()), default=grace
-            )
-            await asyncio.sleep(max(0.05, wait))
-            now = loop.time()
-            for conn in list(self._conns.values()):
-                if conn.pending >= self.max_pending:
-                    continue  # silent because the hub stopped reading it (back-pressure)
-                if conn.session.is_silent(now, grace):
-                    await self._perform(
-                        conn,
-                        s.reject(
-                            "timeout",
-                            f"no heartbeat for {conn.session.silent_for(now):.0f} s; "
-                            "reconnect when the network is back",
-                        ),
-                    )
-                    self._gone(conn)
+    async def _silent(self, conn: Conn, seconds: float) -> None:
+        await self._perform(
+            conn,
+            s.reject(
+                "timeout",
+                f"no heartbeat for {seconds:.0f} s; reconnect when the network is back",
+            ),
+        )
+        self._gone(conn)
 
     # --- commits --------------------------------------------------------------------------------
 
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._work.wait()
-            self._work.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
-                continue
-            try:
-                result = await self.db.call(
-                    commit_isolated, [item for _, item in batch], self.masks
-                )
-            except Exception as exc:
-                # Nothing acked: the workers keep their copies.  Drop their connections so they
-                # replay after reconnecting instead of waiting for acks that will never come.
-                if isinstance(exc, StoreError):
-                    log.error("cannot store worker reports: %s", exc)
-                else:
-                    log.exception("storing worker reports failed")
-                refused = {c for c, _ in batch}
-                for conn in refused:
-                    conn.reports_refused = True
-                # reports that came in behind the failed ones wait for the replay too
-                behind = [(c, item) for c, item in self._pending if c in refused]
-                self._pending = [(c, item) for c, item in self._pending if c not in refused]
-                self._drained(batch + behind)
-                for conn in refused:
-                    await self._perform(
-                        conn, s.reject("unavailable", "the console could not store reports; retry")
-                    )
-                continue
-            self._drained(batch)
-            self._after_commit(batch, result)
+    async def _reports_refused(self, conn: Conn) -> None:
+        await self._perform(
+            conn, s.reject("unavailable", "the console could not store reports; retry")
+        )
 
-    def _drained(self, batch: list[tuple[_Conn, Item]]) -> None:
-        for conn, _ in batch:
-            conn.pending -= 1
-            if conn.pending < self.max_pending:
-                conn.drained.set()
-
-    def _after_commit(self, batch: list[tuple[_Conn, Item]], result: CommitResult) -> None:
+    def _after_commit(self, batch: Batch, result: CommitResult) -> None:
         refused = {(r.worker, r.run_id, r.seq): r for r in result.refused}
-        runs_by_conn: dict[_Conn, set[int]] = {}
-        answers: dict[_Conn, list[s.Action]] = {}
+        runs_by_conn: dict[Conn, set[int]] = {}
+        answers: dict[Conn, list[s.Action]] = {}
         now = self.clock()
         for conn, (worker, action) in batch:
             refusal = refused.get((worker, action.run_id, action.seq))
@@ -718,7 +550,7 @@ class Hub:
                     f"{conn.unstorable} reports could not be stored; fix the worker",
                 )
             if actions and not conn.closing:
-                self._spawn(conn, self._perform(conn, actions))
+                conn.spawn(self._perform(conn, actions))
         for record in result.changed:
             self.events.publish(RunChanged(record.id, record.job_id, record.state))
         for chunk in result.new_output:

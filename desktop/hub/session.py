@@ -202,7 +202,7 @@ class Session:
     last_heard: float | None = None
     # highest seq committed (acked) per run: anything at or below it is a replay
     acked: dict[int, int] = field(default_factory=dict)
-    _recent: deque = field(default_factory=deque)
+    _recent: deque[float] = field(default_factory=deque)  # times of recent messages
 
     # --- input ----------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
@@ -207,7 +208,7 @@ def _make_database(parsed: ParsedUrl, busy_timeout: float) -> peewee.Database:
         return peewee.SqliteDatabase(
             parsed.path, pragmas=pragmas, timeout=busy_timeout, check_same_thread=True
         )
-    kwargs: dict[str, object] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    kwargs: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
     for key in ("user", "password", "host", "port"):
         value = getattr(parsed, key)
         if value is not None:

@@ -101,7 +101,7 @@ def _try_lock(fd: int) -> bool:
 
         os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
         except OSError:
             return False
         return True
@@ -121,7 +121,7 @@ def _unlock(fd: int) -> None:
         import msvcrt
 
         os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined,unused-ignore]
         return
     import fcntl
 

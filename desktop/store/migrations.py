@@ -47,7 +47,7 @@ def _v3_notify(migrator: SchemaMigrator, db: peewee.Database) -> None:
 STEPS: dict[int, Step] = {2: _v2, 3: _v3_notify}
 
 
-def write_transaction(db: peewee.Database):
+def write_transaction(db: peewee.Database | peewee.DatabaseProxy):
     """A transaction that takes the write lock up front on SQLite (BEGIN IMMEDIATE), so a
     read-then-write never fails with SQLITE_BUSY half-way; a plain transaction elsewhere."""
     obj = db.obj if isinstance(db, peewee.DatabaseProxy) else db

@@ -22,6 +22,7 @@ from desktop.core.timeutil import to_naive_utc, utcnow
 from desktop.store.errors import NotFound
 from desktop.store.migrations import write_transaction
 from desktop.store.models import ChangeCounter, Run, Setting, database_proxy
+from desktop.store.queries.common import _tuples
 from desktop.store.records import RunRecord
 
 ALIVE_KEY = "console.alive_at"
@@ -117,9 +118,11 @@ def take_cancel_requests() -> list[int]:
     with write_transaction(database_proxy):
         keys = [
             k
-            for (k,) in Setting.select(Setting.setting_key)
-            .where(Setting.setting_key.startswith(CANCEL_PREFIX))
-            .tuples()
+            for (k,) in _tuples(
+                Setting.select(Setting.setting_key).where(
+                    Setting.setting_key.startswith(CANCEL_PREFIX)
+                )
+            )
         ]
         if keys:
             Setting.delete().where(Setting.setting_key.in_(keys)).execute()

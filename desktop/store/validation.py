@@ -16,7 +16,7 @@ try:  # written by another part of the team; fall back to a shape check until it
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the checkout
     if exc.name != "desktop.core.schedules":
         raise
-    _schedules = None
+    _schedules = None  # type: ignore[assignment]
 
 TARGET_KINDS = ("any", "worker", "tag")
 MISFIRE_POLICIES = ("skip", "run_once", "run_all")

@@ -4,6 +4,7 @@ import pytest
 
 from desktop.store import queries as q
 from desktop.store.errors import ValidationError
+from desktop.store.queries import retention
 from desktop.store.records import OutputChunk
 from tests.store.helpers import T0, job_spec
 
@@ -52,7 +53,7 @@ def test_prune_by_age_keeps_active_runs(db):
 
 
 def test_prune_by_count_per_job_with_output(db, monkeypatch):
-    monkeypatch.setattr(q, "PRUNE_BATCH", 3)  # exercise several batches
+    monkeypatch.setattr(retention, "PRUNE_BATCH", 3)  # exercise several batches
     a = q.create_job(job_spec("a"))
     b = q.create_job(job_spec("b"))
     a_runs = [q.create_run(a.id, T0 + timedelta(minutes=i), state="missed") for i in range(10)]

@@ -1,0 +1,120 @@
+"""The hub's login path: check a hello's token against the store, slow down failures per
+address and worker name (throttle.py), record what the hello says about the host, and keep
+only the claimed runs that are the worker's own.  What happens once a worker is in (its place
+among the connections) is the hub's (server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from desktop.hub import ownership
+from desktop.hub import session as s
+from desktop.hub.connection import Conn
+from desktop.hub.throttle import AuthThrottle
+from desktop.store import queries
+from desktop.store.errors import AuthError, StoreError
+from desktop.store.executor import DbExecutor
+from desktop.store.records import WorkerRecord
+from worker.protocol import Message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A worker whose token is good: its record, the claimed runs that are its own, when."""
+
+    record: WorkerRecord
+    held: list[int]
+    at: datetime
+
+
+class Login:
+    def __init__(
+        self, db: DbExecutor, clock: Callable[[], datetime], throttle: AuthThrottle
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.throttle = throttle
+
+    async def admit(self, conn: Conn, hello: Message) -> Admitted | list[s.Action]:
+        """Admitted, or the actions that refuse the connection (already slowed down)."""
+        # Every token is checked, whatever the throttle says: a correct one is welcomed at once,
+        # so wrong tokens sent in a worker's name or from its address cannot lock it out
+        # (desktop/hub/throttle.py, docs/SECURITY.md).
+        try:
+            record = await self.db.call(queries.authenticate_worker, hello["name"], hello["token"])
+        except AuthError as exc:
+            return await self._refusal(conn, hello["name"], exc)
+        except StoreError as exc:
+            log.error("cannot check worker %r: %s", hello["name"], exc)
+            return conn.session.refused(
+                "unavailable", "the console cannot read its database; retry"
+            )
+        now = self.clock()
+        try:
+            # the hello describes the host; its tags and slots grant nothing (the console's
+            # store is the only authority on those)
+            await self.db.call(
+                queries.worker_seen,
+                record.name,
+                hello["host"],
+                hello["os"],
+                hello["version"],
+                list(hello["scripts"]),
+                at=now,
+            )
+        except StoreError as exc:
+            log.warning("cannot record worker %s: %s", record.name, exc)
+        held = await self._own_claims(record.name, hello["runs"])
+        return Admitted(record, held, now)
+
+    async def _own_claims(self, name: str, claimed: list[int]) -> list[int]:
+        """The runs a hello says the worker holds, less those assigned to another worker (or
+        to none): a claim must not keep another worker's run alive or reach its cancel."""
+        if not claimed:
+            return []
+        try:
+            rows = await self.db.call(queries.run_owners, claimed)
+        except StoreError as exc:
+            log.warning("cannot check the runs worker %s holds: %s", name, exc)
+            return []
+        owners = {rid: row[2] for rid, row in rows.items()}
+        held = ownership.own_runs(name, claimed, owners)
+        if len(held) < len(claimed):
+            others = sorted(set(claimed) - set(held))[:20]
+            log.warning("worker %s claims runs that are not its own; ignored: %s", name, others)
+        return held
+
+    async def _refusal(self, conn: Conn, name: str, exc: AuthError) -> list[s.Action]:
+        """Hold the refusal as long as the throttle says; only failures are slowed down."""
+        conn.failed_login = True  # evictable first while its refusal is held (server.py)
+        now = asyncio.get_running_loop().time()
+        delay = self.throttle.refusal_delay(conn.remote, name, now)
+        failures = self.throttle.failed(conn.remote, name, now)
+        code, reason = exc.code, exc.reason
+        if failures >= self.throttle.block_after:
+            code = "too_many_failures"
+            reason = (
+                "too many failed logins for this worker or from this address; "
+                "check the worker's token (a correct token is still accepted)"
+            )
+        warn, held_back = self.throttle.warn(now)  # a flood must not bury the log
+        log.log(
+            logging.WARNING if warn else logging.DEBUG,
+            "worker %r from %s refused (%d recent failures): %s%s",
+            name,
+            conn.remote,
+            failures,
+            exc.reason,
+            f" ({held_back} more refused logins were logged at debug level only)"
+            if held_back
+            else "",
+        )
+        if delay:
+            await asyncio.sleep(delay)  # the slow-down itself, not a wait for an event
+        return conn.session.refused(code, reason)

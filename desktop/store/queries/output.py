@@ -1,0 +1,113 @@
+"""Output: what a run printed, stored in seq order up to the per-run cap."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from desktop.store import settings as settings_mod
+from desktop.store.models import Run, RunOutput, Setting
+from desktop.store.queries.common import _aware, _naive, _now, _read, _tuples, _write
+from desktop.store.queries.prepared import _by_ids, _insert_rows
+from desktop.store.queries.runs import update_runs
+from desktop.store.records import OutputChunk
+
+log = logging.getLogger(__name__)
+
+
+def _output_cap() -> int:
+    row = Setting.get_or_none(Setting.setting_key == "output_cap_bytes")
+    try:
+        return int(row.setting_value) if row else int(settings_mod.DEFAULTS["output_cap_bytes"])
+    except ValueError:
+        return int(settings_mod.DEFAULTS["output_cap_bytes"])
+
+
+def truncation_marker(cap: int) -> str:
+    return (
+        f"[output truncated: this run passed the output limit of {cap:,} bytes "
+        "(setting output_cap_bytes); later output was not stored]\n"
+    )
+
+
+def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
+    """Store output of many runs in ONE transaction.  Chunks with seq <= the run's committed
+    last_seq are replays and dropped.  Past the per-run cap text is not stored: one marker chunk
+    is, and output_truncated is set; seqs still advance so the hub can ack.  Unknown run ids are
+    logged and skipped.  Returns {run_id: committed last_seq} for every known run given."""
+    by_run: dict[int, list[OutputChunk]] = defaultdict(list)
+    for chunk in chunks:
+        by_run[chunk.run_id].append(chunk)
+    if not by_run:
+        return {}
+    now = _now()
+    result: dict[int, int] = {}
+    with _write():
+        cap = _output_cap()
+        state = {}
+        ids = list(by_run)
+        for row in _by_ids(
+            "output_state",
+            lambda i: Run.select(
+                Run.id, Run.last_seq, Run.output_bytes, Run.output_truncated
+            ).where(Run.id.in_(i)),
+            ids,
+        ):
+            state[row["id"]] = (row["last_seq"], row["output_bytes"], bool(row["output_truncated"]))
+        rows: list[tuple] = []
+        updates: list[tuple] = []
+        for rid, run_chunks in by_run.items():
+            if rid not in state:
+                log.warning("output for unknown run %s dropped (%d chunks)", rid, len(run_chunks))
+                continue
+            last_seq, nbytes, truncated = state[rid]
+            start_seq, start_bytes, start_trunc = last_seq, nbytes, truncated
+            for chunk in sorted(run_chunks, key=lambda c: c.seq):
+                if chunk.seq <= last_seq:
+                    continue  # a replay of something already committed
+                last_seq = chunk.seq
+                if truncated:
+                    continue
+                size = len(chunk.text.encode("utf-8", "replace"))
+                at = _naive(chunk.at) or now
+                if nbytes + size > cap:
+                    truncated = True
+                    rows.append((rid, chunk.seq, "stderr", truncation_marker(cap), at))
+                    continue
+                nbytes += size
+                rows.append((rid, chunk.seq, chunk.stream, chunk.text, at))
+            if (last_seq, nbytes, truncated) != (start_seq, start_bytes, start_trunc):
+                updates.append((last_seq, nbytes, truncated, rid))
+            result[rid] = last_seq
+        update_runs(("last_seq", "output_bytes", "output_truncated"), updates)
+        _insert_rows(
+            RunOutput,
+            [RunOutput.run, RunOutput.seq, RunOutput.stream, RunOutput.text, RunOutput.at],
+            rows,
+        )
+    return result
+
+
+def append_to_chunk(run_id: int, seq: int, text: str) -> None:
+    """Add TEXT to the end of one stored chunk (masking releases text it held back when a run
+    ends, hub/commit.py).  In the caller's transaction."""
+    RunOutput.update(text=RunOutput.text.concat(text)).where(
+        (RunOutput.run == run_id) & (RunOutput.seq == seq)
+    ).execute()
+
+
+def read_output(run_id: int, after_seq: int = 0, limit: int | None = None) -> list[OutputChunk]:
+    """A run's stored output in seq order, after ``after_seq`` (to follow a live run)."""
+    with _read():
+        query = (
+            RunOutput.select(RunOutput.seq, RunOutput.stream, RunOutput.text, RunOutput.at)
+            .where((RunOutput.run == run_id) & (RunOutput.seq > after_seq))
+            .order_by(RunOutput.seq)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [
+            OutputChunk(run_id, seq, stream, text, _aware(at))
+            for seq, stream, text, at in _tuples(query)
+        ]

@@ -1,0 +1,376 @@
+"""Runs: one occurrence of a job, created by the scheduler, moved through the run model
+(desktop.core.runs) by the scheduler and the hub."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import peewee
+
+from desktop.core import runs as run_states
+from desktop.store.errors import NotFound
+from desktop.store.models import Job, Run, database_proxy
+from desktop.store.queries.common import (
+    _aware,
+    _dt,
+    _dt_set,
+    _is_sqlite,
+    _naive,
+    _now,
+    _read,
+    _tuples,
+    _write,
+)
+from desktop.store.queries.jobs import _job_exists
+from desktop.store.queries.prepared import (
+    _bind,
+    _by_id,
+    _by_ids,
+    _compile,
+    _inserted_id,
+    _prepared,
+    _rows,
+)
+from desktop.store.records import ActiveRun, RunRecord
+
+RUN_FIELDS = ("worker_name", "exit_code", "reason", "dispatched_at", "started_at", "finished_at")
+
+INSERT_BATCH = 500  # rows per INSERT: well under every database's parameter limit
+
+
+def _run_query():
+    return Run.select(Run, Job.name.alias("job_name")).join(Job)
+
+
+def _run_from_dict(row: dict[str, Any]) -> RunRecord:
+    args = row["args_json"]
+    return RunRecord(
+        id=row["id"],
+        job_id=row["job"],
+        job_name=row["job_name"],
+        scheduled_at=_aware(row["scheduled_at"]),
+        attempt=row["attempt"],
+        trigger=row["trigger_kind"],
+        state=row["state"],
+        worker_name=row["worker_name"],
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+        args=tuple(json.loads(args)) if args is not None else None,
+        not_before=_aware(row["not_before"]),
+        created_at=_aware(row["created_at"]),
+        dispatched_at=_aware(row["dispatched_at"]),
+        started_at=_aware(row["started_at"]),
+        finished_at=_aware(row["finished_at"]),
+        last_seq=row["last_seq"],
+        output_bytes=row["output_bytes"],
+        output_truncated=bool(row["output_truncated"]),
+    )
+
+
+_RUN_TIMES = (
+    "scheduled_at",
+    "not_before",
+    "created_at",
+    "dispatched_at",
+    "started_at",
+    "finished_at",
+)
+
+
+def _run_from_raw(row: dict[str, Any]) -> RunRecord:
+    """A raw driver row of _run_query() -> RunRecord, without peewee's per-field conversion."""
+    row["job"] = row.pop(Run.job.column_name)
+    for name in _RUN_TIMES:
+        value = row[name]
+        if isinstance(value, str):  # SQLite hands back text; PostgreSQL datetimes
+            row[name] = datetime.fromisoformat(value)
+    return _run_from_dict(row)
+
+
+def _fetch_run(run_id: int) -> RunRecord | None:
+    rows = _by_id("run", lambda i: _run_query().where(Run.id == i), run_id)
+    return _run_from_raw(rows[0]) if rows else None
+
+
+def create_run(
+    job_id: int,
+    scheduled_at: datetime,
+    attempt: int = 1,
+    trigger: str = run_states.SCHEDULE,
+    state: str = run_states.QUEUED,
+    args: Sequence[str] | None = None,
+    not_before: datetime | None = None,
+    reason: str = "",
+) -> RunRecord | None:
+    """Record one occurrence.  Returns None when (job, scheduled_at, attempt) already exists:
+    the unique index, not a prior SELECT, is the guard, so two writers cannot both win."""
+    if state not in run_states.ALL_STATES:
+        raise ValueError(f"unknown run state {state!r}")
+    if trigger not in run_states.TRIGGERS:
+        raise ValueError(f"unknown trigger {trigger!r}")
+    now = _now()
+    try:
+        with _write():
+            if not _job_exists(job_id):
+                raise NotFound(f"job {job_id} does not exist (deleted?)")
+            values = {
+                "job": job_id,
+                "scheduled_at": _naive(scheduled_at),
+                "attempt": attempt,
+                "trigger_kind": trigger,
+                "state": state,
+                "reason": reason[:1000],
+                "args_json": json.dumps(list(args), ensure_ascii=False)
+                if args is not None
+                else None,
+                "not_before": _naive(not_before),
+                "created_at": now,
+                "finished_at": now if state in run_states.TERMINAL else None,
+            }
+            names = tuple(values)
+            cursor = _prepared(
+                ("insert_run",),
+                lambda *p: Run.insert(dict(zip(names, p))),
+                list(values.values()),
+            )
+            return _fetch_run(_inserted_id(cursor))
+    except peewee.IntegrityError:
+        return None
+
+
+def record_missed(job_id: int, scheduled_ats: Iterable[datetime], reason: str = "") -> int:
+    """Record occurrences that did not run (state "missed"); existing ones are left alone.
+    Returns how many rows were added."""
+    wanted = sorted({_naive(t) for t in scheduled_ats})
+    if not wanted:
+        return 0
+    now = _now()
+    added = 0
+    with _write():
+        if not _job_exists(job_id):
+            raise NotFound(f"job {job_id} does not exist (deleted?)")
+        for start in range(0, len(wanted), INSERT_BATCH):
+            batch = wanted[start : start + INSERT_BATCH]
+            have = {
+                t
+                for (t,) in _tuples(
+                    Run.select(Run.scheduled_at).where(
+                        (Run.job == job_id) & (Run.attempt == 1) & Run.scheduled_at.in_(batch)
+                    )
+                )
+            }
+            rows = [
+                {
+                    "job": job_id,
+                    "scheduled_at": t,
+                    "attempt": 1,
+                    "trigger_kind": run_states.SCHEDULE,
+                    "state": run_states.MISSED,
+                    "reason": reason[:1000],
+                    "created_at": now,
+                    "finished_at": now,
+                }
+                for t in batch
+                if t not in have
+            ]
+            if rows:
+                Run.insert_many(rows).on_conflict_ignore().execute()
+                added += len(rows)
+        if added:
+            # one "missed" notification per job and firing (the latest), not one per occurrence
+            latest = (
+                Run.select(Run.id)
+                .where((Run.job == job_id) & (Run.attempt == 1) & (Run.scheduled_at == wanted[-1]))
+                .scalar()
+            )
+            missed = _fetch_run(latest) if latest else None
+            if missed is not None and missed.state == run_states.MISSED:
+                from desktop.store import ends
+
+                ends.after_ended([missed])
+    return added
+
+
+def transition_run(run_id: int, new_state: str, **fields: Any) -> RunRecord:
+    """Move a run to ``new_state`` if the run model allows it (checked against the committed
+    state inside the same transaction, so a late or stale writer cannot overwrite a result).
+    ``fields``: worker_name, exit_code, reason, dispatched_at, started_at, finished_at, and
+    ``seq`` (raises last_seq to it: the started/finished message's seq).  A terminal state
+    without finished_at gets now."""
+    unknown = set(fields) - set(RUN_FIELDS) - {"seq", "not_before"}
+    if unknown:
+        raise TypeError(f"transition_run got unknown fields {sorted(unknown)}")
+    with _write():
+        query = Run.select().where(Run.id == run_id)
+        if not _is_sqlite():
+            query = query.for_update()
+        run = query.first()
+        if run is None:
+            raise NotFound(f"run {run_id} does not exist (pruned or deleted?)")
+        run_states.check_transition(run.state, new_state)
+        cols: dict[str, Any] = {"state": new_state}
+        for key, value in fields.items():
+            if key == "seq":
+                if value is not None and value > run.last_seq:
+                    cols["last_seq"] = value
+            elif key.endswith("_at") or key == "not_before":
+                cols[key] = _naive(value)
+            elif key == "reason":
+                cols[key] = (value or "")[:1000]
+            else:
+                cols[key] = value
+        if new_state in run_states.TERMINAL and "finished_at" not in fields:
+            cols["finished_at"] = _now()
+        Run.update(**cols).where(Run.id == run_id).execute()
+        record = _fetch_run(run_id)
+        if record is None:  # cannot happen: the row is locked by this transaction
+            raise NotFound(f"run {run_id} does not exist (pruned or deleted?)")
+        if new_state in run_states.TERMINAL:
+            from desktop.store import ends  # notifications and chains, same transaction
+
+            ends.after_ended([record])
+        return record
+
+
+def advance_seq(run_id: int, seq: int) -> int:
+    """Raise a run's last_seq to ``seq`` (for messages that are not output, when no state
+    change goes with them).  Returns the committed last_seq; unknown run -> NotFound."""
+    with _write():
+        Run.update(last_seq=seq).where((Run.id == run_id) & (Run.last_seq < seq)).execute()
+        value = Run.select(Run.last_seq).where(Run.id == run_id).scalar()
+        if value is None:
+            raise NotFound(f"run {run_id} does not exist (pruned or deleted?)")
+        return int(value)
+
+
+def get_run(run_id: int) -> RunRecord | None:
+    with _read():
+        return _fetch_run(run_id)
+
+
+def list_runs(
+    job_id: int | None = None, limit: int = 50, before_id: int | None = None
+) -> list[RunRecord]:
+    """Newest first, ``limit`` at a time; pass the last id seen as ``before_id`` for the next
+    page.  Keyset paging on the (job, id) index: page 1,000 costs what page 1 costs."""
+    with _read():
+        query = _run_query()
+        if job_id is not None:
+            query = query.where(Run.job == job_id)
+        if before_id is not None:
+            query = query.where(Run.id < before_id)
+        query = query.order_by(Run.id.desc()).limit(max(1, int(limit)))
+        return [_run_from_dict(r) for r in query.dicts()]
+
+
+def count_runs(job_id: int | None = None, state: str | None = None) -> int:
+    query = Run.select()
+    if job_id is not None:
+        query = query.where(Run.job == job_id)
+    if state is not None:
+        query = query.where(Run.state == state)
+    return query.count()
+
+
+def active_runs() -> list[RunRecord]:
+    """Runs still queued, dispatched or running, oldest first."""
+    with _read():
+        cursor = _prepared(
+            ("active_runs",),
+            lambda: _run_query().where(Run.state.in_(run_states.ACTIVE)).order_by(Run.id),
+            [],
+        )
+        return [_run_from_raw(r) for r in _rows(cursor)]
+
+
+def states_of_runs(run_ids: Iterable[int]) -> list[tuple[int, str, int]]:
+    """(id, state, last_seq) of the runs that exist among ``run_ids``."""
+    rows = _by_ids(
+        "run_states",
+        lambda ids: Run.select(Run.id, Run.state, Run.last_seq).where(Run.id.in_(ids)),
+        run_ids,
+    )
+    return [(r["id"], r["state"], r["last_seq"]) for r in rows]
+
+
+def run_owners(run_ids: Iterable[int]) -> dict[int, tuple[str, int, str | None]]:
+    """{id: (state, last_seq, worker_name)} of the runs that exist among ``run_ids``: what the
+    hub checks a worker's reports and claims against (desktop.hub.ownership)."""
+    rows = _by_ids(
+        "run_owners",
+        lambda ids: Run.select(Run.id, Run.state, Run.last_seq, Run.worker_name).where(
+            Run.id.in_(ids)
+        ),
+        run_ids,
+    )
+    return {r["id"]: (r["state"], r["last_seq"], r["worker_name"]) for r in rows}
+
+
+def active_run_states() -> list[ActiveRun]:
+    """The scheduler's narrow view of the runs still queued, dispatched or running, oldest
+    first."""
+    with _read():
+        cursor = _prepared(
+            ("active_run_states",),
+            lambda: (
+                Run.select(
+                    Run.id,
+                    Run.job,
+                    Run.state,
+                    Run.worker_name,
+                    Run.created_at,
+                    Run.not_before,
+                    Run.dispatched_at,
+                )
+                .where(Run.state.in_(run_states.ACTIVE))
+                .order_by(Run.id)
+            ),
+            [],
+        )
+        return [
+            ActiveRun(rid, job, state, worker, _dt_set(created), _dt(not_before), _dt(dispatched))
+            for rid, job, state, worker, created, not_before, dispatched in cursor
+        ]
+
+
+def runs_by_ids(run_ids: Iterable[int]) -> list[RunRecord]:
+    """Run records for many ids (missing ones left out), in id order."""
+    rows = _by_ids("runs_by_ids", lambda ids: _run_query().where(Run.id.in_(ids)), run_ids)
+    return sorted((_run_from_raw(r) for r in rows), key=lambda r: r.id)
+
+
+def mark_dispatched(choices: Sequence[tuple[int, str]], when: datetime) -> None:
+    """queued -> dispatched for many (run id, worker) pairs; runs no longer queued (cancelled
+    meanwhile) are left alone.  One statement, executed for each pair."""
+    if not choices:
+        return
+    sql, slots = _compile(
+        ("mark_dispatched",),
+        lambda state, worker, at, rid: Run.update(
+            {Run.state: state, Run.worker_name: worker, Run.dispatched_at: at}
+        ).where((Run.id == rid) & (Run.state == run_states.QUEUED)),
+        4,
+    )
+    at = _naive(when)
+    rows = [_bind(slots, (run_states.DISPATCHED, worker, at, rid)) for rid, worker in choices]
+    # driver errors as peewee's, like execute_sql (the wrapper is missing from peewee's stubs)
+    with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+        database_proxy.cursor().executemany(sql, rows)
+
+
+def update_runs(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+    """``UPDATE run SET columns... WHERE id = ?`` for many rows of (values..., run id), one
+    statement executed many times: the hub writes a batch of reports this way."""
+    if not rows:
+        return
+    sql, slots = _compile(
+        ("update_run", columns),
+        lambda *p: Run.update(dict(zip(columns, p[:-1]))).where(Run.id == p[-1]),
+        len(columns) + 1,
+    )
+    # driver errors as peewee's, like execute_sql (the wrapper is missing from peewee's stubs)
+    with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+        database_proxy.cursor().executemany(sql, [_bind(slots, row) for row in rows])
