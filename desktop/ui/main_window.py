@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core import runs as run_states
 from desktop.core.timeutil import utcnow
-from desktop.store import queries
+from desktop.service.rules import StoreError
 from desktop.ui import data
 from desktop.ui.asyncqt import set_background_error_handler, set_error_handler, spawn
 from desktop.ui.bridge import EventBridge
@@ -205,10 +205,10 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     # ------------------------------------------------------------------ loading
     async def load(self) -> None:
         """Initial data: settings, all jobs, workers, counts.  Call once after core.start()."""
-        self.settings = await self.core.db.call(data.display_settings)
+        self.settings = await self.core.read(data.display_settings)
         self.apply_display_tz(self.settings.get("display_tz", DEFAULT_DISPLAY_TZ))
         sorting = self.jobs_model.sorting or (0, False)
-        rows, total = await self.core.db.call(data.first_job_rows, *sorting, FIRST_JOBS)
+        rows, total = await self.core.read(data.first_job_rows, *sorting, FIRST_JOBS)
         self.jobs_model.set_rows(rows)
         self.jobs_panel.set_loading(total)
         await self.refresh_workers()
@@ -230,11 +230,11 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             rows: list = []
             while True:  # in pages, so a click meanwhile waits for one page, not all of them
                 after = rows[-1].id if rows else 0
-                page = await self.core.db.call(data.job_rows_page, after, JOBS_PAGE)
+                page = await self.core.read(data.job_rows_page, after, JOBS_PAGE)
                 rows += page
                 if len(page) < JOBS_PAGE:
                     break
-            rows = await self.core.db.call(data.sort_job_rows, rows, *sorting)
+            rows = await self.core.read(data.sort_job_rows, rows, *sorting)
             selected = self.jobs_panel.selected_id()
             self.jobs_model.set_rows(rows)
             if selected is not None:
@@ -257,13 +257,13 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.setWindowTitle(f"Job Trigger — times in {name}")
 
     async def _load_runs_page(self, job_id, before_id, limit):
-        return await self.core.db.call(data.run_rows, job_id, limit, before_id)
+        return await self.core.read(data.run_rows, job_id, limit, before_id)
 
     async def _read_output(self, run_id, after_seq, limit):
-        return await self.core.db.call(queries.read_output, run_id, after_seq, limit)
+        return await self.core.read_output(run_id, after_seq, limit)
 
     async def refresh_workers(self) -> None:
-        records = await self.core.db.call(queries.list_workers)
+        records = await self.core.list_workers()
         live = {s.name: s for s in self.core.worker_status()}
         rows = []
         for rec in records:
@@ -283,7 +283,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self._status_dirty = True
 
     async def refresh_status(self) -> None:
-        running, queued = await self.core.db.call(data.run_counts)
+        running, queued = await self.core.read(data.run_counts)
         workers = self.workers_model.rows()
         online = sum(1 for w in workers if w.online)
         text, alarm = system_status_text(online, len(workers), running, queued)
@@ -297,8 +297,6 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     def _report_background_error(self, what: str, exc: BaseException) -> None:
         """A refresh failed (database away?): say so in the status bar, log it, try again on
         the next tick instead of opening a dialog every second."""
-        from desktop.store.errors import StoreError
-
         if isinstance(exc, StoreError):
             log.warning("%s failed: %s", what, exc)
             text = f"Database problem while {what}: {exc}"
@@ -341,7 +339,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         """Bring the table in line with the database row by row (no reset: selection, scroll
         position and sort stay)."""
         shown = {r.id: r for r in self.jobs_model.rows()}
-        changed, removed = await self.core.db.call(
+        changed, removed = await self.core.read(
             data.job_changes, shown, *(self.jobs_model.sorting or (0, False))
         )
         for job_id in removed:
@@ -353,7 +351,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     async def _reload_jobs(self, ids: list[int]) -> None:
         if self._jobs_touched is not None:
             self._jobs_touched.update(ids)
-        records = await self.core.db.call(data.jobs_by_id, ids)
+        records = await self.core.read(data.jobs_by_id, ids)
         for job_id, rec in records.items():
             if rec is None:
                 self.jobs_model.remove(job_id)
@@ -373,7 +371,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self._notify_runs(changes)
 
     async def _reload_runs(self, ids: list[int]) -> None:
-        records = await self.core.db.call(data.runs_by_id, ids)
+        records = await self.core.read(data.runs_by_id, ids)
         for rec in records.values():
             if rec is not None:
                 self.runs_model.apply(run_row(rec))
@@ -473,7 +471,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             )
             self.settings[TRAY_EXPLAINED] = "1"
             spawn(
-                self.core.db.call(queries.set_setting, TRAY_EXPLAINED, "1"),
+                self.core.set_setting(TRAY_EXPLAINED, "1"),
                 "saving",
                 background=True,
             )

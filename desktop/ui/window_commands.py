@@ -12,8 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog
 
 from desktop.core import runs as run_states
-from desktop.store import queries
-from desktop.store.errors import ValidationError
+from desktop.service.rules import StoreError, ValidationError
 from desktop.ui.about import about_box
 from desktop.ui.asyncqt import ask, confirm, show_message
 from desktop.ui.editor import JobEditorDialog
@@ -49,7 +48,7 @@ class CommandsMixin:
         return await self._run_editor(dlg)
 
     async def edit_job(self, job_id: int, *, copy: bool = False) -> Any:
-        record = await self.core.db.call(queries.get_job, job_id)
+        record = await self.core.get_job(job_id)
         if record is None:
             show_message(self, "Job gone", "This job was deleted meanwhile.")
             self.jobs_model.remove(job_id)
@@ -102,7 +101,7 @@ class CommandsMixin:
         return run_id
 
     async def run_with_args(self, job_id: int) -> int | None:
-        record = await self.core.db.call(queries.get_job, job_id)
+        record = await self.core.get_job(job_id)
         if record is None:
             return None
         dlg = QInputDialog(self)
@@ -162,7 +161,7 @@ class CommandsMixin:
         """Change the selected worker's tags and slots (the console's decision, not the
         worker's)."""
         name = self.workers_panel.selected_name()
-        record = await self.core.db.call(queries.get_worker, name) if name else None
+        record = await self.core.get_worker(name) if name else None
         if record is None:
             return False
         dlg = EditWorkerDialog(self, name, record.tags, record.slots)
@@ -215,7 +214,7 @@ class CommandsMixin:
             dlg.deleteLater()
         for key, value in changes.items():
             try:
-                await self.core.db.call(queries.set_setting, key, value)
+                await self.core.set_setting(key, value)
             except ValidationError as exc:
                 show_message(self, "Setting refused", str(exc))
                 return {}
@@ -232,8 +231,6 @@ class CommandsMixin:
     def _report_error(self, what: str, exc: BaseException) -> None:
         """A failed action: environment problems and refusals are said plainly; our own bugs
         are logged with the trace and said as such."""
-        from desktop.store.errors import StoreError
-
         # refusals (ValidationError and TransitionError are ValueErrors), the database, the
         # disk or the network: not our bug, and the message says what to do
         if isinstance(exc, (StoreError, ValueError, OSError)):

@@ -451,9 +451,9 @@ async def test_a_large_job_table_shows_its_first_screen_then_the_rest(tmp_path, 
     loop = asyncio.get_running_loop()
     real_page = mw.data.job_rows_page
 
-    def page_and_signal(after_id, limit):  # runs on the database thread
+    def page_and_signal(reads, after_id, limit):  # runs on the database thread
         loop.call_soon_threadsafe(reached.set)
-        return real_page(after_id, limit)
+        return real_page(reads, after_id, limit)
 
     monkeypatch.setattr(mw.data, "job_rows_page", page_and_signal)
     async with console(tmp_path, qtbot, specs) as (core, window, _dialogs, errors):
