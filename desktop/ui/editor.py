@@ -1,6 +1,6 @@
 """The job editor: schedule (a form per kind), time zone, script, arguments, environment, target
 and policies.  It validates on every change with the same checks the store applies
-(desktop.store.validation.normalize_job_spec, which uses desktop.core.schedules.validate), shows
+(desktop.service.rules.normalize_job_spec, which uses desktop.core.schedules.validate), shows
 each message next to its field, keeps Save disabled while anything is wrong, and previews the
 next 10 fire times in the display zone and the job's zone.
 """
@@ -38,8 +38,7 @@ from PySide6.QtWidgets import (
 from desktop.core import schedules
 from desktop.core.timeutil import utcnow
 from desktop.core.zones import known_zones
-from desktop.store.errors import ValidationError
-from desktop.store.validation import normalize_job_spec
+from desktop.service.rules import ValidationError, normalize_job_spec
 from desktop.ui.asyncqt import spawn
 from desktop.ui.formatting import DEFAULT_DISPLAY_TZ, format_time
 from desktop.ui.schedule_forms import FORMS, KIND_LABELS, KindForm, error_label

@@ -1,6 +1,11 @@
 """The main window: jobs, the selected job's runs and chart, the live log pane, the workers panel
 and the status bar, wired to the core facade (desktop.service.Core).
 
+The window is composed of parts with explicit inputs: the views and models (`Panels`), the
+commands (window_commands.WindowCommands: what the actions do) and the actions
+(window_actions.WindowActions: menus, toolbars, shortcuts, enabled state).  This module lays the
+views out, loads them and keeps them current from the core's events.
+
 Everything that touches the core or the database is a coroutine started with asyncqt.spawn, so
 the window never waits on I/O; dialogs are opened with open() and awaited (asyncqt.ask).
 Events come from the EventBridge once per frame and update single rows.
@@ -27,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core import runs as run_states
 from desktop.core.timeutil import utcnow
-from desktop.store import queries
+from desktop.service.rules import StoreError
 from desktop.ui import data
 from desktop.ui.asyncqt import set_background_error_handler, set_error_handler, spawn
 from desktop.ui.audit_panel import AuditPanel
@@ -37,15 +42,15 @@ from desktop.ui.formatting import DEFAULT_DISPLAY_TZ, OUTCOME_STYLE, system_stat
 from desktop.ui.icons import app_icon
 from desktop.ui.log_pane import LogPane
 from desktop.ui.models import ROW_ROLE, JobsTableModel, RunsTableModel, WorkersTableModel
-from desktop.ui.panels import JobsPanel, WorkersPanel, fit_columns, make_table, widest
+from desktop.ui.panels import JobsPanel, Panels, WorkersPanel, fit_columns, make_table, widest
 from desktop.ui.rows import job_row, run_row, worker_row
 from desktop.ui.settings_dialog import (
     NOTIFY_FAILURES,
     NOTIFY_OFFLINE,
     TRAY_EXPLAINED,
 )
-from desktop.ui.window_actions import ActionsMixin
-from desktop.ui.window_commands import CommandsMixin
+from desktop.ui.window_actions import WindowActions
+from desktop.ui.window_commands import WindowCommands
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ FAILED_STATES = frozenset({run_states.FAILED, run_states.TIMED_OUT, run_states.L
 STATUS_REFRESH_MS = 1000
 
 
-class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
+class MainWindow(QMainWindow):
     quitRequested = Signal()
     loaded = Signal()
 
@@ -157,9 +162,19 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label, 1)
 
-        self._make_actions()
-        self._make_menus()
-        self._update_actions()
+        self.panels = Panels(
+            self.jobs_model,
+            self.runs_model,
+            self.workers_model,
+            self.jobs_panel,
+            self.runs_view,
+            self.workers_panel,
+            self.log_pane,
+            self.tabs,
+        )
+        self.commands = WindowCommands(self, core, self.panels, host=self)
+        self.acts = WindowActions(self, self.commands, self.panels, host=self)
+        self.jobs_toolbar = self.acts.jobs_toolbar
 
         # events
         self.bridge = EventBridge(core.events, self)
@@ -172,14 +187,11 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.runs_model.rowsInserted.connect(self._refresh_chart)
         self.runs_model.dataChanged.connect(self._refresh_chart)
         self.runs_model.modelReset.connect(self._refresh_chart)
-        self.jobs_panel.view.doubleClicked.connect(lambda _i: self.act_edit.trigger())
+        self.jobs_panel.view.doubleClicked.connect(lambda _i: self.acts.act_edit.trigger())
         enter = QShortcut(QKeySequence(Qt.Key.Key_Return), self.jobs_panel.view)
         enter.setContext(Qt.ShortcutContext.WidgetShortcut)
-        enter.activated.connect(self.act_edit.trigger)
-        self.jobs_panel.view.customContextMenuRequested.connect(self._jobs_menu)
-        self.runs_view.customContextMenuRequested.connect(self._runs_menu)
-        self.workers_panel.view.customContextMenuRequested.connect(self._workers_menu)
-        self.workers_panel.view.selectionModel().currentRowChanged.connect(self._update_actions)
+        enter.activated.connect(self.acts.act_edit.trigger)
+        self.workers_panel.view.selectionModel().currentRowChanged.connect(self.update_actions)
 
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(STATUS_REFRESH_MS)
@@ -188,7 +200,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             self.tray = self._make_tray()
         else:
             self.tray = tray or None
-        set_error_handler(self._report_error)
+        set_error_handler(self.commands.report_error)
         set_background_error_handler(self._report_background_error)
 
     def _make_tray(self) -> QSystemTrayIcon | None:
@@ -198,7 +210,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         menu = QMenu(self)
         menu.addAction("Show Job Trigger", self.show_normal)
         menu.addSeparator()
-        menu.addAction(self.act_quit)
+        menu.addAction(self.acts.act_quit)
         tray.setContextMenu(menu)
         tray.setToolTip("Job Trigger")
         tray.activated.connect(
@@ -210,10 +222,10 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     # ------------------------------------------------------------------ loading
     async def load(self) -> None:
         """Initial data: settings, all jobs, workers, counts.  Call once after core.start()."""
-        self.settings = await self.core.db.call(data.display_settings)
+        self.settings = await self.core.read(data.display_settings)
         self.apply_display_tz(self.settings.get("display_tz", DEFAULT_DISPLAY_TZ))
         sorting = self.jobs_model.sorting or (0, False)
-        rows, total = await self.core.db.call(data.first_job_rows, *sorting, FIRST_JOBS)
+        rows, total = await self.core.read(data.first_job_rows, *sorting, FIRST_JOBS)
         self.jobs_model.set_rows(rows)
         self.jobs_panel.set_loading(total)
         await self.refresh_workers()
@@ -235,11 +247,11 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             rows: list = []
             while True:  # in pages, so a click meanwhile waits for one page, not all of them
                 after = rows[-1].id if rows else 0
-                page = await self.core.db.call(data.job_rows_page, after, JOBS_PAGE)
+                page = await self.core.read(data.job_rows_page, after, JOBS_PAGE)
                 rows += page
                 if len(page) < JOBS_PAGE:
                     break
-            rows = await self.core.db.call(data.sort_job_rows, rows, *sorting)
+            rows = await self.core.read(data.sort_job_rows, rows, *sorting)
             selected = self.jobs_panel.selected_id()
             self.jobs_model.set_rows(rows)
             if selected is not None:
@@ -251,7 +263,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             self._reload_all_after_load = False
             await self.reload_all_jobs()
         elif touched:
-            await self._reload_jobs(sorted(touched))
+            await self.reload_jobs(sorted(touched))
         self.all_jobs_loaded.set()
 
     def _tab_changed(self, index: int) -> None:
@@ -267,13 +279,13 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.setWindowTitle(f"Job Trigger — times in {name}")
 
     async def _load_runs_page(self, job_id, before_id, limit):
-        return await self.core.db.call(data.run_rows, job_id, limit, before_id)
+        return await self.core.read(data.run_rows, job_id, limit, before_id)
 
     async def _read_output(self, run_id, after_seq, limit):
-        return await self.core.db.call(queries.read_output, run_id, after_seq, limit)
+        return await self.core.read_output(run_id, after_seq, limit)
 
     async def refresh_workers(self) -> None:
-        records = await self.core.db.call(queries.list_workers)
+        records = await self.core.list_workers()
         live = {s.name: s for s in self.core.worker_status()}
         rows = []
         for rec in records:
@@ -293,7 +305,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self._status_dirty = True
 
     async def refresh_status(self) -> None:
-        running, queued = await self.core.db.call(data.run_counts)
+        running, queued = await self.core.read(data.run_counts)
         workers = self.workers_model.rows()
         online = sum(1 for w in workers if w.online)
         text, alarm = system_status_text(online, len(workers), running, queued)
@@ -307,8 +319,6 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     def _report_background_error(self, what: str, exc: BaseException) -> None:
         """A refresh failed (database away?): say so in the status bar, log it, try again on
         the next tick instead of opening a dialog every second."""
-        from desktop.store.errors import StoreError
-
         if isinstance(exc, StoreError):
             log.warning("%s failed: %s", what, exc)
             text = f"Database problem while {what}: {exc}"
@@ -323,9 +333,9 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.workers_model.tick(utcnow())
         if self._status_dirty:
             self._status_dirty = False
-            spawn(self._refresh_all_status(), "refreshing the status", background=True)
+            spawn(self.refresh_all_status(), "refreshing the status", background=True)
 
-    async def _refresh_all_status(self) -> None:
+    async def refresh_all_status(self) -> None:
         await self.refresh_workers()
         await self.refresh_status()
 
@@ -345,49 +355,49 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
                     self._jobs_touched.add(job_id)
         live = [j for j, deleted in changes.items() if not deleted]
         if live:
-            spawn(self._reload_jobs(live), "refreshing jobs", background=True)
+            spawn(self.reload_jobs(live), "refreshing jobs", background=True)
 
     async def reload_all_jobs(self) -> None:
         """Bring the table in line with the database row by row (no reset: selection, scroll
         position and sort stay)."""
         shown = {r.id: r for r in self.jobs_model.rows()}
-        changed, removed = await self.core.db.call(
+        changed, removed = await self.core.read(
             data.job_changes, shown, *(self.jobs_model.sorting or (0, False))
         )
         for job_id in removed:
             self.jobs_model.remove(job_id)
         for row in changed:
             self.jobs_model.upsert(row)
-        self._update_actions()
+        self.update_actions()
 
-    async def _reload_jobs(self, ids: list[int]) -> None:
+    async def reload_jobs(self, ids: list[int]) -> None:
         if self._jobs_touched is not None:
             self._jobs_touched.update(ids)
-        records = await self.core.db.call(data.jobs_by_id, ids)
+        records = await self.core.read(data.jobs_by_id, ids)
         for job_id, rec in records.items():
             if rec is None:
                 self.jobs_model.remove(job_id)
             else:
                 self.jobs_model.upsert(job_row(rec))
-        self._update_actions()
+        self.update_actions()
 
     def _on_runs_changed(self, changes: dict[int, Any]) -> None:
         self._status_dirty = True
         # the job rows show the last outcome; the runs table shows the selected job's runs
         job_ids = {e.job_id for e in changes.values()}
-        spawn(self._reload_jobs(sorted(job_ids)), "refreshing jobs", background=True)
+        spawn(self.reload_jobs(sorted(job_ids)), "refreshing jobs", background=True)
         current = self.runs_model.job_id
         mine = [run_id for run_id, e in changes.items() if e.job_id == current]
         if mine:
-            spawn(self._reload_runs(mine), "refreshing runs", background=True)
+            spawn(self.reload_runs(mine), "refreshing runs", background=True)
         self._notify_runs(changes)
 
-    async def _reload_runs(self, ids: list[int]) -> None:
-        records = await self.core.db.call(data.runs_by_id, ids)
+    async def reload_runs(self, ids: list[int]) -> None:
+        records = await self.core.read(data.runs_by_id, ids)
         for rec in records.values():
             if rec is not None:
                 self.runs_model.apply(run_row(rec))
-        self._update_actions()
+        self.update_actions()
 
     def _on_workers_changed(self, changes: dict[str, bool]) -> None:
         if self.tray is not None and self.settings.get(NOTIFY_OFFLINE, "1") == "1":
@@ -399,7 +409,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
                         QSystemTrayIcon.MessageIcon.Warning,
                     )
         self._known_online.update(changes)
-        spawn(self._refresh_all_status(), "refreshing workers", background=True)
+        spawn(self.refresh_all_status(), "refreshing workers", background=True)
 
     def _notify_runs(self, changes: dict[int, Any]) -> None:
         if self.tray is None or self.settings.get(NOTIFY_FAILURES, "1") != "1":
@@ -422,7 +432,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
         self.runs_title.setText(f"Runs of {row.name}" if row else "Runs")
         self.runs_model.set_job(job_id)
         self.log_pane.show_run(None)
-        self._update_actions()
+        self.update_actions()
 
     def _run_selected(self, current: QModelIndex, _previous=None) -> None:
         run = current.data(ROW_ROLE) if current.isValid() else None
@@ -430,7 +440,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             self.log_pane.show_run(None)
         elif run.id != self.log_pane.run_id:
             self.log_pane.show_run(run.id, f"Output of run {run.id} ({run.state})")
-        self._update_actions()
+        self.update_actions()
 
     def _refresh_chart(self, *_args) -> None:
         rows = [self.runs_model.row_at(i) for i in range(min(50, self.runs_model.rowCount()))]
@@ -456,6 +466,13 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
     def selected_run(self):
         index = self.runs_view.selectionModel().currentIndex()
         return index.data(ROW_ROLE) if index.isValid() else None
+
+    def update_actions(self, *_args: Any) -> None:
+        self.acts.update()
+
+    def mark_status_dirty(self) -> None:
+        """The status line and workers are read again on the next tick."""
+        self._status_dirty = True
 
     # ------------------------------------------------------------------ tray / quit
     def show_normal(self) -> None:
@@ -483,7 +500,7 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
             )
             self.settings[TRAY_EXPLAINED] = "1"
             spawn(
-                self.core.db.call(queries.set_setting, TRAY_EXPLAINED, "1"),
+                self.core.set_setting(TRAY_EXPLAINED, "1"),
                 "saving",
                 background=True,
             )

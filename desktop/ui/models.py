@@ -16,7 +16,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
 from desktop.core.timeutil import utcnow
-from desktop.hub import cleartext
+from desktop.service.rules import IN_CLEAR_ADVICE
 from desktop.ui.asyncqt import spawn
 from desktop.ui.formatting import (
     DEFAULT_DISPLAY_TZ,
@@ -455,7 +455,7 @@ class WorkersTableModel(_KeyedTableModel):
         elif role == Qt.ItemDataRole.ToolTipRole and col == self.STATUS and w.online:
             tips = [w.problem] if w.problem else []
             if w.in_clear:
-                tips.append(f"{w.name}: {cleartext.ADVICE}")
+                tips.append(f"{w.name}: {IN_CLEAR_ADVICE}")
             return "\n".join(tips) or None
         elif role == Qt.ItemDataRole.ToolTipRole and col == self.HEARTBEAT:
             return format_time(w.last_heartbeat, self.display_tz) or "never connected"

@@ -1,9 +1,12 @@
-"""The two big views: the jobs table with its filter, and the workers panel.  Views only: the
-main window decides what the actions do."""
+"""The two big views: the jobs table with its filter, and the workers panel, and `Panels`, the
+set of views the window's parts act on.  Views only: window_commands.py decides what the
+actions do."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
@@ -14,6 +17,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QStyle,
     QTableView,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -25,8 +29,12 @@ from desktop.ui.models import (
     ROW_ROLE,
     SEARCH_ROLE,
     JobsTableModel,
+    RunsTableModel,
     WorkersTableModel,
 )
+
+if TYPE_CHECKING:
+    from desktop.ui.log_pane import LogPane
 
 
 def make_table(model, *, sortable: bool) -> QTableView:
@@ -206,3 +214,18 @@ class WorkersPanel(QWidget):
     def selected_name(self) -> str | None:
         index = self.view.selectionModel().currentIndex()
         return index.data(ID_ROLE) if index.isValid() else None
+
+
+@dataclass(frozen=True)
+class Panels:
+    """The window's views and their models: what the actions and commands act on, handed to
+    them explicitly (built by MainWindow, or by a test on its own)."""
+
+    jobs_model: JobsTableModel
+    runs_model: RunsTableModel
+    workers_model: WorkersTableModel
+    jobs_panel: JobsPanel
+    runs_view: QTableView
+    workers_panel: WorkersPanel
+    log_pane: LogPane
+    tabs: QTabWidget

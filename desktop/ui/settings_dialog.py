@@ -1,8 +1,8 @@
 """Settings: display time zone, hub address and TLS, local worker, retention, notifications.
 
-Values are checked with desktop.store.settings.check (the same rules the CLI uses) as they are
-typed; OK stays disabled while one is wrong.  Hub and local-worker changes apply at the next
-start, and the dialog says so.
+Values are checked with desktop.service.rules.check_setting (the rule the CLI and the store
+use) as they are typed; OK stays disabled while one is wrong.  Hub and local-worker changes
+apply at the next start, and the dialog says so.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.store import settings as known
+from desktop.service.rules import SETTING_DEFAULTS, check_setting
 from desktop.ui.editor import zone_names
 from desktop.ui.schedule_forms import error_label
 
@@ -42,7 +42,7 @@ RESTART_KEYS = ("hub_host", "hub_port", TLS_CERT, TLS_KEY, "local_worker")
 
 
 def _value(values: dict[str, str], key: str) -> str:
-    return values.get(key, known.DEFAULTS.get(key, UI_DEFAULTS.get(key, "")))
+    return values.get(key, SETTING_DEFAULTS.get(key, UI_DEFAULTS.get(key, "")))
 
 
 class SettingsDialog(QDialog):
@@ -176,7 +176,7 @@ class SettingsDialog(QDialog):
 
     def problems(self) -> dict[str, str]:
         values = self.values()
-        out = {k: p for k, v in values.items() if (p := known.check(k, v))}
+        out = {k: p for k, v in values.items() if (p := check_setting(k, v))}
         for key in (TLS_CERT, TLS_KEY):
             if values[key] and not Path(values[key]).expanduser().is_file():
                 out[key] = f"{values[key]} is not a file here; give the full path of the PEM file"

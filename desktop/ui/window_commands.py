@@ -1,22 +1,25 @@
 """What the main window's actions do: job, worker and settings commands.  Each is a coroutine
-that talks to the core (never blocking the loop) and opens dialogs with open() + await.  A mixin
-of MainWindow."""
+that talks to the core (never blocking the loop) and opens dialogs with open() + await.
+
+`WindowCommands` is given what it uses: the core facade, the views (`Panels`), a parent widget
+for its dialogs and the few window calls of `CommandHost`.  A new command goes here; a new
+action that triggers it goes in window_actions.py."""
 
 from __future__ import annotations
 
 import logging
 import shlex
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtWidgets import QInputDialog, QStatusBar, QWidget
 
 from desktop.core import runs as run_states
-from desktop.store import queries
-from desktop.store.errors import ValidationError
+from desktop.service.rules import StoreError, ValidationError
 from desktop.ui.about import about_box
 from desktop.ui.asyncqt import ask, confirm, show_message, spawn
 from desktop.ui.editor import JobEditorDialog
+from desktop.ui.panels import Panels
 from desktop.ui.rows import job_row
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.worker_dialogs import AddWorkerDialog, EditWorkerDialog, TokenDialog
@@ -24,23 +27,57 @@ from desktop.ui.worker_dialogs import AddWorkerDialog, EditWorkerDialog, TokenDi
 log = logging.getLogger(__name__)
 
 
-class CommandsMixin:
+class CommandHost(Protocol):
+    """What the commands need of the window around them."""
+
+    display_tz: str
+    settings: dict[str, str]
+    db_url: str
+
+    def statusBar(self) -> QStatusBar: ...
+
+    def select_run(self, run_id: int) -> bool: ...
+
+    def selected_run(self) -> Any: ...
+
+    def apply_display_tz(self, name: str) -> None: ...
+
+    def update_actions(self, *_args: Any) -> None: ...
+
+    def mark_status_dirty(self) -> None: ...
+
+    async def reload_jobs(self, ids: list[int]) -> None: ...
+
+    async def reload_runs(self, ids: list[int]) -> None: ...
+
+    async def refresh_workers(self) -> None: ...
+
+    async def refresh_all_status(self) -> None: ...
+
+
+class WindowCommands:
+    def __init__(self, parent: QWidget, core: Any, panels: Panels, host: CommandHost) -> None:
+        self.parent = parent  # dialogs and message boxes open over it
+        self.core = core
+        self.panels = panels
+        self.host = host
+
     # ------------------------------------------------------------------ job actions
     def make_editor(self) -> JobEditorDialog:
-        workers = [w.name for w in self.workers_model.rows()]
-        tags = sorted({t for w in self.workers_model.rows() for t in w.tags})
+        workers = [w.name for w in self.panels.workers_model.rows()]
+        tags = sorted({t for w in self.panels.workers_model.rows() for t in w.tags})
         try:
             scripts = self.core.script_catalogue()
         except Exception:  # the catalogue is a nicety; the field stays editable
             log.exception("script catalogue unavailable")
             scripts = []
         return JobEditorDialog(
-            self,
-            display_tz=self.display_tz,
+            self.parent,
+            display_tz=self.host.display_tz,
             scripts=scripts,
             workers=workers,
             tags=tags,
-            taken_names=[r.name for r in self.jobs_model.rows()],
+            taken_names=[r.name for r in self.panels.jobs_model.rows()],
         )
 
     async def _load_links(self, dlg: JobEditorDialog, job_id: int | None) -> None:
@@ -59,10 +96,10 @@ class CommandsMixin:
         return await self._run_editor(dlg)
 
     async def edit_job(self, job_id: int, *, copy: bool = False) -> Any:
-        record = await self.core.db.call(queries.get_job, job_id)
+        record = await self.core.get_job(job_id)
         if record is None:
-            show_message(self, "Job gone", "This job was deleted meanwhile.")
-            self.jobs_model.remove(job_id)
+            show_message(self.parent, "Job gone", "This job was deleted meanwhile.")
+            self.panels.jobs_model.remove(job_id)
             return None
         dlg = self.make_editor()
         dlg.load(record.to_spec(), job_id, copy=copy)
@@ -84,44 +121,44 @@ class CommandsMixin:
         dlg.deleteLater()
         record = dlg.result_record
         if code and record is not None:
-            self.jobs_model.upsert(job_row(record))
-            self.jobs_panel.select(record.id)
+            self.panels.jobs_model.upsert(job_row(record))
+            self.panels.jobs_panel.select(record.id)
         return record if code else None
 
     editor: JobEditorDialog | None = None
     settings_dialog: Any = None
 
     async def delete_job(self, job_id: int) -> bool:
-        row = self.jobs_model.get(job_id)
+        row = self.panels.jobs_model.get(job_id)
         name = row.name if row else f"job {job_id}"
         if not await confirm(
-            self,
+            self.parent,
             "Delete job",
             f"Delete “{name}” and all its runs and output? This cannot be undone.",
             destructive=True,
         ):
             return False
         await self.core.delete_job(job_id)
-        self.jobs_model.remove(job_id)
+        self.panels.jobs_model.remove(job_id)
         return True
 
     async def set_enabled(self, job_id: int, enabled: bool) -> None:
         await self.core.set_job_enabled(job_id, enabled)
-        await self._reload_jobs([job_id])
+        await self.host.reload_jobs([job_id])
 
     async def run_now(self, job_id: int, args: list[str] | None = None) -> int:
         run_id = await self.core.run_now(job_id, args)
-        self.statusBar().showMessage(f"Run {run_id} queued", 5000)
-        if self.runs_model.job_id == job_id:
-            await self._reload_runs([run_id])
-            self.select_run(run_id)
+        self.host.statusBar().showMessage(f"Run {run_id} queued", 5000)
+        if self.panels.runs_model.job_id == job_id:
+            await self.host.reload_runs([run_id])
+            self.host.select_run(run_id)
         return run_id
 
     async def run_with_args(self, job_id: int) -> int | None:
-        record = await self.core.db.call(queries.get_job, job_id)
+        record = await self.core.get_job(job_id)
         if record is None:
             return None
-        dlg = QInputDialog(self)
+        dlg = QInputDialog(self.parent)
         dlg.setWindowTitle(f"Run {record.name} with arguments")
         dlg.setLabelText("Arguments for this run only (quote words with spaces):")
         dlg.setTextValue(shlex.join(record.args))
@@ -134,31 +171,33 @@ class CommandsMixin:
         try:
             args = shlex.split(text)
         except ValueError as exc:
-            show_message(self, "Arguments not understood", f"{exc}. Close the quote and try again.")
+            show_message(
+                self.parent, "Arguments not understood", f"{exc}. Close the quote and try again."
+            )
             return None
         return await self.run_now(job_id, args)
 
     async def cancel_selected_run(self) -> int | None:
-        run = self.selected_run()
+        run = self.host.selected_run()
         if run is None or run.state not in run_states.ACTIVE:
             run = next(
                 (
-                    self.runs_model.row_at(i)
-                    for i in range(self.runs_model.rowCount())
-                    if self.runs_model.row_at(i).state in run_states.ACTIVE
+                    self.panels.runs_model.row_at(i)
+                    for i in range(self.panels.runs_model.rowCount())
+                    if self.panels.runs_model.row_at(i).state in run_states.ACTIVE
                 ),
                 None,
             )
         if run is None:
-            self.statusBar().showMessage("No active run to cancel", 5000)
+            self.host.statusBar().showMessage("No active run to cancel", 5000)
             return None
         await self.core.cancel_run(run.id)
-        self.statusBar().showMessage(f"Cancelling run {run.id}…", 5000)
+        self.host.statusBar().showMessage(f"Cancelling run {run.id}…", 5000)
         return run.id
 
     # ------------------------------------------------------------------ workers
     async def add_worker(self) -> str | None:
-        dlg = AddWorkerDialog(self, taken={w.name for w in self.workers_model.rows()})
+        dlg = AddWorkerDialog(self.parent, taken={w.name for w in self.panels.workers_model.rows()})
         try:
             if not await ask(dlg):
                 return None
@@ -166,8 +205,8 @@ class CommandsMixin:
         finally:
             dlg.deleteLater()
         token = await self.core.add_worker(name, tags, slots)
-        await self._refresh_all_status()
-        token_dlg = TokenDialog(self, self.core.hub_url, name, token, tags, slots)
+        await self.host.refresh_all_status()
+        token_dlg = TokenDialog(self.parent, self.core.hub_url, name, token, tags, slots)
         try:
             await ask(token_dlg)
         finally:
@@ -177,11 +216,11 @@ class CommandsMixin:
     async def edit_worker(self) -> bool:
         """Change the selected worker's tags and slots (the console's decision, not the
         worker's)."""
-        name = self.workers_panel.selected_name()
-        record = await self.core.db.call(queries.get_worker, name) if name else None
+        name = self.panels.workers_panel.selected_name()
+        record = await self.core.get_worker(name) if name else None
         if record is None:
             return False
-        dlg = EditWorkerDialog(self, name, record.tags, record.slots)
+        dlg = EditWorkerDialog(self.parent, name, record.tags, record.slots)
         try:
             if not await ask(dlg):
                 return False
@@ -191,17 +230,17 @@ class CommandsMixin:
         try:
             await self.core.set_worker_config(name, tags, slots)
         except ValidationError as exc:
-            show_message(self, "Worker not changed", str(exc))
+            show_message(self.parent, "Worker not changed", str(exc))
             return False
-        await self.refresh_workers()
+        await self.host.refresh_workers()
         return True
 
     async def revoke_worker(self) -> bool:
-        name = self.workers_panel.selected_name()
+        name = self.panels.workers_panel.selected_name()
         if not name:
             return False
         if not await confirm(
-            self,
+            self.parent,
             "Revoke worker",
             f"Revoke {name}? It is disconnected now and its token stops working; its running "
             "runs are marked lost. To bring the host back, add it again for a new token.",
@@ -209,24 +248,24 @@ class CommandsMixin:
         ):
             return False
         await self.core.revoke_worker(name)
-        self.workers_model.remove(name)
-        self._status_dirty = True
+        self.panels.workers_model.remove(name)
+        self.host.mark_status_dirty()
         return True
 
     async def set_worker_enabled(self, enabled: bool) -> None:
-        name = self.workers_panel.selected_name()
+        name = self.panels.workers_panel.selected_name()
         if name:
             await self.core.set_worker_enabled(name, enabled)
-            await self.refresh_workers()
-            self._update_actions()
+            await self.host.refresh_workers()
+            self.host.update_actions()
 
     # ------------------------------------------------------------------ settings etc.
     async def edit_settings(self) -> dict[str, str]:
         from desktop.ui.channels_page import ChannelsPage
 
         place = await self.core.secret_key_place()
-        page = ChannelsPage(self.core, self.display_tz)
-        dlg = SettingsDialog(self, self.settings, place, channels=page)
+        page = ChannelsPage(self.core, self.host.display_tz)
+        dlg = SettingsDialog(self.parent, self.host.settings, place, channels=page)
         self.settings_dialog = dlg  # tests and screenshots reach the open dialog here
         loading = spawn(page.refresh(), "loading the channels")
         try:
@@ -239,33 +278,31 @@ class CommandsMixin:
             dlg.deleteLater()
         for key, value in changes.items():
             try:
-                await self.core.db.call(queries.set_setting, key, value, self.core.actor)
+                await self.core.set_setting(key, value)
             except ValidationError as exc:
-                show_message(self, "Setting refused", str(exc))
+                show_message(self.parent, "Setting refused", str(exc))
                 return {}
-        self.settings.update(changes)
+        self.host.settings.update(changes)
         if "display_tz" in changes:
-            self.apply_display_tz(changes["display_tz"])
+            self.host.apply_display_tz(changes["display_tz"])
         return changes
 
     def show_about(self) -> None:
-        box = about_box(self, self.db_url, getattr(self.core, "hub_url", ""))
+        box = about_box(self.parent, self.host.db_url, getattr(self.core, "hub_url", ""))
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         box.open()
 
-    def _report_error(self, what: str, exc: BaseException) -> None:
+    def report_error(self, what: str, exc: BaseException) -> None:
         """A failed action: environment problems and refusals are said plainly; our own bugs
         are logged with the trace and said as such."""
-        from desktop.store.errors import StoreError
-
         # refusals (ValidationError and TransitionError are ValueErrors), the database, the
         # disk or the network: not our bug, and the message says what to do
         if isinstance(exc, (StoreError, ValueError, OSError)):
-            show_message(self, "Could not finish", f"{what.capitalize()} failed: {exc}")
+            show_message(self.parent, "Could not finish", f"{what.capitalize()} failed: {exc}")
         else:
             log.error("%s failed", what, exc_info=exc)
             show_message(
-                self,
+                self.parent,
                 "Something went wrong",
                 f"{what.capitalize()} failed because of a bug in Job Trigger: {exc!r}. "
                 "The details are in the log file; please report them.",

@@ -137,7 +137,7 @@ async def scenario(quick: bool, db_path: Path, settle=lambda: None) -> dict:
 
         job_id = window.jobs_model.row_at(0).id
         window.jobs_panel.select(job_id)
-        run_id = await window.run_now(job_id)
+        run_id = await window.commands.run_now(job_id)
         await core.start_run(run_id)
         await asyncio.sleep(0.2)  # let the selection and first page settle before measuring
         seconds = 3.0 if quick else 10.0
@@ -264,7 +264,7 @@ async def scenario_real(quick: bool, tmp: Path, settle=lambda: None) -> dict:
         await asyncio.sleep(0.2)
         probe.start()
         start = time.perf_counter()
-        run_id = await window.run_now(job.id, [str(LINES_PER_SECOND), str(seconds)])
+        run_id = await window.commands.run_now(job.id, [str(LINES_PER_SECOND), str(seconds)])
         deadline = time.perf_counter() + seconds + 120
         while True:
             run = await core.db.call(queries.get_run, run_id)

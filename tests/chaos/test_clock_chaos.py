@@ -17,10 +17,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from desktop import service
 from desktop.core.timeutil import utcnow
 from desktop.scheduler.service import MAX_SLEEP
-from desktop.service import Core
+from desktop.service import Core, changes
 from desktop.store import queries
 from tests.chaos.conftest import SETTINGS, record
 from tests.e2e.conftest import WorkerProcs, prepare_db, wait_until
@@ -66,7 +65,7 @@ def account(records, step: timedelta) -> tuple[int, int]:
 async def test_clock_steps_fire_nothing_twice_and_lose_nothing(tmp_path, monkeypatch):
     # the core's fallback poll for other processes' changes wakes the scheduler too; keep it out
     # so that only the scheduler's own bound (MAX_SLEEP) can notice the clock step
-    monkeypatch.setattr(service, "POLL_SECONDS", 3600.0)
+    monkeypatch.setattr(changes, "POLL_SECONDS", 3600.0)
     began = time.monotonic()
     url = f"sqlite:///{tmp_path / 'clock.db'}"
     prepare_db(url, SETTINGS)

@@ -12,9 +12,9 @@ import time
 import pytest
 
 import desktop.localworker as lw
-from desktop import poke, service
+from desktop import poke
 from desktop.core.events import JobChanged, OutputAppended, RunChanged, WorkerChanged
-from desktop.service import Core
+from desktop.service import Core, changes
 from desktop.store import queries, scheduling
 from tests.conftest import timeout
 from tests.e2e.conftest import ROOT, prepare_db, wait_until
@@ -73,7 +73,7 @@ async def test_changes_from_another_process_are_noticed(stack):
         return JobChanged(0) in seen
 
     # the fallback poll is 30 s: noticing within 10 s is the CLI's nudge (desktop/poke.py)
-    assert service.POLL_SECONDS >= 30
+    assert changes.POLL_SECONDS >= 30
     await wait_until(stack.core, noticed, 10, "JobChanged(0) after a CLI change")
     assert "cli" in {s.name for s in stack.core.worker_status()}  # known (offline) at once
 
@@ -95,7 +95,7 @@ async def test_a_signed_nudge_only_makes_the_console_look_and_a_forged_one_not_e
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(b"\x00" * 2000, ("127.0.0.1", port))  # any bytes at all
         sock.sendto(poke.make("ab" * 32, time.time()), ("127.0.0.1", port))  # a guessed key
-    listener = stack.core._poke.get_protocol()
+    listener = stack.core.changes.poke.get_protocol()
 
     async def refused():
         return listener.refused >= 2

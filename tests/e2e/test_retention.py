@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-import desktop.service as service
 from desktop.core.timeutil import utcnow
-from desktop.service import Core
+from desktop.service import Core, retention
 from desktop.store import queries
 from desktop.store.db import open_store
 from tests.e2e.conftest import prepare_db, wait_until
@@ -30,7 +29,7 @@ def _history(job_name: str, count: int) -> int:
 async def test_console_prunes_existing_runs_beyond_the_per_job_limit(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'retention.db'}"
     prepare_db(url, {"retention_runs_per_job": "3", "retention_days": "0"})
-    monkeypatch.setattr(service, "RETENTION_FIRST_DELAY", 0.0)
+    monkeypatch.setattr(retention, "RETENTION_FIRST_DELAY", 0.0)
     database = open_store(url)
     try:
         job_id = _history("kept-short", 10)

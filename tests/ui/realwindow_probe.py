@@ -156,7 +156,7 @@ async def probe_real_window(tmp_path, qtbot):
         assert window.grab().save(str(OUT / "main-window.png"))
 
         # the editor, opened with a click on the toolbar's New button
-        new_button = window.jobs_toolbar.widgetForAction(window.act_new)
+        new_button = window.jobs_toolbar.widgetForAction(window.acts.act_new)
         click(new_button, new_button.rect().center())
         editor = await dialogs.next()
         qtbot.waitExposed(editor)

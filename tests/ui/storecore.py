@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from desktop.core.events import EventBus, JobChanged, OutputAppended, RunChanged, WorkerChanged
 from desktop.core.timeutil import utcnow
 from desktop.notify.api import NotifyApi
+from desktop.service.reads import Reads
 from desktop.store import audit, queries, secretkey
 from desktop.store import secrets as job_secrets
 from desktop.store.executor import DbExecutor
@@ -42,6 +43,7 @@ class StoreCore(NotifyApi):
         self.scripts = ["test_job.py", "backup.ps1"]
         self.cancelled: list[int] = []
         self._seq: dict[int, int] = {}
+        self.reads = Reads()
 
     async def start(self) -> None:
         await self.db.start()
@@ -50,6 +52,24 @@ class StoreCore(NotifyApi):
         await self.db.close()
 
     # --- facade
+    async def read(self, fn, *args):
+        return await self.db.call(fn, self.reads, *args)
+
+    async def get_job(self, job_id):
+        return await self.db.call(queries.get_job, job_id)
+
+    async def read_output(self, run_id, after_seq=0, limit=None):
+        return await self.db.call(queries.read_output, run_id, after_seq, limit)
+
+    async def list_workers(self):
+        return await self.db.call(queries.list_workers)
+
+    async def get_worker(self, name):
+        return await self.db.call(queries.get_worker, name)
+
+    async def set_setting(self, key, value):
+        await self.db.call(queries.set_setting, key, value)
+
     async def save_job(self, spec, job_id=None, links=None):
         if links is not None:
             record = await self.save_job_links(spec, job_id, links)

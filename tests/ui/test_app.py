@@ -79,7 +79,7 @@ async def test_main_shows_the_window_and_quit_ends_it(tmp_path, monkeypatch):
 
     def on_window(window):
         seen.append(window.jobs_model.columnCount())
-        window.act_quit.trigger()
+        window.acts.act_quit.trigger()
 
     code = await asyncio.wait_for(
         app.main(args(f"sqlite:///{tmp_path / 'a.db'}", port=None), on_window=on_window),

@@ -71,7 +71,7 @@ async def test_create_run_and_watch_a_job_with_a_real_worker(tmp_path, qtbot):
         await window.load()
 
         # a worker, added through the window, started from the worker.ini the window wrote
-        task = asyncio.ensure_future(window.add_worker())
+        task = asyncio.ensure_future(window.commands.add_worker())
         add = await dialogs.next()
         add.name.setText("e2e-worker")
         add.accept()
@@ -100,7 +100,7 @@ async def test_create_run_and_watch_a_job_with_a_real_worker(tmp_path, qtbot):
         assert window.status_label.text().startswith("1 of 1 worker online")
 
         # a job, created in the editor
-        task = asyncio.ensure_future(window.new_job())
+        task = asyncio.ensure_future(window.commands.new_job())
         editor = await dialogs.next()
         editor.name.setText("e2e-job")
         editor.script.setCurrentText("test_job.py")
@@ -112,7 +112,7 @@ async def test_create_run_and_watch_a_job_with_a_real_worker(tmp_path, qtbot):
         assert window.jobs_panel.selected_id() == record.id
 
         # run it and watch
-        run_id = await window.run_now(record.id)
+        run_id = await window.commands.run_now(record.id)
         assert window.log_pane.run_id == run_id
         await wait_until(
             window,
@@ -180,13 +180,13 @@ async def test_first_start_has_a_sample_job_and_a_local_worker_that_runs_it(tmp_
             60,
             "the local worker to connect",
         )
-        run_id = await window.run_now(job.id)
+        run_id = await window.commands.run_now(job.id)
         await wait_until(
             window, lambda: "test_job done" in window.log_pane.text(), 60, "the sample's output"
         )
         seen["text"] = window.log_pane.text()
         seen["worker"] = window.runs_model.get(run_id).worker
-        window.act_quit.trigger()
+        window.acts.act_quit.trigger()
 
     args = argparse.Namespace(
         db=f"sqlite:///{tmp_path / 'fresh.db'}",

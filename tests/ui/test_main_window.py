@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import pytest
-from PySide6.QtWidgets import QDialog, QMessageBox
+from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox
 
 from desktop.core.events import JobChanged
 from desktop.store import queries
@@ -16,6 +17,8 @@ from desktop.ui import main_window as mw
 from desktop.ui.log_pane import STDERR_COLOUR
 from desktop.ui.main_window import MainWindow
 from desktop.ui.models import JobsTableModel, RunsTableModel
+from desktop.ui.window_actions import WindowActions
+from desktop.ui.window_commands import WindowCommands
 from tests.conftest import timeout
 from tests.ui.storecore import StoreCore, seed_jobs
 
@@ -83,7 +86,7 @@ async def test_create_a_job_through_the_editor(tmp_path, qtbot):
     async with console(tmp_path, qtbot) as (core, window, dialogs, errors):
         assert "System Offline" in window.status_label.text()
         assert "no worker is registered" in window.status_label.text()
-        task = asyncio.ensure_future(window.new_job())
+        task = asyncio.ensure_future(window.commands.new_job())
         editor = await dialogs.next()
         assert not editor.save_button.isEnabled()  # no name yet
         editor.name.setText("backup")
@@ -108,7 +111,7 @@ async def test_run_now_streams_output_and_shows_the_outcome_in_both_tables(tmp_p
     async with console(tmp_path, qtbot, [JOB]) as (core, window, _dialogs, errors):
         job_id = window.jobs_panel.selected_id()
         assert job_id is not None
-        run_id = await window.run_now(job_id)
+        run_id = await window.commands.run_now(job_id)
         await settle(window)
         assert window.selected_run().id == run_id
         assert window.log_pane.run_id == run_id
@@ -136,10 +139,10 @@ async def test_run_now_streams_output_and_shows_the_outcome_in_both_tables(tmp_p
 async def test_reopening_a_run_loads_its_stored_output_then_follows(tmp_path, qtbot):
     async with console(tmp_path, qtbot, [JOB]) as (core, window, _dialogs, _errors):
         job_id = window.jobs_panel.selected_id()
-        first = await window.run_now(job_id)
+        first = await window.commands.run_now(job_id)
         await core.start_run(first)
         await core.output(first, *[("stdout", f"line {i}\n") for i in range(5000)])
-        second = await window.run_now(job_id)
+        second = await window.commands.run_now(job_id)
         await settle(window)
         assert window.log_pane.run_id == second and window.log_pane.text() == ""
         window.select_run(first)
@@ -159,22 +162,22 @@ async def test_reopening_a_run_loads_its_stored_output_then_follows(tmp_path, qt
 async def test_cancel_and_delete_ask_and_act(tmp_path, qtbot):
     async with console(tmp_path, qtbot, [JOB]) as (core, window, dialogs, _errors):
         job_id = window.jobs_panel.selected_id()
-        run_id = await window.run_now(job_id)
+        run_id = await window.commands.run_now(job_id)
         await settle(window)
-        assert window.act_cancel.isEnabled()
-        assert await window.cancel_selected_run() == run_id
+        assert window.acts.act_cancel.isEnabled()
+        assert await window.commands.cancel_selected_run() == run_id
         await settle(window)
         assert core.cancelled == [run_id]
         assert window.runs_model.row_at(0).state == "cancelled"
 
-        task = asyncio.ensure_future(window.delete_job(job_id))
+        task = asyncio.ensure_future(window.commands.delete_job(job_id))
         box = await dialogs.next()
         assert isinstance(box, QMessageBox) and "nightly" in box.text()
         box.button(QMessageBox.StandardButton.Cancel).click()
         assert await task is False
         assert window.jobs_model.row_for_key(job_id) is not None
 
-        task = asyncio.ensure_future(window.delete_job(job_id))
+        task = asyncio.ensure_future(window.commands.delete_job(job_id))
         box = await dialogs.next()
         box.button(QMessageBox.StandardButton.Yes).click()
         assert await task is True
@@ -187,14 +190,14 @@ async def test_cancel_and_delete_ask_and_act(tmp_path, qtbot):
 async def test_disable_and_duplicate(tmp_path, qtbot):
     async with console(tmp_path, qtbot, [JOB]) as (core, window, dialogs, _errors):
         job_id = window.jobs_panel.selected_id()
-        window.act_disable.trigger()
+        window.acts.act_disable.trigger()
         await settle(window)
         row = window.jobs_model.row_for_key(job_id)
         assert (
             window.jobs_model.data(window.jobs_model.index(row, JobsTableModel.NEXT)) == "disabled"
         )
-        assert window.act_enable.isEnabled() and not window.act_disable.isEnabled()
-        task = asyncio.ensure_future(window.edit_job(job_id, copy=True))
+        assert window.acts.act_enable.isEnabled() and not window.acts.act_disable.isEnabled()
+        task = asyncio.ensure_future(window.commands.edit_job(job_id, copy=True))
         editor = await dialogs.next()
         assert editor.name.text() == "nightly (copy)"
         editor.save_button.click()
@@ -208,7 +211,7 @@ async def test_disable_and_duplicate(tmp_path, qtbot):
 @pytest.mark.asyncio
 async def test_add_worker_shows_the_token_once_and_writes_worker_ini(tmp_path, qtbot):
     async with console(tmp_path, qtbot) as (core, window, dialogs, _errors):
-        task = asyncio.ensure_future(window.add_worker())
+        task = asyncio.ensure_future(window.commands.add_worker())
         add = await dialogs.next()
         add.name.setText("fileserver-01")
         add.tags.setText("windows, backup")
@@ -272,7 +275,7 @@ async def test_ten_thousand_jobs_and_one_change_updates_one_row(tmp_path, qtbot)
 @pytest.mark.asyncio
 async def test_settings_change_the_display_zone_everywhere(tmp_path, qtbot):
     async with console(tmp_path, qtbot, [JOB]) as (core, window, dialogs, errors):
-        task = asyncio.ensure_future(window.edit_settings())
+        task = asyncio.ensure_future(window.commands.edit_settings())
         dlg = await dialogs.next()
         dlg.display_tz.setText("Europe/London")
         dlg.retention_days.setValue(30)
@@ -294,7 +297,7 @@ async def test_run_with_arguments_passes_words_not_a_command_line(tmp_path, qtbo
         errors,
     ):
         job_id = window.jobs_panel.selected_id()
-        task = asyncio.ensure_future(window.run_with_args(job_id))
+        task = asyncio.ensure_future(window.commands.run_with_args(job_id))
         dlg = await dialogs.next()
         assert dlg.textValue() == "--default"
         dlg.setTextValue('--target "C:\\My Files" ; rm -rf /')
@@ -367,7 +370,7 @@ async def test_tray_notifies_failures_and_offline_workers_and_close_keeps_runnin
         core.connect_worker("w1")
         await settle(window)
         job_id = window.jobs_panel.selected_id()
-        run_id = await window.run_now(job_id)
+        run_id = await window.commands.run_now(job_id)
         await core.start_run(run_id, "w1")
         await core.finish_run(run_id, "failed", 2)
         await settle(window)
@@ -389,7 +392,7 @@ async def test_tray_notifies_failures_and_offline_workers_and_close_keeps_runnin
         window.close()
         assert not window.isVisible()
         assert [m[0] for m in tray.messages].count("Job Trigger is still running") == 1
-        window.act_quit.trigger()
+        window.acts.act_quit.trigger()
         assert quits == [1]
     finally:
         window.shutdown()
@@ -431,8 +434,8 @@ async def test_failed_actions_say_who_is_to_blame(tmp_path, qtbot):
     from desktop.store.errors import NotFound
 
     async with console(tmp_path, qtbot) as (_core, window, _dialogs, _errors):
-        window._report_error("enable job", NotFound("job 7 does not exist (deleted?)"))
-        window._report_error("run now", KeyError("slots"))
+        window.commands.report_error("enable job", NotFound("job 7 does not exist (deleted?)"))
+        window.commands.report_error("run now", KeyError("slots"))
         boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
         texts = [b.text() for b in boxes]
         assert "Enable job failed: job 7 does not exist (deleted?)" in texts
@@ -451,9 +454,9 @@ async def test_a_large_job_table_shows_its_first_screen_then_the_rest(tmp_path, 
     loop = asyncio.get_running_loop()
     real_page = mw.data.job_rows_page
 
-    def page_and_signal(after_id, limit):  # runs on the database thread
+    def page_and_signal(reads, after_id, limit):  # runs on the database thread
         loop.call_soon_threadsafe(reached.set)
-        return real_page(after_id, limit)
+        return real_page(reads, after_id, limit)
 
     monkeypatch.setattr(mw.data, "job_rows_page", page_and_signal)
     async with console(tmp_path, qtbot, specs) as (core, window, _dialogs, errors):
@@ -497,19 +500,22 @@ async def test_each_job_action_runs_its_command_on_the_selected_job(tmp_path, qt
 
             return command
 
-        for name in ("edit_job", "delete_job", "set_enabled", "run_now", "run_with_args"):
-            setattr(window, name, record(name))
-        # the actions were made with the real methods bound; rebuild them on the fakes
-        window._make_actions()
+        names = ("edit_job", "delete_job", "set_enabled", "run_now", "run_with_args")
+        commands = SimpleNamespace(show_about=lambda: None, **{n: record(n) for n in names})
+        # the actions part alone: its own host window, fake commands, the window's views
+        host = QMainWindow()
+        qtbot.addWidget(host)
+        acts = WindowActions(host, commands, window.panels, host=window)
         for action in (
-            window.act_edit,
-            window.act_duplicate,
-            window.act_delete,
-            window.act_enable,
-            window.act_disable,
-            window.act_run,
-            window.act_run_args,
+            acts.act_edit,
+            acts.act_duplicate,
+            acts.act_delete,
+            acts.act_enable,
+            acts.act_disable,
+            acts.act_run,
+            acts.act_run_args,
         ):
+            action.setEnabled(True)  # which are enabled is another test's business
             action.trigger()
         await settle(window)
         assert calls == [
@@ -524,7 +530,7 @@ async def test_each_job_action_runs_its_command_on_the_selected_job(tmp_path, qt
         window.jobs_panel.view.clearSelection()
         window.jobs_panel.view.setCurrentIndex(window.jobs_panel.proxy.index(-1, -1))
         calls.clear()
-        window.act_run.trigger()
+        acts.act_run.trigger()
         await settle(window)
         assert calls == [] and errors == []
 
@@ -544,11 +550,11 @@ async def test_edit_worker_changes_its_tags_and_slots_with_clicks_and_keys(tmp_p
             for r in range(window.workers_model.rowCount())
             if window.workers_model.row_at(r).name == "fs01"
         )
-        assert not window.act_edit_worker.isEnabled()  # nothing selected yet
+        assert not window.acts.act_edit_worker.isEnabled()  # nothing selected yet
         rect = view.visualRect(window.workers_model.index(row, 0))
         qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-        assert window.act_edit_worker.isEnabled()
-        button = window.workers_panel.toolbar.widgetForAction(window.act_edit_worker)
+        assert window.acts.act_edit_worker.isEnabled()
+        button = window.workers_panel.toolbar.widgetForAction(window.acts.act_edit_worker)
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
         dlg = await dialogs.next()
         assert dlg.tags.text() == "win" and dlg.slots.value() == 1
@@ -581,3 +587,42 @@ async def test_edit_worker_changes_its_tags_and_slots_with_clicks_and_keys(tmp_p
         await settle(window)
         assert (await core.db.call(queries.get_worker, "fs01")).tags == ("prod", "sql")
         assert errors == []
+
+
+class FakeStatusBar:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def showMessage(self, text: str, _ms: int = 0) -> None:
+        self.messages.append(text)
+
+
+@pytest.mark.asyncio
+async def test_the_commands_part_runs_alone_on_a_fake_core_and_host(qtbot):
+    """WindowCommands needs only what it is given: no window, no store, no event loop of Qt's."""
+    asked = []
+
+    class FakeCore:
+        async def run_now(self, job_id, args=None):
+            asked.append((job_id, args))
+            return 41
+
+    bar = FakeStatusBar()
+    reloaded = []
+
+    async def reload_runs(ids):
+        reloaded.append(ids)
+
+    host = SimpleNamespace(
+        statusBar=lambda: bar,
+        reload_runs=reload_runs,
+        select_run=lambda run_id: reloaded.append(("selected", run_id)),
+    )
+    # the runs table shows job 3: its new run is read and selected; for job 4 it is not
+    panels = SimpleNamespace(runs_model=SimpleNamespace(job_id=3))
+    commands = WindowCommands(None, FakeCore(), panels, host)
+    assert await commands.run_now(3, ["--fast"]) == 41
+    assert await commands.run_now(4) == 41
+    assert asked == [(3, ["--fast"]), (4, None)]
+    assert bar.messages == ["Run 41 queued", "Run 41 queued"]
+    assert reloaded == [[41], ("selected", 41)]

@@ -119,7 +119,7 @@ async def test_render_screenshots(tmp_path, qtbot):
         path = out / "main-window.png"
         assert window.grab().save(str(path))
 
-        task = asyncio.ensure_future(window.edit_job(job_id))
+        task = asyncio.ensure_future(window.commands.edit_job(job_id))
         editor = await dialogs.next()
         editor.resize(1250, 640)
         editor.tz.setText("Europe/London")  # the preview then shows two different zones

@@ -1,0 +1,101 @@
+"""Noticing what other processes (the CLI) changed, and saying that this console is alive.
+
+The CLI nudges a running console (desktop/poke.py); a fallback poll of the store's change
+marker catches a CLI on another machine sharing a server database.  On a change: the known
+workers are re-read (revoked or disabled ones are disconnected), CLI cancel requests are carried
+out, JobChanged(0) ("reload") is published and the scheduler is woken."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from desktop import poke
+from desktop.core.events import EventBus, JobChanged
+from desktop.service.lifecycle import Stack
+from desktop.store import queries, scheduling
+from desktop.store.executor import DbExecutor
+
+log = logging.getLogger(__name__)
+
+# the fallback poll (read at each turn, so a test can change it)
+POLL_SECONDS = 30.0
+
+
+class ChangePoll:
+    def __init__(
+        self,
+        db: DbExecutor,
+        events: EventBus,
+        stack: Stack,
+        clock: Callable[[], datetime],
+        refresh_workers: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.stack = stack
+        self.clock = clock
+        self.refresh_workers = refresh_workers
+        self._poked = asyncio.Event()  # set by a nudge from the CLI
+        self.poke: asyncio.DatagramTransport | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        poke_key = poke.new_key()  # new at each start: a key from an old run proves nothing
+        self.poke, poke_port = await poke.listen(self._poked.set, poke_key)
+        await self.db.call(scheduling.mark_alive, self.clock(), poke_port, poke_key)
+        # the baseline is read now, so a change made right after start() is not absorbed into it
+        marker = await self.db.call(queries.change_marker)
+        self._task = asyncio.create_task(self._loop(marker), name="core-poll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.poke is not None:
+            self.poke.close()
+
+    async def _loop(self, marker: int) -> None:
+        loop = asyncio.get_running_loop()
+        last_alive = self.clock()
+        last_poll = loop.time()
+        while True:
+            # the alive mark is due every ALIVE_EVERY; a nudge or the fallback poll may come first
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._poked.wait(), scheduling.ALIVE_EVERY.total_seconds())
+            poked = self._poked.is_set()
+            self._poked.clear()
+            try:
+                now = self.clock()
+                if now - last_alive >= scheduling.ALIVE_EVERY:
+                    await self.db.call(scheduling.mark_alive, now)
+                    last_alive = now
+                if not poked and loop.time() - last_poll < POLL_SECONDS:
+                    continue
+                last_poll = loop.time()
+                current = await self.db.call(queries.change_marker)
+                if current == marker:
+                    continue
+                marker = current
+                await self._apply()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("noticing changes from other processes failed; trying again")
+
+    async def _apply(self) -> None:
+        scheduler = self.stack.scheduler
+        assert scheduler is not None  # the poll runs only between start and stop
+        await self.refresh_workers()
+        for run_id in await self.db.call(scheduling.take_cancel_requests):
+            try:
+                await scheduler.cancel(run_id, "cancelled from the CLI")
+            except Exception as exc:
+                log.info("CLI cancel of run %s: %s", run_id, exc)
+        self.events.publish(JobChanged(0))
+        scheduler.wake()
+        if self.stack.sender is not None:
+            self.stack.sender.wake()  # another process may have ended runs (CLI cancel)

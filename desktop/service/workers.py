@@ -1,0 +1,147 @@
+"""Workers: the stored records (tokens, tags, slots, revoked/disabled) and the live connections
+in the hub, kept in line with each other; `status()` merges the two for display."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from desktop.core.events import EventBus, WorkerChanged
+from desktop.hub import cleartext
+from desktop.service.lifecycle import Stack
+from desktop.store import queries
+from desktop.store.executor import DbExecutor
+from desktop.store.records import WorkerRecord
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    name: str
+    host: str
+    os: str
+    version: str
+    online: bool
+    last_heartbeat: datetime | None
+    running: int
+    slots: int
+    tags: tuple[str, ...]
+    in_clear: bool = False  # its token reached a plain ws:// hub from another host
+    problem: str = ""  # what the worker says stalls it (e.g. its disk is full)
+
+
+class WorkerService:
+    def __init__(self, db: DbExecutor, events: EventBus, stack: Stack, actor: str) -> None:
+        self.db = db
+        self.events = events
+        self.stack = stack
+        self.actor = actor  # the audit trail's "who"
+        self.known: dict[str, WorkerRecord] = {}
+
+    def _wake(self) -> None:
+        if self.stack.scheduler is not None:
+            self.stack.scheduler.wake()
+
+    def _online(self, name: str) -> bool:
+        return self.stack.hub is not None and name in self.stack.hub.workers
+
+    async def list(self) -> list[WorkerRecord]:
+        return await self.db.call(queries.list_workers)
+
+    async def get(self, name: str) -> WorkerRecord | None:
+        return await self.db.call(queries.get_worker, name)
+
+    async def refresh(self) -> None:
+        """Re-read the records; connected workers get changed tags/slots (from the CLI,
+        maybe), revoked or disabled ones are disconnected."""
+        records = await self.db.call(queries.list_workers)
+        self.known = {r.name: r for r in records}
+        hub = self.stack.hub
+        if hub is None:
+            return
+        for name in list(hub.workers):
+            rec = self.known.get(name)
+            if rec is not None:
+                hub.configure(name, rec.tags, rec.slots)
+            if rec is None or rec.revoked:
+                await hub.disconnect(name, "revoked", "this worker was revoked in the console")
+            elif not rec.enabled:
+                await hub.disconnect(name, "disabled", "this worker was disabled in the console")
+
+    async def add(self, name: str, tags=(), slots: int = 1) -> str:
+        record, token = await self.db.call(queries.add_worker, name, list(tags), slots, self.actor)
+        self.known[record.name] = record
+        self.events.publish(WorkerChanged(record.name, False))
+        return token
+
+    async def set_config(self, name: str, tags=None, slots: int | None = None) -> None:
+        """New tags and/or slots for a worker (None: keep); a connected worker gets them at
+        once, its next dispatches follow them."""
+        record = await self.db.call(
+            queries.set_worker_config,
+            name,
+            None if tags is None else list(tags),
+            slots,
+            self.actor,
+        )
+        self.known[name] = record
+        if self.stack.hub is not None:
+            self.stack.hub.configure(name, record.tags, record.slots)
+        self.events.publish(WorkerChanged(name, self._online(name)))
+        self._wake()
+
+    async def revoke(self, name: str) -> None:
+        await self.db.call(queries.revoke_worker, name, self.actor)
+        await self.refresh()
+        self.events.publish(WorkerChanged(name, self._online(name)))
+
+    async def set_enabled(self, name: str, enabled: bool) -> None:
+        await self.db.call(queries.set_worker_enabled, name, enabled, self.actor)
+        await self.refresh()
+        self.events.publish(WorkerChanged(name, self._online(name)))
+        self._wake()
+
+    def status(self) -> list[WorkerStatus]:
+        hub = self.stack.hub
+        live: dict[str, Any] = hub.workers if hub is not None else {}
+        tls = hub is not None and hub.ssl_context is not None
+        out = []
+        for name in sorted(set(self.known) | set(live)):
+            w = live.get(name)
+            rec = self.known.get(name)
+            if w is not None:
+                out.append(
+                    WorkerStatus(
+                        name,
+                        w.host,
+                        w.os,
+                        w.version,
+                        True,
+                        w.last_heartbeat,
+                        len(w.running),
+                        w.slots,
+                        tuple(sorted(w.tags)),
+                        cleartext.token_in_clear(tls, w.remote),
+                        w.problem or "",
+                    )
+                )
+            elif rec is not None and not rec.revoked:
+                out.append(
+                    WorkerStatus(
+                        name,
+                        rec.host,
+                        rec.os_name,
+                        rec.version,
+                        False,
+                        rec.last_seen_at,
+                        0,
+                        rec.slots,
+                        tuple(rec.tags),
+                    )
+                )
+        return out
+
+    def script_catalogue(self) -> list[str]:
+        """Scripts the connected workers allow (their allow-lists), for the editor's completer."""
+        live = self.stack.hub.workers if self.stack.hub is not None else {}
+        return sorted({s for w in live.values() for s in w.scripts})
