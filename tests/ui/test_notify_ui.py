@@ -76,7 +76,7 @@ async def test_channels_tab_sends_a_test_and_shows_failures(tmp_path, qtbot, hoo
         finally:
             await sender.stop()
         await asyncio.to_thread(hook.wait_for, 1, timeout(10))
-        task = asyncio.ensure_future(window.edit_settings())
+        task = asyncio.ensure_future(window.commands.edit_settings())
         dlg = await dialogs.next()
         page = dlg.channels_page
         dlg.tabs.setCurrentIndex(1)
@@ -136,7 +136,7 @@ async def test_editor_saves_rules_and_chains_with_the_job(tmp_path, qtbot):
         # load -> extract exists: extract -> load would close a loop through another job
         await core.set_chains(ids["load"], [{"then": "extract", "on": "end"}])
 
-        task = asyncio.ensure_future(window.edit_job(ids["extract"]))
+        task = asyncio.ensure_future(window.commands.edit_job(ids["extract"]))
         editor = await dialogs.next()
         editor.resize(1250, 640)
         editor.tabs.setCurrentIndex(1)

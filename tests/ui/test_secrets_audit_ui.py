@@ -38,7 +38,7 @@ def _save_shot(widget, name: str, tmp_path: Path) -> Path:
 async def test_secrets_are_set_masked_revealed_on_request_and_refused_when_bad(tmp_path, qtbot):
     async with console(tmp_path, qtbot, [JOB]) as (core, window, dialogs, errors):
         job_id = window.jobs_panel.selected_id()
-        task = asyncio.ensure_future(window.edit_job(job_id))
+        task = asyncio.ensure_future(window.commands.edit_job(job_id))
         editor = await dialogs.next()
         row = editor.secrets.add_row()
         row.name.setText("1BAD")
@@ -65,7 +65,7 @@ async def test_secrets_are_set_masked_revealed_on_request_and_refused_when_bad(t
         assert VALUE not in (await core.db.call(lambda: JobSecret.get().sealed))
 
         # reopened: the name, never the value, until Reveal is asked for
-        task = asyncio.ensure_future(window.edit_job(job_id))
+        task = asyncio.ensure_future(window.commands.edit_job(job_id))
         editor = await dialogs.next()
         (stored,) = editor.secrets.live_rows()
         assert stored.name.text() == "DB_PASSWORD" and stored.value.text() == ""
@@ -119,7 +119,7 @@ async def test_render_the_readme_pictures(tmp_path, qtbot):
         await core.save_job_secrets(job_id, {"DB_PASSWORD": VALUE, "API_TOKEN": VALUE + "x"})
         await core.add_worker("fileserver-01", ["windows"], 2)
         await core.db.call(queries.set_setting, "retention_days", "30", core.actor)
-        task = asyncio.ensure_future(window.edit_job(job_id))
+        task = asyncio.ensure_future(window.commands.edit_job(job_id))
         editor = await dialogs.next()
         editor.resize(1250, 700)
         new = editor.secrets.add_row()
