@@ -100,6 +100,7 @@ class Core:
         self._started = False
         self._stopped = False
         self._lock: StoreLock = NoLock()
+        self.cluster: Any = None  # desktop.cluster_service.ClusterService once started
 
     @property
     def hub_url(self) -> str:
@@ -135,7 +136,11 @@ class Core:
         self.hub.listener = self.scheduler
         await self.hub.start()
         await self._refresh_workers()
-        await self.scheduler.start()
+        from desktop.cluster_service import ClusterService, is_clustered
+
+        # leadership: the scheduler starts only on the console that leads (cluster_service.py)
+        self.cluster = ClusterService(self, clustered=is_clustered(resolve_url(self.db_url)))
+        await self.cluster.start(settings)
         poke_key = poke.new_key()  # new at each start: a key from an old run proves nothing
         self._poke, poke_port = await poke.listen(self._poked.set, poke_key)
         await self.db.call(scheduling.mark_alive, self.clock(), poke_port, poke_key)
@@ -164,6 +169,8 @@ class Core:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._poke is not None:
             self._poke.close()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.hub is not None:
@@ -198,7 +205,10 @@ class Core:
                     continue
                 marker = current
                 await self._refresh_workers()
-                for run_id in await self.db.call(scheduling.take_cancel_requests):
+                leading = self.cluster is None or self.cluster.leading
+                for run_id in (
+                    await self.db.call(scheduling.take_cancel_requests) if leading else ()
+                ):
                     try:
                         await self.scheduler.cancel(run_id, "cancelled from the CLI")
                     except Exception as exc:

@@ -31,6 +31,7 @@ from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
 from worker.diskhold import DiskHold
+from worker.failover import NOT_LEADER_RETRY, UrlRing
 from worker.guardian import Guardian, sweep_previous_life
 from worker.protocol import (
     MAX_FRAME_BYTES,
@@ -66,6 +67,7 @@ REJECT_ADVICE = {
     "too_many_failures": "too many failed attempts from this host: wait, then check the token",
     "flood": "the console thought this worker sent too much at once: upgrade the worker, or "
     "report it if it keeps happening",
+    "not_leader": "list every console of the cluster in server_url (docs/HA.md)",
 }
 
 
@@ -214,10 +216,14 @@ class Worker:
     async def serve_forever(self, once: bool = False) -> int:
         """Connect, serve, reconnect; returns only with ``once`` (0 served, 1 refused/failed)."""
         backoff = Backoff()
+        # several consoles, one leader: move to the next address on failure (failover.py)
+        ring = UrlRing(self.cfg.server_urls or [self.cfg.server_url])
+        self.cfg.server_url = ring.current
         self.disk.start()  # messages held since before the loop ran
         while True:
             try:
                 await self._connect_and_serve(backoff)
+                ring.worked()
                 if once:
                     return 0
                 log.warning(
@@ -242,6 +248,12 @@ class Worker:
                     return 1
                 delay = REJECT_RETRY
             except Rejected as exc:
+                if exc.code == "not_leader" and len(ring.urls) > 1 and not once:
+                    log.info("%s: %s; trying the next console", self.cfg.server_url, exc.reason)
+                    ring.failed()
+                    self.cfg.server_url = ring.current
+                    await asyncio.sleep(NOT_LEADER_RETRY)
+                    continue
                 advice = REJECT_ADVICE.get(exc.code, "check the console's log")
                 log.error(
                     "The console refused this worker (%s): %s. What to do: %s. %s",
@@ -271,10 +283,13 @@ class Worker:
                 if once:
                     return 1
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                delay = backoff.next_delay()
+                # the next console at once; the backoff only after every one failed in a row
+                failed_url = self.cfg.server_url
+                delay = backoff.next_delay() if ring.failed() else 0.0
+                self.cfg.server_url = ring.current
                 log.warning(
                     "Cannot reach the console at %s (%s); %s",
-                    self.cfg.server_url,
+                    failed_url,
                     exc or type(exc).__name__,
                     "giving up (--once)" if once else f"retrying in {delay:.1f} s",
                 )

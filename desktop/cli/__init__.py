@@ -15,7 +15,13 @@ import sys
 from desktop import __version__
 
 # Command modules, each with register(subparsers).  Listed here so --help shows all of them.
-COMMAND_MODULES = ("desktop.cli.jobs", "desktop.cli.runs", "desktop.cli.workers", "desktop.cli.run")
+COMMAND_MODULES = (
+    "desktop.cli.jobs",
+    "desktop.cli.runs",
+    "desktop.cli.workers",
+    "desktop.cli.run",
+    "desktop.cli.cluster",
+)
 
 
 class UserError(Exception):

@@ -162,6 +162,9 @@ class Hub:
         self._server: Server | None = None
         self._tasks: list[asyncio.Task] = []
         self.bound_port: int | None = None
+        # leadership gate (desktop/cluster_service.py): None, or returns why this console may
+        # not take workers now (a standby names the leader)
+        self.gate: Callable[[], str | None] | None = None
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -400,6 +403,10 @@ class Hub:
                 conn,
                 conn.session.refused("unavailable", "the console cannot read its database; retry"),
             )
+            return
+        refusal = self.gate() if self.gate is not None else None
+        if refusal is not None:  # after the token check: only a real worker learns the leader
+            await self._perform(conn, conn.session.refused("not_leader", refusal))
             return
         now = self.clock()
         scripts = [e for e in hello["scripts"]]
