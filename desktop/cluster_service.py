@@ -93,7 +93,7 @@ class ClusterService:
         state = await self.core.db.call(self._tick_call())
         await self._apply(state, sent, sent)
         if not self.leading:
-            log.info("standing by: %s leads", self._leader_text())
+            log.info("standing by: %s", self._leader_text())
         self._task = asyncio.create_task(self._loop(sent), name="cluster-lease")
 
     async def stop(self) -> None:

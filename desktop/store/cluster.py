@@ -162,9 +162,17 @@ def current_leader() -> Member | None:
 
 def members() -> list[Member]:
     """Every console known to the cluster, the leader first."""
+    # the role as it is NOW: a console killed while leading still says "leader" in its row
     rows = database_proxy.execute_sql(
-        "SELECT member_id, host, pid, hub_url, role, since, heartbeat_at, workers_json "
-        "FROM jt_cluster_member ORDER BY role <> 'leader', host, pid"
+        "SELECT * FROM (SELECT m.member_id, m.host, m.pid, m.hub_url, "
+        "CASE WHEN m.member_id = l.holder AND l.expires_at > clock_timestamp() THEN 'leader' "
+        "  WHEN m.role = 'stopped' THEN 'stopped' "
+        "  WHEN m.heartbeat_at < clock_timestamp() - make_interval(secs => %s) THEN 'gone' "
+        "  ELSE 'standby' END AS now_role, "
+        "m.since, m.heartbeat_at, m.workers_json "
+        "FROM jt_cluster_member m CROSS JOIN jt_cluster_lease l WHERE l.id = 1) AS c "
+        "ORDER BY now_role <> 'leader', now_role <> 'standby', host, pid",
+        (LEASE_SECONDS,),
     ).fetchall()
     return [_member(r) for r in rows]
 
