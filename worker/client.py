@@ -31,7 +31,7 @@ from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
 from worker.diskhold import DiskHold
-from worker.failover import NOT_LEADER_RETRY, UrlRing
+from worker.failover import NOT_LEADER_RETRY, TRY_NEXT_CONSOLE, UrlRing
 from worker.guardian import Guardian, sweep_previous_life
 from worker.protocol import (
     MAX_FRAME_BYTES,
@@ -248,7 +248,7 @@ class Worker:
                     return 1
                 delay = REJECT_RETRY
             except Rejected as exc:
-                if exc.code == "not_leader" and len(ring.urls) > 1 and not once:
+                if exc.code in TRY_NEXT_CONSOLE and len(ring.urls) > 1 and not once:
                     log.info("%s: %s; trying the next console", self.cfg.server_url, exc.reason)
                     ring.failed()
                     self.cfg.server_url = ring.current

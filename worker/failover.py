@@ -10,6 +10,8 @@ from __future__ import annotations
 
 # a standby refusal is expected during a takeover: try the next console soon, not in a minute
 NOT_LEADER_RETRY = 1.0
+# refusals that say "not this console" (a standby; one that lost its database), not "not you"
+TRY_NEXT_CONSOLE = frozenset({"not_leader", "unavailable"})
 
 
 def split_urls(text: str) -> list[str]:
