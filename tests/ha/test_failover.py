@@ -10,16 +10,20 @@ is measured (goal: under 10 s with the default lease).
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
+from websockets.sync.client import connect
 
 from desktop.store import cluster, queries
 from tests.chaos.conftest import in_store, poll, start_run, stored_upto, wait
 from tests.chaos.proxy import ChaosProxy
+from tests.conftest import timeout
 from tests.e2e.conftest import WorkerProcs, free_port
+from tests.e2e.rawpeer import hello_frame
 from tests.e2e.test_headless import Console
 from tests.ha.conftest import (
     FIGURES,
@@ -32,6 +36,13 @@ from tests.ha.conftest import (
 )
 
 TAKEOVER_GOAL = 10.0  # seconds, default lease (docs/HA.md)
+
+
+def hello_reply(port: int, token: str) -> dict:
+    """What a console answers a worker's hello: a raw socket, no worker logic."""
+    with connect(f"ws://127.0.0.1:{port}/ws/heartbeat", open_timeout=timeout(10)) as ws:
+        ws.send(hello_frame("w1", token))
+        return json.loads(ws.recv(timeout=timeout(10)))
 
 
 def through(url: str, port: int) -> str:
@@ -102,6 +113,12 @@ def log_text(console: Console) -> str:
 def test_leader_killed_the_standby_takes_over_and_nothing_fires_twice(tmp_path, pg_database):
     pair = Pair(tmp_path, *pg_database)
     try:
+        # the standby refuses a real worker and names the leader; a wrong token learns nothing
+        reply = hello_reply(pair.port_b, pair.token)
+        assert reply["type"] == "reject" and reply["code"] == "not_leader", reply
+        assert f"127.0.0.1:{pair.port_a}/" in reply["reason"], reply
+        wrong = hello_reply(pair.port_b, "not-the-token")
+        assert wrong["code"] != "not_leader" and str(pair.port_a) not in wrong["reason"], wrong
         began = time.monotonic()
         pair.a.kill9()
         wait_leader(pair.url, pair.b.proc.pid, 30, "console B to take over")
