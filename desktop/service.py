@@ -354,6 +354,14 @@ class Core:
                 )
         return out
 
+    def cluster_summary(self) -> str:
+        """Who leads, for the status bar ("" on SQLite: one console, no cluster)."""
+        return self.cluster.summary() if self.cluster is not None else ""
+
+    async def cluster_status(self) -> list:
+        """Every console on this database (desktop.cluster_service.ConsoleStatus records)."""
+        return await self.cluster.status() if self.cluster is not None else []
+
     def script_catalogue(self) -> list[str]:
         live = self.hub.workers if self.hub is not None else {}
         return sorted({s for w in live.values() for s in w.scripts})

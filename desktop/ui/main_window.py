@@ -151,6 +151,9 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
 
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label, 1)
+        # who leads when consoles share a PostgreSQL database (empty on SQLite: no cluster)
+        self.cluster_label = QLabel()
+        self.statusBar().addPermanentWidget(self.cluster_label)
 
         self._make_actions()
         self._make_menus()
@@ -311,6 +314,8 @@ class MainWindow(ActionsMixin, CommandsMixin, QMainWindow):
 
     def _tick(self) -> None:
         self.workers_model.tick(utcnow())
+        summary = getattr(self.core, "cluster_summary", None)
+        self.cluster_label.setText(summary() if summary is not None else "")
         if self._status_dirty:
             self._status_dirty = False
             spawn(self._refresh_all_status(), "refreshing the status", background=True)
