@@ -110,11 +110,13 @@ class ClusterService:
 
     @property
     def lease_seconds(self) -> float:
-        return float(self._settings.get("cluster_lease_seconds", cluster.LEASE_SECONDS))
+        return _number(self._settings, "cluster_lease_seconds", cluster.LEASE_SECONDS, 2.0, 600.0)
 
     @property
     def tick_seconds(self) -> float:
-        return float(self._settings.get("cluster_tick_seconds", cluster.TICK_SECONDS))
+        # at least three renewals per lease, or one slow tick would cost the lead
+        tick = _number(self._settings, "cluster_tick_seconds", cluster.TICK_SECONDS, 0.2, 60.0)
+        return min(tick, self.lease_seconds / 3)
 
     # --- the lease ------------------------------------------------------------------------------
 
@@ -238,6 +240,23 @@ class ClusterService:
         if self.leading:
             return "Cluster: this console leads"
         return "Cluster: standby; " + self._leader_text()
+
+
+def _number(settings: dict[str, str], key: str, default: float, lo: float, hi: float) -> float:
+    """A setting in bounds; a bad value is logged and the default used (never a failed start)."""
+    raw = settings.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not lo <= value <= hi:
+        log.error(
+            "setting %s = %r is not a number from %g to %g; using %g", key, raw, lo, hi, default
+        )
+        return default
+    return value
 
 
 def from_member(m: cluster.Member, me: bool = False) -> ConsoleStatus:

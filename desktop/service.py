@@ -274,12 +274,22 @@ class Core:
         self.events.publish(JobChanged(job_id))
         self.scheduler.wake()
 
+    @property
+    def standby(self) -> bool:
+        """Another console leads (docs/HA.md): requests go to it through the database."""
+        return self.cluster is not None and not self.cluster.leading
+
     async def run_now(self, job_id: int, args: list[str] | None = None) -> int:
         record = await self.scheduler.run_now(job_id, args)
+        if self.standby:  # the leader reads the change counter every second
+            await self.db.call(scheduling.bump)
         self.events.publish(JobChanged(job_id))
         return record.id
 
     async def cancel_run(self, run_id: int) -> None:
+        if self.standby:  # as the CLI does: the leader carries it out (it reaches the worker)
+            await self.db.call(scheduling.request_cancel, run_id)
+            return
         await self.scheduler.cancel(run_id)
 
     # --- workers --------------------------------------------------------------------------------

@@ -50,7 +50,8 @@ TEMPLATE = """\
 ; This file holds the token: the worker creates it readable by its own account only.
 
 [worker]
-; WebSocket address of the console's hub (wss:// when the console uses TLS).
+; WebSocket address of the console's hub (wss:// when the console uses TLS). Two consoles
+; on one database (docs/HA.md): list both, separated by a comma; the worker finds the leader.
 server_url = {url}
 ; With wss:// the console's certificate is checked against this computer's trusted
 ; authorities, unless one of these is set:

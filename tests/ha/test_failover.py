@@ -22,7 +22,7 @@ from desktop.store import cluster, queries
 from tests.chaos.conftest import in_store, poll, start_run, stored_upto, wait
 from tests.chaos.proxy import ChaosProxy
 from tests.conftest import timeout
-from tests.e2e.conftest import WorkerProcs, free_port
+from tests.e2e.conftest import WorkerProcs, cli, free_port
 from tests.e2e.rawpeer import hello_frame
 from tests.e2e.test_headless import Console
 from tests.ha.conftest import (
@@ -126,6 +126,10 @@ def test_leader_killed_the_standby_takes_over_and_nothing_fires_twice(tmp_path, 
         wait_worker_on(pair.url, pair.b.proc.pid, 30)
         worker_back = time.monotonic() - began
         pair.wait_ticks(3)  # B fires
+        status = cli(pair.url, "cluster", "status")
+        assert status.returncode == 0, status.stderr
+        rows = {int(line.split()[1]): line.split()[2] for line in status.stdout.splitlines()[2:]}
+        assert rows == {pair.b.proc.pid: "leader", pair.a.proc.pid: "gone"}, status.stdout
         # the old leader comes back: it must stand by, not fire
         again = Console(pair.url_a, pair.port_a, tmp_path / "a2.log")
         pair.consoles.append(again)
