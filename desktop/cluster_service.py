@@ -20,6 +20,7 @@ records "this console, leader" in the settings table for ``cluster status``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -30,10 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import peewee
+
 from desktop.core.timeutil import utcnow
 from desktop.store import cluster
-from desktop.store.db import parse_url
+from desktop.store.db import parse_url, store_errors
 from desktop.store.errors import StoreError
+from desktop.store.models import database_proxy
 
 if TYPE_CHECKING:
     from desktop.service import Core
@@ -73,6 +77,10 @@ class ClusterService:
         self.takeovers = 0
         self._task: asyncio.Task | None = None
         self._settings: dict[str, str] = {}
+        self.fence = cluster.Fence(self.member_id)
+        # the lease's own thread, hence its own connection (peewee: one per thread): a firing
+        # transaction waiting for a row lock on the database thread cannot delay a renewal
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -87,10 +95,11 @@ class ClusterService:
             self._task = asyncio.create_task(self._solo_loop(), name="cluster-solo")
             return
         await self.core.db.call(cluster.ensure_schema)
+        await self.core.db.call(cluster.bind_fence, self.fence)
         self.core.hub.gate = self._gate
         loop = asyncio.get_running_loop()
         sent = loop.time()
-        state = await self.core.db.call(self._tick_call())
+        state = await self._call(self._tick_call())
         await self._apply(state, sent, sent)
         if not self.leading:
             log.info("standing by: %s", self._leader_text())
@@ -100,13 +109,23 @@ class ClusterService:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self.fence.token = None
         try:
             if self.clustered:
-                await asyncio.wait_for(self.core.db.call(cluster.resign, self.member_id), 5)
+                await asyncio.wait_for(self._call(lambda: cluster.resign(self.member_id)), 5)
             else:
                 await self.core.db.call(_clear_solo)
         except Exception:
             log.debug("could not resign the lead", exc_info=True)
+        if self._pool is not None:
+            self._pool.submit(_close_connection)
+            self._pool.shutdown(wait=False)
+
+    async def _call(self, fn):
+        """Run ``fn`` on the lease thread (person-readable StoreErrors, as DbExecutor does)."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, "jobtrigger-lease")
+        return await asyncio.wrap_future(self._pool.submit(_run_guarded, fn))
 
     @property
     def lease_seconds(self) -> float:
@@ -136,11 +155,13 @@ class ClusterService:
         while True:
             await asyncio.sleep(self.tick_seconds)
             sent = loop.time()
+            # bounded: a call stuck on a silent connection must not keep a leader leading past
+            # its own step-down deadline
+            limit = self.lease_seconds
+            if self.leading:
+                limit = max(0.1, last_ok + self.lease_seconds - STEP_DOWN_MARGIN - sent)
             try:
-                # bounded: a call stuck on a dead connection must not keep a leader leading
-                state = await asyncio.wait_for(
-                    self.core.db.call(self._tick_call()), self.lease_seconds
-                )
+                state = await asyncio.wait_for(self._call(self._tick_call()), limit)
             except asyncio.CancelledError:
                 raise
             except (StoreError, asyncio.TimeoutError) as exc:
@@ -161,6 +182,7 @@ class ClusterService:
 
     async def _apply(self, state: cluster.LeaseState, sent: float, last_ok: float) -> None:
         self.leader = state.leader
+        self.fence.token = state.epoch if state.leading else None
         if state.leading and not self.leading:
             await self._promote(state.epoch)
         elif not state.leading and self.leading:
@@ -177,8 +199,8 @@ class ClusterService:
     async def _demote(self) -> None:
         self.leading = False
         self.since = utcnow()
+        self.fence.token = None
         log.warning("this console no longer leads: scheduler stopped, workers sent to the leader")
-        await self.core.db.call(cluster.set_fence, self.member_id, None)
         await self.core.scheduler.stop()
         for name in list(self.core.hub.workers):
             await self.core.hub.disconnect(name, "not_leader", self._gate() or "")
@@ -267,6 +289,21 @@ def from_member(m: cluster.Member, me: bool = False) -> ConsoleStatus:
 
 def is_clustered(url: str) -> bool:
     return parse_url(url).kind == "postgresql"
+
+
+def _run_guarded(fn):
+    with store_errors(database_proxy):
+        try:
+            return fn()
+        except (peewee.OperationalError, peewee.InterfaceError):
+            _close_connection()  # this thread's connection is broken: the next call reconnects
+            raise
+
+
+def _close_connection() -> None:
+    with contextlib.suppress(peewee.PeeweeException):
+        if not database_proxy.is_closed():
+            database_proxy.close()
 
 
 def _put_solo(text: str) -> None:

@@ -134,6 +134,7 @@ class Worker:
         self.heartbeat_interval = cfg.heartbeat_interval
         self.ws: ClientConnection | None = None
         self.last_close = ""
+        self.closed_by = ""  # reject code the console sent before closing this connection
         self.outbox_changed = asyncio.Event()
         self.acked = asyncio.Event()
         # Highest seq per run that may have reached a hub: what this process sent, and all that
@@ -222,8 +223,12 @@ class Worker:
         self.disk.start()  # messages held since before the loop ran
         while True:
             try:
+                self.closed_by = ""
                 await self._connect_and_serve(backoff)
                 ring.worked()
+                if self.closed_by in TRY_NEXT_CONSOLE:  # this console stepped down
+                    ring.failed()
+                    self.cfg.server_url = ring.current
                 if once:
                     return 0
                 log.warning(
@@ -454,6 +459,9 @@ class Worker:
             self.acked.set()
         elif msg.type == "welcome":
             self.heartbeat_interval = max(0.1, float(msg["heartbeat_interval"]))
+        elif msg.type == "reject":  # the hub closes the connection next; say why, and remember
+            self.closed_by = msg["code"]
+            log.warning("The console closes the connection (%s): %s", msg["code"], msg["reason"])
         else:
             reason = f"worker does not accept {msg.type!r} messages"
             log.warning("Console sent a %r message; ignored", msg.type)

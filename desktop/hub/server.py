@@ -392,6 +392,13 @@ class Hub:
         # (desktop/hub/throttle.py, docs/SECURITY.md).
         loop = asyncio.get_running_loop()
         address = conn.remote
+        refusal = self.gate() if self.gate is not None else None
+        if refusal is not None:
+            # a standby checks no token (no guessing oracle beside the throttled leader) and
+            # needs no database (it may be the one that lost it); the leader's address it
+            # names is no secret: every worker.ini lists it
+            await self._perform(conn, conn.session.refused("not_leader", refusal))
+            return
         try:
             record = await self.db.call(queries.authenticate_worker, hello["name"], hello["token"])
         except AuthError as exc:
@@ -403,10 +410,6 @@ class Hub:
                 conn,
                 conn.session.refused("unavailable", "the console cannot read its database; retry"),
             )
-            return
-        refusal = self.gate() if self.gate is not None else None
-        if refusal is not None:  # after the token check: only a real worker learns the leader
-            await self._perform(conn, conn.session.refused("not_leader", refusal))
             return
         now = self.clock()
         scripts = [e for e in hello["scripts"]]

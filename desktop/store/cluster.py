@@ -16,8 +16,9 @@ its epoch; otherwise :class:`NotLeader` rolls the transaction back.  A standby t
 UPDATE that row, so it waits for a fencing transaction in flight to commit, and then sees its
 runs: an old leader that comes back (stopped process, cut network) fires nothing.
 
-The fence is per database thread (threading.local): each Core has its own DbExecutor thread, so
-two Cores in one process (tests) keep their own token.  Every function here runs on that thread.
+The lease is ticked on a thread and connection of its own (desktop/cluster_service.py), so a
+firing transaction that waits for a row lock cannot cost the lead; the database thread reads
+the outcome from a :class:`Fence` bound to it.
 """
 
 from __future__ import annotations
@@ -77,31 +78,40 @@ class LeaseState:
     leader: Member | None  # the console holding an unexpired lease (None: nobody right now)
 
 
+class Fence:
+    """What fence() checks, shared between the lease thread (which sets it after every tick)
+    and the database thread (which reads it in every firing transaction).  ``token`` is None
+    for a standby; a plain attribute swap, so no lock is needed."""
+
+    def __init__(self, member_id: str) -> None:
+        self.member_id = member_id
+        self.token: int | None = None
+
+
 _local = threading.local()
 
 
-def set_fence(member_id: str | None, epoch: int | None) -> None:
-    """What fence() checks on this thread: (member, epoch) when leading; a member id and None
-    as epoch for a standby (fence() refuses); no member id at all: no cluster, fence() is off."""
-    _local.fence = None if member_id is None else (member_id, epoch)
+def bind_fence(holder: Fence | None) -> None:
+    """Run on a Core's database thread once: fence() there checks this holder.  Never bound
+    (SQLite, the CLI): no cluster, fence() is off."""
+    _local.fence = holder
 
 
 def fence() -> None:
     """Raise NotLeader unless this console holds the lease now; call inside the transaction
     that fires or dispatches (the FOR SHARE lock lasts until it commits)."""
-    token = getattr(_local, "fence", None)
-    if token is None:
+    holder: Fence | None = getattr(_local, "fence", None)
+    if holder is None:
         return
-    member_id, epoch = token
+    epoch = holder.token
     if epoch is None:
         raise NotLeader("this console is a standby; the leader fires and dispatches")
     row = database_proxy.execute_sql(
         "SELECT 1 FROM jt_cluster_lease WHERE id = 1 AND holder = %s AND epoch = %s "
         "AND expires_at > clock_timestamp() FOR SHARE",
-        (member_id, epoch),
+        (holder.member_id, epoch),
     ).fetchone()
     if row is None:
-        set_fence(member_id, None)
         raise NotLeader(f"this console lost the lead (epoch {epoch} is over); it stands by")
 
 
@@ -120,7 +130,7 @@ def tick(
     lease_seconds: float = LEASE_SECONDS,
 ) -> LeaseState:
     """Renew the lease (leader) or take it once expired (standby), and record this console's
-    heartbeat, in one transaction.  Sets this thread's fence to the outcome."""
+    heartbeat, in one transaction."""
     with database_proxy.atomic():
         won = database_proxy.execute_sql(
             "UPDATE jt_cluster_lease SET "
@@ -147,7 +157,6 @@ def tick(
             f"'{FORGET_MEMBERS_AFTER}'"
         )
         leader = current_leader()
-    set_fence(member_id, won[0] if won else None)
     return LeaseState(bool(won), won[0] if won else 0, leader)
 
 
@@ -197,7 +206,6 @@ def resign(member_id: str) -> None:
             "WHERE member_id = %s",
             (member_id,),
         )
-    set_fence(member_id, None)
 
 
 def _member(row) -> Member:

@@ -19,17 +19,24 @@ from desktop.store.models import Run, database_proxy
 
 
 class Console:
-    """One simulated console: a thread of its own (its own connection and fence)."""
+    """One simulated console: a thread of its own (its own connection), its fence bound there
+    and set from its ticks, as desktop/cluster_service.py does."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.fence = cluster.Fence(name)
+        self(cluster.bind_fence, self.fence)
 
     def __call__(self, fn, *args):
         return self.pool.submit(fn, *args).result(timeout=30)
 
     def tick(self, lease: float = cluster.LEASE_SECONDS) -> cluster.LeaseState:
-        return self(cluster.tick, self.name, "host-" + self.name, 1, f"ws://{self.name}", [], lease)
+        state = self(
+            cluster.tick, self.name, "host-" + self.name, 1, f"ws://{self.name}", [], lease
+        )
+        self.fence.token = state.epoch if state.leading else None
+        return state
 
     def close(self) -> None:
         self(database_proxy.close)
@@ -121,6 +128,14 @@ def test_leader_that_stops_hands_over_at_once(two):
 
 
 def test_no_cluster_no_fence(two):
-    """A console that never ticked (SQLite: no cluster) is not fenced."""
-    a, _ = two
-    a(cluster.fence)
+    """A thread with no fence bound (SQLite, the CLI: no cluster) is not fenced."""
+    cluster.fence()
+
+
+def test_a_session_silent_inside_a_transaction_is_ended_by_the_server(two):
+    """Its row locks would otherwise block the other console until TCP gives up; the URL's own
+    options (here the test's search_path) are kept beside it."""
+    (timeout,) = database_proxy.execute_sql("SHOW idle_in_transaction_session_timeout").fetchone()
+    assert timeout == "5s"
+    (path,) = database_proxy.execute_sql("SHOW search_path").fetchone()
+    assert path.startswith("jt_")
