@@ -165,7 +165,8 @@ class ClusterService:
             except asyncio.CancelledError:
                 raise
             except (StoreError, asyncio.TimeoutError) as exc:
-                if self.leading and loop.time() - last_ok > self.lease_seconds - STEP_DOWN_MARGIN:
+                deadline = last_ok + self.lease_seconds - STEP_DOWN_MARGIN
+                if self.leading and loop.time() >= deadline - 0.05:  # wait_for's own rounding
                     log.error("cannot renew the lead (%s); stepping down", exc)
                     await self._demote()
                 else:
