@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOLO_KEY = "cluster.console"  # SQLite: this console's status, JSON, in the settings table
-SOLO_EVERY = 5.0
+SOLO_EVERY = 15.0  # as the alive mark: an idle console writes its SQLite file rarely
 # a leader that could not renew for this long stops scheduling (before its lease ends)
 STEP_DOWN_MARGIN = 1.5
 
