@@ -327,7 +327,8 @@ def read_solo(now: datetime | None = None) -> list[ConsoleStatus]:
     except (ValueError, KeyError, TypeError):
         return []
     now = now or utcnow()
-    role = "leader" if now - beat <= timedelta(seconds=3 * SOLO_EVERY) else "stopped"
+    # a clean stop removes the line: a stale one is a console that died (kill -9, power cut)
+    role = "leader" if now - beat <= timedelta(seconds=3 * SOLO_EVERY) else "gone"
     return [
         ConsoleStatus(
             str(info.get("host", "?")),
