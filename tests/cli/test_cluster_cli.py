@@ -3,8 +3,15 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 import pytest
 
+from desktop.cluster_service import SOLO_KEY, read_solo
+from desktop.core.timeutil import utcnow
+from desktop.store import cluster
+from desktop.store.db import open_store
 from tests.e2e.conftest import cli, free_port, prepare_db
 from tests.e2e.test_headless import Console
 
@@ -33,3 +40,21 @@ def test_the_running_console_is_the_leader_and_shows_its_hub(tmp_path):
         console.stop()
     result = cli(url, "cluster", "status")
     assert "no console has run" in result.stdout  # a clean stop takes its line away
+
+
+def test_a_console_that_died_shows_as_gone(tmp_path):
+    """kill -9 leaves its line behind (a clean stop removes it): its old heartbeat tells."""
+    url = f"sqlite:///{tmp_path / 'died.db'}"
+    beat = utcnow() - timedelta(minutes=5)
+    line = {"host": "h", "pid": 4711, "hub_url": "ws://h:8000/ws/heartbeat"}
+    line |= {"since": beat.isoformat(), "heartbeat_at": beat.isoformat(), "workers": ["w1"]}
+    database = open_store(url)
+    try:
+        cluster.put_setting(SOLO_KEY, json.dumps(line))
+        (console,) = read_solo()
+        assert (console.role, console.pid, console.workers) == ("gone", 4711, ("w1",))
+    finally:
+        database.close()
+    result = cli(url, "cluster", "status")
+    (row,) = [r for r in result.stdout.splitlines() if "4711" in r]
+    assert " gone " in row and "w1" in row
