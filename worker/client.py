@@ -31,6 +31,7 @@ from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
 from worker.diskhold import DiskHold
+from worker.failover import NOT_LEADER_RETRY, TRY_NEXT_CONSOLE, UrlRing
 from worker.guardian import Guardian, sweep_previous_life
 from worker.logsafe import peer
 from worker.protocol import (
@@ -69,6 +70,7 @@ REJECT_ADVICE = {
     "in this worker's name: check the token (a correct token is always let in)",
     "flood": "the console thought this worker sent too much at once: upgrade the worker, or "
     "report it if it keeps happening",
+    "not_leader": "list every console of the cluster in server_url (docs/HA.md)",
 }
 
 
@@ -142,6 +144,7 @@ class Worker:
         self.heartbeat_interval = cfg.heartbeat_interval
         self.ws: ClientConnection | None = None
         self.last_close = ""
+        self.closed_by = ""  # reject code the console sent before closing this connection
         self.outbox_changed = asyncio.Event()
         self.acked = asyncio.Event()
         # Highest seq per run that may have reached a hub: what this process sent, and all that
@@ -224,10 +227,18 @@ class Worker:
     async def serve_forever(self, once: bool = False) -> int:
         """Connect, serve, reconnect; returns only with ``once`` (0 served, 1 refused/failed)."""
         backoff = Backoff()
+        # several consoles, one leader: move to the next address on failure (failover.py)
+        ring = UrlRing(self.cfg.server_urls or [self.cfg.server_url])
+        self.cfg.server_url = ring.current
         self.disk.start()  # messages held since before the loop ran
         while True:
             try:
+                self.closed_by = ""
                 await self._connect_and_serve(backoff)
+                ring.worked()
+                if self.closed_by in TRY_NEXT_CONSOLE:  # this console stepped down
+                    ring.failed()
+                    self.cfg.server_url = ring.current
                 if once:
                     return 0
                 log.warning(
@@ -252,6 +263,12 @@ class Worker:
                     return 1
                 delay = REJECT_RETRY
             except Rejected as exc:
+                if exc.code in TRY_NEXT_CONSOLE and len(ring.urls) > 1 and not once:
+                    log.info("%s: %s; trying the next console", self.cfg.server_url, exc.reason)
+                    ring.failed()
+                    self.cfg.server_url = ring.current
+                    await asyncio.sleep(NOT_LEADER_RETRY)
+                    continue
                 advice = REJECT_ADVICE.get(exc.code, "check the console's log")
                 log.error(
                     "The console refused this worker (%s): %s. What to do: %s. %s",
@@ -281,10 +298,13 @@ class Worker:
                 if once:
                     return 1
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                delay = backoff.next_delay()
+                # the next console at once; the backoff only after every one failed in a row
+                failed_url = self.cfg.server_url
+                delay = backoff.next_delay() if ring.failed() else 0.0
+                self.cfg.server_url = ring.current
                 log.warning(
                     "Cannot reach the console at %s (%s); %s",
-                    self.cfg.server_url,
+                    failed_url,
                     exc or type(exc).__name__,
                     "giving up (--once)" if once else f"retrying in {delay:.1f} s",
                 )
@@ -455,6 +475,11 @@ class Worker:
             # would start a ping-pong of errors; the reason is the hub's text, so the escaping
             # formatter and peer() keep it on one line.
             log.warning("The console refused a message of this worker: %s", peer(msg["reason"]))
+        elif msg.type == "reject":  # the hub closes the connection next; say why, and remember
+            self.closed_by = msg["code"]
+            log.warning(
+                "The console closes the connection (%s): %s", msg["code"], peer(msg["reason"])
+            )
         else:
             reason = f"worker does not accept {msg.type!r} messages"
             log.warning("Console sent a %r message; ignored", msg.type)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from worker import envpolicy, private, tls
 from worker.envpolicy import EnvPolicy
+from worker.failover import split_urls
 from worker.protocol import DEFAULT_PATH
 
 CONFIG_NAME = "worker.ini"
@@ -50,7 +51,8 @@ TEMPLATE = """\
 ; This file holds the token: the worker creates it readable by its own account only.
 
 [worker]
-; WebSocket address of the console's hub (wss:// when the console uses TLS).
+; WebSocket address of the console's hub (wss:// when the console uses TLS). Two consoles
+; on one database (docs/HA.md): list both, separated by a comma; the worker finds the leader.
 server_url = {url}
 ; With wss:// the console's certificate is checked against this computer's trusted
 ; authorities, unless one of these is set:
@@ -126,6 +128,8 @@ class ConfigMissing(ConfigError):
 class WorkerConfig:
     path: Path
     server_url: str = DEFAULT_SERVER_URL
+    # every console of a cluster, in order (worker/failover.py); server_url is the first
+    server_urls: list[str] = field(default_factory=list)
     name: str = field(default_factory=socket.gethostname)
     token: str = ""
     scripts_dir: Path = Path("scripts")
@@ -333,18 +337,21 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     if environ.get(ENV_TOKEN, "").strip():
         cfg.token = environ[ENV_TOKEN].strip()
 
-    if not cfg.server_url.startswith(("ws://", "wss://")):
-        raise ConfigError(
-            f"{path}: server_url {cfg.server_url!r} must start with ws:// or wss:// "
-            "(or fix JOBTRIGGER_SERVER_URL)"
-        )
+    cfg.server_urls = split_urls(cfg.server_url) or [DEFAULT_SERVER_URL]
+    cfg.server_url = cfg.server_urls[0]
     cfg.require_tls = _require_tls(path, sec, environ)
-    if cfg.require_tls and not cfg.server_url.startswith("wss://"):
-        raise ConfigError(
-            f"{path}: require_tls is on but server_url {cfg.server_url!r} is plain ws://, "
-            "which would send the token unencrypted: use the console's wss:// address "
-            f"(or turn require_tls off in [worker] / {ENV_REQUIRE_TLS})"
-        )
+    for url in cfg.server_urls:
+        if not url.startswith(("ws://", "wss://")):
+            raise ConfigError(
+                f"{path}: server_url {url!r} must start with ws:// or wss:// "
+                "(or fix JOBTRIGGER_SERVER_URL)"
+            )
+        if cfg.require_tls and not url.startswith("wss://"):
+            raise ConfigError(
+                f"{path}: require_tls is on but server_url {url!r} is plain ws://, "
+                "which would send the token unencrypted: use the console's wss:// address "
+                f"(or turn require_tls off in [worker] / {ENV_REQUIRE_TLS})"
+            )
     cfg.env_policy = _env_policy(path, parser)
     _tls_options(cfg, sec, environ)
     if not cfg.token:

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "desktop.cli.secrets",
     "desktop.cli.audit",
     "desktop.cli.channels",
+    "desktop.cli.cluster",
 )
 
 

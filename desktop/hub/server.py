@@ -136,6 +136,9 @@ class Hub:
         self._server: Server | None = None
         self._tasks: list[asyncio.Task] = []
         self.bound_port: int | None = None
+        # leadership gate (desktop/service/cluster.py): None, or returns why this console may
+        # not take workers now (a standby names the leader)
+        self.gate: Callable[[], str | None] | None = None
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -395,6 +398,13 @@ class Hub:
         self.listener.run_declined(name, action.run_id, action.reason, action.permanent)
 
     async def _authenticate(self, conn: Conn, hello: Message) -> None:
+        refusal = self.gate() if self.gate is not None else None
+        if refusal is not None:
+            # a standby checks no token (no guessing oracle beside the throttled leader) and
+            # needs no database (it may be the one that lost it); the leader's address it
+            # names is no secret: every worker.ini lists it
+            await self._perform(conn, conn.session.refused("not_leader", refusal))
+            return
         admitted = await self.login.admit(conn, hello)
         if not isinstance(admitted, Admitted):
             await self._perform(conn, admitted)

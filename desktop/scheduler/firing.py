@@ -19,7 +19,7 @@ from desktop.core.misfire import DEFAULT_GRACE, plan_misfire
 from desktop.core.policies import retry_delay, should_retry
 from desktop.scheduler import decisions as d
 from desktop.scheduler.decisions import on_occurrence
-from desktop.store import queries, scheduling
+from desktop.store import cluster, queries, scheduling
 from desktop.store.errors import NotFound
 from desktop.store.records import ActiveRun, JobRecord, RunRecord
 
@@ -46,6 +46,7 @@ def fire_jobs(jobs: list[JobRecord], now: datetime, grace: timedelta = DEFAULT_G
     for run in queries.active_run_states():
         active.setdefault(run.job_id, []).append(run.state)
     with scheduling.transaction():  # one commit for every job due at this instant
+        cluster.fence()
         for job in jobs:
             try:
                 _fire_job(job, now, grace, active.setdefault(job.id, []), fired)
@@ -124,6 +125,7 @@ def run_pass(
         return _pass(now, workers, declined, Fired(), lead, refused)
     # a firing pass is one transaction: the new runs and their dispatch commit together
     with scheduling.transaction():
+        cluster.fence()  # only the leader fires (desktop/store/cluster.py)
         return _pass(now, workers, declined, fire_jobs(due, horizon, grace), lead, refused)
 
 
@@ -144,6 +146,7 @@ def _pass(
     ends += [(run_id, states.FAILED, reason) for run_id, reason in plan.refused]
     if ends or plan.choices:
         with scheduling.transaction():
+            cluster.fence()  # only the leader dispatches
             for run_id, state, reason in ends:
                 try:
                     changed.append(queries.transition_run(run_id, state, reason=reason))
@@ -178,6 +181,7 @@ def plan_retries(run_ids: list[int], now: datetime) -> list[RunRecord]:
         return []
     out = []
     with scheduling.transaction():
+        cluster.fence()
         for run in wanted:
             record = plan_retry(run.id, now)
             if record is not None:

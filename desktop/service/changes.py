@@ -39,6 +39,8 @@ class ChangePoll:
         self.stack = stack
         self.clock = clock
         self.refresh_workers = refresh_workers
+        # cancel requests are carried out by the console that leads (desktop/service/cluster.py)
+        self.leading: Callable[[], bool] = lambda: True
         self._poked = asyncio.Event()  # set by a nudge from the CLI
         self.poke: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task | None = None
@@ -50,6 +52,11 @@ class ChangePoll:
         # the baseline is read now, so a change made right after start() is not absorbed into it
         marker = await self.db.call(queries.change_marker)
         self._task = asyncio.create_task(self._loop(marker), name="core-poll")
+
+    def nudge(self) -> None:
+        """Read the change marker now (the leader does on every cluster tick: a standby's edits
+        and requests reach it through the database)."""
+        self._poked.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -90,7 +97,8 @@ class ChangePoll:
         scheduler = self.stack.scheduler
         assert scheduler is not None  # the poll runs only between start and stop
         await self.refresh_workers()
-        for run_id in await self.db.call(scheduling.take_cancel_requests):
+        requests = await self.db.call(scheduling.take_cancel_requests) if self.leading() else []
+        for run_id in requests:
             try:
                 await scheduler.cancel(run_id, "cancelled from the CLI")
             except Exception as exc:

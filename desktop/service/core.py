@@ -8,6 +8,8 @@ it uses:
     settings  settings.SettingsService
     changes   changes.ChangePoll    CLI changes (nudge + fallback poll) and the alive mark
     retention retention.Retention   hourly pruning of old runs (and audit rows)
+    cluster   cluster.ClusterService  who leads on PostgreSQL; starts the scheduler
+                                    only on the leader (built at start)
     secrets   secrets.SecretService job secrets (names; values only by an audited reveal), audit
     (notify)  notify.api.NotifyApi  channels, rules, outbox: a mixin shared with the UI's test
                                     double; the sender itself runs in the stack
@@ -74,6 +76,9 @@ class Core(NotifyApi):
         self.retention = Retention(self.db, self.events, clock)
         self.reads = Reads()
         self.local_worker: Any = None
+        self.cluster: Any = None  # desktop.service.cluster.ClusterService once started
+        self.jobs.standby = lambda: self.standby
+        self.changes.leading = lambda: not self.standby
         self._started = False
         self._stopped = False
 
@@ -92,6 +97,11 @@ class Core(NotifyApi):
         return self.stack.sender
 
     @property
+    def standby(self) -> bool:
+        """Another console leads (docs/HA.md): requests go to it through the database."""
+        return self.cluster is not None and not self.cluster.leading
+
+    @property
     def hub_url(self) -> str:
         return self.stack.hub_url
 
@@ -104,8 +114,12 @@ class Core(NotifyApi):
         self._started = True
         await self.stack.open()
         await self.workers.refresh()
-        assert self.stack.scheduler is not None
-        await self.stack.scheduler.start()
+        from desktop.service.cluster import ClusterService, is_clustered
+        from desktop.store.db import resolve_url
+
+        # leadership: the scheduler starts only on the console that leads (service/cluster.py)
+        self.cluster = ClusterService(self, clustered=is_clustered(resolve_url(self.db_url)))
+        await self.cluster.start(await self.settings.all())
         await self.changes.start()
         self.retention.start()
         if self.local_worker_wanted:
@@ -126,6 +140,8 @@ class Core(NotifyApi):
             await self.local_worker.stop()
         await self.changes.stop()
         await self.retention.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.stack.close()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -186,6 +202,14 @@ class Core(NotifyApi):
 
     def worker_status(self) -> list[WorkerStatus]:
         return self.workers.status()
+
+    def cluster_summary(self) -> str:
+        """Who leads, for the status bar ("" on SQLite: one console, no cluster)."""
+        return self.cluster.summary() if self.cluster is not None else ""
+
+    async def cluster_status(self) -> list:
+        """Every console on this database (desktop.service.cluster.ConsoleStatus records)."""
+        return await self.cluster.status() if self.cluster is not None else []
 
     def script_catalogue(self) -> list[str]:
         return self.workers.script_catalogue()

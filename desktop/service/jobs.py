@@ -10,7 +10,7 @@ from desktop.core.events import EventBus, JobChanged
 from desktop.scheduler.service import Scheduler
 from desktop.service.lifecycle import Stack
 from desktop.store import links as links_store
-from desktop.store import queries
+from desktop.store import queries, scheduling
 from desktop.store.executor import DbExecutor
 from desktop.store.records import JobRecord, OutputChunk
 
@@ -29,6 +29,8 @@ class JobService:
         self.stack = stack
         self.actor = actor  # the audit trail's "who"
         self.clock = clock
+        # True on a standby console (docs/HA.md): requests go to the leader through the database
+        self.standby: Callable[[], bool] = lambda: False
 
     @property
     def _scheduler(self) -> Scheduler:
@@ -76,10 +78,15 @@ class JobService:
 
     async def run_now(self, job_id: int, args: list[str] | None = None) -> int:
         record = await self._scheduler.run_now(job_id, args)
+        if self.standby():  # the leader reads the change counter every second
+            await self.db.call(scheduling.bump)
         self.events.publish(JobChanged(job_id))
         return record.id
 
     async def cancel_run(self, run_id: int) -> None:
+        if self.standby():  # as the CLI does: the leader carries it out (it reaches the worker)
+            await self.db.call(scheduling.request_cancel, run_id)
+            return
         await self._scheduler.cancel(run_id)
 
     async def read_output(

@@ -18,7 +18,6 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
@@ -39,6 +38,15 @@ ENV_VARS = ("JOBTRIGGER_DB_URL", "REFLEX_DB_URL")
 DEFAULT_FILE_NAME = "jobtrigger.db"
 BUSY_TIMEOUT_SECONDS = 5.0
 PG_CONNECT_TIMEOUT_SECONDS = 5
+PG_IDLE_IN_TRANSACTION_MS = 5000
+PG_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    # keepalives do not run while sent data waits for an ack: then this bounds it (ms)
+    "tcp_user_timeout": 20000,
+}
 
 
 def default_url() -> str:
@@ -208,12 +216,23 @@ def _make_database(parsed: ParsedUrl, busy_timeout: float) -> peewee.Database:
         return peewee.SqliteDatabase(
             parsed.path, pragmas=pragmas, timeout=busy_timeout, check_same_thread=True
         )
-    kwargs: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    kwargs: dict[str, object] = {
+        "connect_timeout": PG_CONNECT_TIMEOUT_SECONDS,
+        # a network that drops packets silently ends a connection in 20-25 s, not after the
+        # system's hours: a console (above all a leader, docs/HA.md) must notice
+        **PG_KEEPALIVES,
+    }
     for key in ("user", "password", "host", "port"):
         value = getattr(parsed, key)
         if value is not None:
             kwargs[key] = value
     kwargs.update(dict(parsed.options))
+    # A session that falls silent inside a transaction (its network dropping packets) would
+    # hold its row locks until TCP gives up; the server ends it after this instead, so the
+    # other console of a cluster (docs/HA.md) is not blocked.  Our transactions never wait on
+    # anything but the database, so none is idle this long.
+    idle = f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_MS}"
+    kwargs["options"] = f"{kwargs['options']} {idle}" if kwargs.get("options") else idle
     return peewee.PostgresqlDatabase(parsed.dbname, **kwargs)
 
 

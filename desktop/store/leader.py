@@ -9,8 +9,9 @@ lock for a database URL:
   pid, host and start time written into the file are information for the message only, never
   the lock itself.
 - in-memory SQLite: nothing to share, :class:`NoLock`.
-- PostgreSQL: :class:`NoLock` for now.  The high-availability issue puts its leader lock here
-  (a session advisory lock held on the console's own connection is the natural fit).
+- PostgreSQL: :class:`NoLock`: several consoles may share the database, and which one
+  schedules is decided by a lease with a fencing token instead (desktop/store/cluster.py,
+  desktop/service/cluster.py, docs/HA.md): a standby waits for the lead rather than exit.
 
 Only the console takes the lock (desktop.service.Core.start); the CLI never does, so commands
 that read, or that ask the running console to act (run, runs cancel), keep working beside it.

@@ -161,6 +161,9 @@ class MainWindow(QMainWindow):
 
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label, 1)
+        # who leads when consoles share a PostgreSQL database (empty on SQLite: no cluster)
+        self.cluster_label = QLabel()
+        self.statusBar().addPermanentWidget(self.cluster_label)
 
         self.panels = Panels(
             self.jobs_model,
@@ -331,6 +334,8 @@ class MainWindow(QMainWindow):
 
     def _tick(self) -> None:
         self.workers_model.tick(utcnow())
+        summary = getattr(self.core, "cluster_summary", None)
+        self.cluster_label.setText(summary() if summary is not None else "")
         if self._status_dirty:
             self._status_dirty = False
             spawn(self.refresh_all_status(), "refreshing the status", background=True)
