@@ -17,18 +17,6 @@ class NotifyApi:
     clock: Any
     sender: Any = None
 
-    async def save_job_links(self, spec: dict, job_id: int | None, links) -> Any:
-        """A job and its (rules, chains) in one transaction."""
-        return await self.db.call(
-            links_store.save_job_with_links,
-            spec,
-            job_id,
-            links[0],
-            links[1],
-            self.clock(),
-            getattr(self, "actor", "console"),  # who, for the audit trail (Core sets it)
-        )
-
     async def list_channels(self) -> list:
         return await self.db.call(channels.list_channels)
 

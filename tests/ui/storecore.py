@@ -15,6 +15,7 @@ from desktop.core.timeutil import utcnow
 from desktop.notify.api import NotifyApi
 from desktop.service.reads import Reads
 from desktop.store import audit, queries, secretkey
+from desktop.store import links as links_store
 from desktop.store import secrets as job_secrets
 from desktop.store.executor import DbExecutor
 from desktop.store.records import OutputChunk
@@ -72,7 +73,9 @@ class StoreCore(NotifyApi):
 
     async def save_job(self, spec, job_id=None, links=None):
         if links is not None:
-            record = await self.save_job_links(spec, job_id, links)
+            record = await self.db.call(
+                links_store.save_job_with_links, spec, job_id, links[0], links[1], self.clock()
+            )
         elif job_id is None:
             record = await self.db.call(queries.create_job, spec)
         else:
