@@ -23,7 +23,9 @@ import errno
 import logging.handlers
 import os
 import stat
+from io import TextIOWrapper
 from pathlib import Path
+from typing import cast
 
 FILE_MODE = 0o600
 DIR_MODE = FOLDER_MODE = 0o700
@@ -167,7 +169,15 @@ def tighten(path: Path) -> int | None:
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log whose every file (the first and each one after a rollover) is 0600."""
 
-    def _open(self):
-        return open(
-            self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=opener
+    def _open(self) -> TextIOWrapper:
+        # typeshed types open() with a non-literal mode as IO[Any]; the handler's mode is text
+        return cast(
+            TextIOWrapper,
+            open(
+                self.baseFilename,
+                self.mode,
+                encoding=self.encoding,
+                errors=self.errors,
+                opener=opener,
+            ),
         )

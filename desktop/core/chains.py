@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from desktop.core import runs as states
 
@@ -51,7 +52,7 @@ def check_args(templates: Iterable[str]) -> list[str]:
 
 
 def render_args(
-    templates: Iterable[str], run_id: int, exit_code, state: str, job: str
+    templates: Iterable[str], run_id: int, exit_code: int | None, state: str, job: str
 ) -> list[str]:
     values = {
         "run_id": str(run_id),
@@ -95,7 +96,7 @@ def find_cycle(edges: Iterable[tuple[str, str]]) -> list[str] | None:
     return None
 
 
-def describe(chain: Mapping) -> str:
+def describe(chain: Mapping[str, Any]) -> str:
     args = chain.get("args")
     extra = f" with arguments {' '.join(args)}" if args else ""
     return f"on {chain['on']} -> {chain['then']}{extra}"

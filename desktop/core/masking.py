@@ -50,6 +50,8 @@ class Masker:
         """Where the held tail starts: the longest end of DATA that is the start of a secret
         (but not a whole one), and that no complete secret crosses."""
         n = len(data)
+        if self._pattern is None:  # no secrets: nothing to hold (feed returns before this)
+            return n
         spans = [(m.start(), m.end()) for m in self._pattern.finditer(data)]
         for p in range(max(0, n - self._longest + 1), n):
             tail = data[p:]

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Any
 from urllib.parse import urlsplit
 
 from desktop.core import runs as states
@@ -90,7 +91,7 @@ def check_url(value: str) -> str:
     return value
 
 
-def validate_channel(kind: str, config: Mapping, secret: str) -> dict:
+def validate_channel(kind: str, config: Mapping[str, Any], secret: str) -> dict[str, Any]:
     """The channel's config, normalised; ChannelError naming the field when wrong."""
     if kind == EMAIL:
         host = str(config.get("host", "")).strip()
@@ -132,7 +133,7 @@ def validate_channel(kind: str, config: Mapping, secret: str) -> dict:
     raise ChannelError(f"kind: use one of {', '.join(KINDS)}")
 
 
-def describe_channel(kind: str, config: Mapping) -> str:
+def describe_channel(kind: str, config: Mapping[str, Any]) -> str:
     if kind == EMAIL:
         return f"e-mail via {config.get('host')}:{config.get('port')} to {', '.join(config['to'])}"
     parts = urlsplit(config.get("url", ""))
@@ -213,7 +214,7 @@ def body_text(f: RunFacts) -> str:
     return "\n".join(lines)
 
 
-def facts_dict(f: RunFacts) -> dict:
+def facts_dict(f: RunFacts) -> dict[str, Any]:
     return {
         "event": f.event,
         "job": f.job,
@@ -236,7 +237,7 @@ def webhook_body(preset: str, f: RunFacts) -> bytes:
     """The JSON body for a webhook: our own shape, or what Slack / Teams incoming webhooks take."""
     title, text = subject(f), body_text(f)
     if preset == "slack":
-        doc: dict = {"text": f"*{_slack_escape(title)}*\n```{_slack_escape(text)}```"}
+        doc: dict[str, Any] = {"text": f"*{_slack_escape(title)}*\n```{_slack_escape(text)}```"}
     elif preset == "teams":
         # an Adaptive Card message: what Teams Workflows webhooks (and the older connectors) take
         doc = {
@@ -277,7 +278,9 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def webhook_headers(secret: str, timestamp: str, body: bytes, delivery: str, event: str) -> dict:
+def webhook_headers(
+    secret: str, timestamp: str, body: bytes, delivery: str, event: str
+) -> dict[str, str]:
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": "JobTrigger-notify",
@@ -292,7 +295,9 @@ def webhook_headers(secret: str, timestamp: str, body: bytes, delivery: str, eve
 
 def backoff_seconds(attempts: int, base: float = 30.0, cap: float = 3600.0) -> float:
     """Wait before attempt ``attempts + 1``: base, 2*base, 4*base ... up to cap."""
-    return min(cap, base * (2 ** max(0, attempts - 1)))
+    # typeshed types int ** int as Any (a negative power gives a float); this one never is
+    factor: int = 2 ** max(0, attempts - 1)
+    return min(cap, base * factor)
 
 
 def gives_up(attempts: int, max_attempts: int = MAX_ATTEMPTS) -> bool:

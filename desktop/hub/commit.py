@@ -243,10 +243,14 @@ class _Held:
 
     def masker(self, run_id: int) -> Masker:
         learned = self.result.mask_learned.get(run_id)
-        return learned if learned is not None else self.masks.masker(run_id)
+        if learned is not None:
+            return learned
+        assert self.masks is not None  # callers mask only when the hub gave masks
+        return self.masks.masker(run_id)
 
     def learn(self, run_ids: set[int]) -> None:
         """Runs dispatched before this console started: their secrets come from the store."""
+        assert self.masks is not None  # callers learn only when the hub gave masks
         missing = self.masks.missing(run_ids)
         if not missing:
             return
@@ -263,6 +267,7 @@ class _Held:
         for source in (self.result.mask_held, self.overlay):
             if key in source:
                 return source[key]
+        assert self.masks is not None  # callers mask only when the hub gave masks
         return self.masks.held(key)
 
     def mask(self, a: StoreOutput, text: str) -> str:

@@ -67,7 +67,7 @@ class NotifyApi:
         """What the editor's "Notifications and chains" tab needs: channel names, job names,
         and the job's rules and chains (empty for a new job)."""
         names = [name for _, name in await self.db.call(queries.job_names)]
-        found = {"notify": [], "chains": []}
+        found: dict[str, list[Any]] = {"notify": [], "chains": []}
         if job_id is not None:
             found = await self.db.call(links_store.job_links, job_id)
         return {

@@ -45,17 +45,22 @@ def send(
         raise
     except smtplib.SMTPAuthenticationError as exc:
         raise DeliveryError(
-            f"login refused by the mail server: {exc.smtp_code} "
-            f"{exc.smtp_error.decode(errors='replace')}"
+            f"login refused by the mail server: {exc.smtp_code} {_reply_text(exc.smtp_error)}"
         ) from None
     except smtplib.SMTPResponseException as exc:
         raise DeliveryError(
-            f"mail server said {exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+            f"mail server said {exc.smtp_code} {_reply_text(exc.smtp_error)}"
         ) from None
     except smtplib.SMTPRecipientsRefused as exc:
         raise DeliveryError(f"recipients refused: {', '.join(exc.recipients)}") from None
     except (TimeoutError, OSError, smtplib.SMTPException, ssl.SSLError) as exc:
         raise DeliveryError(n.short_error(exc)) from None
+
+
+def _reply_text(reply: bytes | str) -> str:
+    """An SMTP error's text: the server's reply is bytes, but smtplib raises some of its own
+    errors (and a server's unreadable reply) with a str."""
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
 
 
 def build_email(config: dict, facts: n.RunFacts, delivery_id: str) -> EmailMessage:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from desktop.core.timeutil import from_naive_utc, to_naive_utc
 from desktop.store.errors import ValidationError
 from desktop.store.models import AuditEvent, Setting, database_proxy
+from desktop.store.queries.common import _tuples
 from desktop.store.records import AuditRecord
 from desktop.store.settings import DEFAULTS
 
@@ -69,10 +70,11 @@ def prune(now: datetime, days: int | None = None) -> int:
         with database_proxy.atomic():
             ids = [
                 i
-                for (i,) in AuditEvent.select(AuditEvent.id)
-                .where(AuditEvent.at < cutoff)
-                .limit(PRUNE_BATCH)
-                .tuples()
+                for (i,) in _tuples(
+                    AuditEvent.select(AuditEvent.id)
+                    .where(AuditEvent.at < cutoff)
+                    .limit(PRUNE_BATCH)
+                )
             ]
             if not ids:
                 return deleted

@@ -21,6 +21,7 @@ from desktop.store import queries
 from desktop.store.errors import NotFound
 from desktop.store.migrations import write_transaction
 from desktop.store.models import Chain, ChainFiring, ChangeCounter, Job, database_proxy
+from desktop.store.queries.common import _tuples
 from desktop.store.records import RunRecord
 
 
@@ -40,7 +41,7 @@ class ChainRecord:
 
 
 def _records(query) -> list[ChainRecord]:
-    names = dict(Job.select(Job.id, Job.name).tuples())
+    names: dict[int, str] = dict(_tuples(Job.select(Job.id, Job.name)))
     return [
         ChainRecord(
             row.id,
@@ -103,7 +104,7 @@ def check_graph(replacing: dict[str, list[str]], names: set[str]) -> None:
 
 def write_chains(job_id: int, parsed: list[tuple[str, str, list[str] | None]], now: datetime):
     Chain.delete().where(Chain.source == job_id).execute()
-    ids = dict(Job.select(Job.name, Job.id).tuples())
+    ids: dict[str, int] = dict(_tuples(Job.select(Job.name, Job.id)))
     for target, on, args in parsed:
         Chain.create(
             source=job_id,
@@ -122,7 +123,7 @@ def set_chains(job_id: int, specs: list[dict], now: datetime) -> list[ChainRecor
         if job is None:
             raise NotFound(f"job {job_id} does not exist")
         parsed = check_specs(specs)
-        names = {name for (name,) in Job.select(Job.name).tuples()}
+        names = {name for (name,) in _tuples(Job.select(Job.name))}
         check_graph({job.name: [t for t, _, _ in parsed]}, names)
         write_chains(job_id, parsed, now)
         ChangeCounter.update(counter_value=ChangeCounter.counter_value + 1).where(
@@ -182,11 +183,10 @@ def _fire(chain: Chain, run: RunRecord, now: datetime) -> RunRecord | None:
 
 def fired_for(run_id: int) -> list[tuple[str, int | None]]:
     """(target job, target run id) fired by one run."""
-    rows = (
+    rows = _tuples(
         ChainFiring.select(ChainFiring.target_run_id, Job.name)
         .join(Chain)
         .join(Job, on=(Chain.target == Job.id))
         .where(ChainFiring.source_run == run_id)
-        .tuples()
     )
     return [(name, target) for target, name in rows]

@@ -12,6 +12,7 @@ from desktop.store import chains, channels
 from desktop.store.errors import NotFound
 from desktop.store.migrations import write_transaction
 from desktop.store.models import Job, database_proxy
+from desktop.store.queries.common import _tuples
 
 LINK_KEYS = ("notify", "chains")
 
@@ -50,7 +51,7 @@ def check_import(links: dict[str, dict[str, list]], file_jobs: set[str]) -> list
     """Problems with the links of an import (unknown channels, chains to jobs that will not
     exist, cycles), as lines; empty when fine."""
     problems = []
-    names = {name for (name,) in Job.select(Job.name).tuples()} | file_jobs
+    names = {name for (name,) in _tuples(Job.select(Job.name))} | file_jobs
     targets: dict[str, list[str]] = {}
     for job, found in sorted(links.items()):
         try:
@@ -72,7 +73,7 @@ def check_import(links: dict[str, dict[str, list]], file_jobs: set[str]) -> list
 
 def apply_import(links: dict[str, dict[str, list]], now: datetime) -> None:
     """Write checked links (after the jobs were imported, in the same transaction)."""
-    ids = dict(Job.select(Job.name, Job.id).tuples())
+    ids: dict[str, int] = dict(_tuples(Job.select(Job.name, Job.id)))
     for job, found in links.items():
         channels.set_rules(ids[job], found["notify"])
         chains.write_chains(ids[job], chains.check_specs(found["chains"]), now)

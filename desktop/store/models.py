@@ -68,6 +68,7 @@ class Job(BaseModel):
 class Run(BaseModel):
     id = BigAutoField()
     job = ForeignKeyField(Job, backref="runs", on_delete="CASCADE")
+    job_id: int  # each *_id: the foreign key's raw value, which peewee's stubs do not declare
     scheduled_at = DateTimeField()  # naive UTC: the occurrence (request time for manual runs)
     attempt = IntegerField(default=1)
     trigger_kind = CharField(max_length=10, default="schedule")  # schedule | manual | retry
@@ -96,6 +97,7 @@ class Run(BaseModel):
 class RunOutput(BaseModel):
     id = BigAutoField()
     run = ForeignKeyField(Run, backref="output", on_delete="CASCADE")
+    run_id: int
     seq = IntegerField()
     stream = CharField(max_length=6)  # stdout | stderr
     text = TextField()
@@ -154,6 +156,7 @@ class JobSecret(BaseModel):
 
     id = AutoField()
     job = ForeignKeyField(Job, backref="secrets", on_delete="CASCADE")
+    job_id: int
     secret_name = CharField(max_length=255)
     sealed = TextField()  # v1:<key id>:<base64>, see desktop/core/secretbox.py
     key_id = CharField(max_length=32, index=True)  # which key sealed it: what rotation has left
@@ -184,6 +187,8 @@ class NotifyRule(BaseModel):
     id = AutoField()
     job = ForeignKeyField(Job, null=True, on_delete="CASCADE")
     channel = ForeignKeyField(Channel, on_delete="CASCADE")
+    job_id: int | None
+    channel_id: int
     events_json = TextField(default="[]")
 
 
@@ -193,6 +198,8 @@ class Outbox(BaseModel):
     id = BigAutoField()
     run = ForeignKeyField(Run, on_delete="CASCADE")
     channel = ForeignKeyField(Channel, on_delete="CASCADE")
+    run_id: int
+    channel_id: int
     event = CharField(max_length=20)  # failed | timed_out | lost | missed | recovered | test
     state = CharField(
         max_length=10, default="pending", index=True
@@ -214,6 +221,8 @@ class Chain(BaseModel):
     id = AutoField()
     source = ForeignKeyField(Job, on_delete="CASCADE", backref="chains_out")
     target = ForeignKeyField(Job, on_delete="CASCADE", backref="chains_in")
+    source_id: int
+    target_id: int
     on_event = CharField(max_length=10)
     args_json = TextField(null=True)  # argument templates, NULL = the target job's own args
     created_at = DateTimeField()
@@ -228,6 +237,8 @@ class ChainFiring(BaseModel):
     id = BigAutoField()
     chain = ForeignKeyField(Chain, on_delete="CASCADE")
     source_run = ForeignKeyField(Run, on_delete="CASCADE")
+    chain_id: int
+    source_run_id: int
     target_run_id = BigIntegerField(null=True)
     created_at = DateTimeField()
 

@@ -33,6 +33,7 @@ from desktop.store.models import (
     Setting,
     database_proxy,
 )
+from desktop.store.queries.common import _tuples
 from desktop.store.records import RunRecord
 
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
@@ -143,11 +144,12 @@ def _tail(run_id: int, lines: int = n.OUTPUT_LINES) -> tuple[str, ...]:
     """The last lines of the stored output (masked by the secrets work before it is stored)."""
     chunks = [
         (stream, text)
-        for stream, text in RunOutput.select(RunOutput.stream, RunOutput.text)
-        .where(RunOutput.run == run_id)
-        .order_by(RunOutput.seq.desc())
-        .limit(lines)
-        .tuples()
+        for stream, text in _tuples(
+            RunOutput.select(RunOutput.stream, RunOutput.text)
+            .where(RunOutput.run == run_id)
+            .order_by(RunOutput.seq.desc())
+            .limit(lines)
+        )
     ]
     out: list[str] = []
     for stream, text in chunks:  # newest first
@@ -311,10 +313,8 @@ def list_outbox(run_id: int | None = None, limit: int = 50) -> list[OutboxRecord
 def counts_by_channel() -> dict[str, dict[str, int]]:
     """{channel: {state: count}} with "failing" apart from plain pending."""
     out: dict[str, dict[str, int]] = {}
-    for name, state, attempts, err in (
-        Outbox.select(Channel.name, Outbox.state, Outbox.attempts, Outbox.last_error)
-        .join(Channel)
-        .tuples()
+    for name, state, attempts, err in _tuples(
+        Outbox.select(Channel.name, Outbox.state, Outbox.attempts, Outbox.last_error).join(Channel)
     ):
         shown = "failing" if state in (PENDING, SENDING) and attempts and err else state
         out.setdefault(name, {}).setdefault(shown, 0)

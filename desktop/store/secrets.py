@@ -26,6 +26,7 @@ from desktop.store import secretkey
 from desktop.store.errors import NotFound, ValidationError
 from desktop.store.migrations import write_transaction
 from desktop.store.models import AuditEvent, ChangeCounter, Job, JobSecret, Run, database_proxy
+from desktop.store.queries.common import _tuples
 from desktop.store.records import SecretRecord
 
 
@@ -104,6 +105,7 @@ def apply_changes(job: int | str, changes: dict[str, str | None], actor: str) ->
                     existing[name].delete_instance()
                     words.append(f"secret {name} removed")
                 continue
+            assert box is not None  # opened above: there is a value to seal
             sealed = box.seal(value, context(row.id, name))
             if name in existing:
                 JobSecret.update(sealed=sealed, key_id=box.key_id, updated_at=_now()).where(
@@ -149,7 +151,7 @@ def values_for_runs(run_ids: Iterable[int]) -> dict[int, list[str]]:
     ids = list(run_ids)
     if not ids:
         return {}
-    jobs = dict(Run.select(Run.id, Run.job).where(Run.id.in_(ids)).tuples())
+    jobs: dict[int, int] = dict(_tuples(Run.select(Run.id, Run.job).where(Run.id.in_(ids))))
     rows = JobSecret.select().where(JobSecret.job.in_(set(jobs.values())))
     by_job: dict[int, list[JobSecret]] = {}
     for r in rows:
