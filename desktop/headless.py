@@ -47,15 +47,18 @@ async def serve(args: argparse.Namespace, ready=None) -> int:
     from desktop.store import queries
     from desktop.store.db import resolve_url
     from desktop.store.executor import DbExecutor
-    from desktop.store.leader import ConsoleRunning, check_not_running
+    from desktop.store.leader import check_not_running
 
     url = resolve_url(getattr(args, "db", None))
     host = getattr(args, "host", None)
     port = getattr(args, "port", None)
     try:
         check_not_running(url)  # a second console hears who runs, not "port in use"
-    except ConsoleRunning as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # ConsoleRunning, or a URL the store refuses (its own words)
+        text = problem_text(exc, host or "?", port or 0)
+        if text is None:
+            raise
+        print(f"error: {text}", file=sys.stderr)
         return 1
     busy = busy_port(url, host, port)
     if busy is not None and (text := problem_text(busy[2], busy[0], busy[1])):

@@ -132,6 +132,22 @@ def test_newer_database_is_one_clear_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_an_unsupported_database_url_is_one_clear_line(tmp_path):
+    """Checked before the port and the one-console lock look at it: the store's own words."""
+    result = subprocess.run(
+        headless_cmd("mysql://root@127.0.0.1/test", free_port()),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot open the database: database URL scheme 'mysql' is not supported; use "
+        "sqlite:/// or postgresql://"
+    ]
+
+
 def test_cli_run_needs_a_running_console(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.db'}"
     database = open_store(url)

@@ -485,7 +485,7 @@ def test_console_smoke_test_opens_the_window_offscreen(built, tmp_path):
     env = isolated_env(tmp_path)
     result = run([built.console, "--smoke-test", "--port", "0"], env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"smoke test: window \d+x\d+, 1 jobs, hub ws://", result.stdout)
+    assert re.search(r"smoke test: window \d+x\d+, 1 job, hub ws://", result.stdout)
     # its database in the user's data folder, and its log in the user's log folder
     data = Path(env["XDG_DATA_HOME"]) / "JobTrigger"
     assert list(data.glob("*.db")), sorted(p.name for p in data.iterdir())
