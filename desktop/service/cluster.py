@@ -37,6 +37,8 @@ from desktop.store.db import parse_url
 from desktop.store.errors import StoreError
 
 if TYPE_CHECKING:
+    from desktop.hub.server import Hub
+    from desktop.scheduler.service import Scheduler
     from desktop.service.core import Core
 
 log = logging.getLogger(__name__)
@@ -81,19 +83,29 @@ class ClusterService:
 
     # --- life -----------------------------------------------------------------------------------
 
+    @property
+    def _scheduler(self) -> Scheduler:
+        assert self.core.scheduler is not None, "the stack is open before leadership starts"
+        return self.core.scheduler
+
+    @property
+    def _hub(self) -> Hub:
+        assert self.core.hub is not None, "the stack is open before leadership starts"
+        return self.core.hub
+
     async def start(self, settings: dict[str, str]) -> None:
         """After the hub listens: the first tick decides, and the leader's scheduler starts."""
         self._settings = settings
         self.since = utcnow()
         if not self.clustered:
             self.leading = True
-            await self.core.scheduler.start()
+            await self._scheduler.start()
             await self._write_solo()
             self._task = asyncio.create_task(self._solo_loop(), name="cluster-solo")
             return
         await self.core.db.call(cluster.ensure_schema)
         await self.core.db.call(cluster.bind_fence, self.fence)
-        self.core.hub.gate = self._gate
+        self._hub.gate = self._gate
         loop = asyncio.get_running_loop()
         sent = loop.time()
         state = await self._call(self._tick_call())
@@ -137,7 +149,7 @@ class ClusterService:
     # --- the lease ------------------------------------------------------------------------------
 
     def _tick_call(self):
-        workers = sorted(self.core.hub.workers) if self.core.hub is not None else []
+        workers = sorted(self._hub.workers) if self.core.hub is not None else []
         member, host, pid, url, lease = (
             self.member_id,
             self.host,
@@ -191,17 +203,17 @@ class ClusterService:
         self.since = utcnow()
         self.takeovers += 1
         log.warning("this console now leads (epoch %d): scheduling and taking workers", epoch)
-        await self.core.scheduler.start()
-        self.core.scheduler.wake()
+        await self._scheduler.start()
+        self._scheduler.wake()
 
     async def _demote(self) -> None:
         self.leading = False
         self.since = utcnow()
         self.fence.token = None
         log.warning("this console no longer leads: scheduler stopped, workers sent to the leader")
-        await self.core.scheduler.stop()
-        for name in list(self.core.hub.workers):
-            await self.core.hub.disconnect(name, "not_leader", self._gate() or "")
+        await self._scheduler.stop()
+        for name in list(self._hub.workers):
+            await self._hub.disconnect(name, "not_leader", self._gate() or "")
 
     def _gate(self) -> str | None:
         if self.leading:
@@ -229,7 +241,7 @@ class ClusterService:
             "hub_url": self.core.hub_url,
             "since": self.since.isoformat() if self.since else None,
             "heartbeat_at": utcnow().isoformat(),
-            "workers": sorted(self.core.hub.workers),
+            "workers": sorted(self._hub.workers),
         }
         await self.core.db.call(_put_solo, json.dumps(info))
 
@@ -246,7 +258,7 @@ class ClusterService:
                     "leader",
                     self.since,
                     utcnow(),
-                    tuple(sorted(self.core.hub.workers)),
+                    tuple(sorted(self._hub.workers)),
                     me=True,
                 )
             ]

@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
@@ -130,7 +131,7 @@ def parse_url(url: str) -> ParsedUrl:
     )
 
 
-def is_sqlite(db: peewee.Database) -> bool:
+def is_sqlite(db: peewee.Database | peewee.DatabaseProxy) -> bool:
     if isinstance(db, peewee.DatabaseProxy):
         db = db.obj
     return isinstance(db, peewee.SqliteDatabase)
@@ -191,12 +192,13 @@ def translate(exc: BaseException, where: str) -> StoreError | None:
 
 
 @contextlib.contextmanager
-def store_errors(db: peewee.Database | str) -> Iterator[None]:
+def store_errors(db: peewee.Database | peewee.DatabaseProxy | str) -> Iterator[None]:
     """Re-raise driver errors as StoreError with a readable message; leave bugs alone."""
     try:
         yield
     except (peewee.PeeweeException, sqlite3.Error) as exc:
-        where = db if isinstance(db, str) else describe(db)
+        target = db.obj if isinstance(db, peewee.DatabaseProxy) else db
+        where = target if isinstance(target, str) else describe(target)
         translated = translate(exc, where)
         if translated is None or translated is exc:
             raise
@@ -216,7 +218,7 @@ def _make_database(parsed: ParsedUrl, busy_timeout: float) -> peewee.Database:
         return peewee.SqliteDatabase(
             parsed.path, pragmas=pragmas, timeout=busy_timeout, check_same_thread=True
         )
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "connect_timeout": PG_CONNECT_TIMEOUT_SECONDS,
         # a network that drops packets silently ends a connection in 20-25 s, not after the
         # system's hours: a console (above all a leader, docs/HA.md) must notice
