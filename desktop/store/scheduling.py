@@ -1,4 +1,4 @@
-"""Store operations the scheduler and the CLI need beyond queries.py: the console's liveness
+"""Store operations the scheduler and the CLI need beyond queries/: the console's liveness
 mark and requests from the CLI to the running console.
 
 How `run NAME` and `runs cancel ID` reach a running console: the console writes the setting

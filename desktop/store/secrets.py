@@ -1,6 +1,6 @@
 """Job secrets: named values delivered to a job as environment variables, stored sealed.
 
-Plain functions, one transaction each, like queries.py.  Values leave this module only through
+Plain functions, one transaction each, like queries/*.py.  Values leave this module only through
 ``values_for_job`` / ``values_for_runs`` (to build a dispatch and to mask its output) and
 ``reveal`` (the editor's explicit "Reveal"); listings give names and dates.  The audit trail
 says a secret was added, changed or removed, never its value.  Error messages name jobs,

@@ -4,11 +4,15 @@ version 1 files still import."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
+from desktop.cli import main
 from desktop.cli.jobs import EXPORT_FORMAT
 from desktop.store import chains, channels
 from desktop.store import queries as q
+from desktop.store import secrets as js
 from tests.cli.conftest import read_db, spec, write_json
 
 
@@ -133,3 +137,37 @@ def test_runs_show_lists_notifications_and_chained_runs(seeded, cli):
     assert "failed to hook: pending" in out and "chained" in out and "report run" in out
     code, out, _ = cli("channels", "log")
     assert "hook" in out and "pending" in out
+
+
+def test_export_carries_secrets_placeholders_and_links_together(
+    seeded, cli, tmp_path, monkeypatch, capsys
+):
+    """Both additions to the export (issue 17's secret names, issue 18's rules and chains) on one
+    job: a fresh database gets the links and is told which secret to set, never a value."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"pw-123")))
+    assert cli("secrets", "set", "backup", "DB_PASSWORD")[0] == 0
+    assert cli("channels", "add", "hook", "--webhook", "http://127.0.0.1:9/x")[0] == 0
+    assert cli("jobs", "notify", "backup", "hook:failed")[0] == 0
+    assert cli("jobs", "chains", "backup", "report:success")[0] == 0
+    code, out, _ = cli("jobs", "export")
+    assert code == 0 and "pw-123" not in out
+    backup = next(j for j in json.loads(out)["jobs"] if j["name"] == "backup")
+    assert backup["secrets"] == {"DB_PASSWORD": js.PLACEHOLDER}
+    assert backup["notify"] == [{"channel": "hook", "on": ["failed"]}]
+    assert backup["chains"] == [{"then": "report", "on": "success"}]
+
+    fresh = f"sqlite:///{(tmp_path / 'fresh.db').as_posix()}"
+    path = tmp_path / "all.json"
+    path.write_text(out, encoding="utf-8")
+    assert (
+        main(["--db", fresh, "channels", "add", "hook", "--webhook", "http://127.0.0.1:9/x"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["--db", fresh, "jobs", "import", str(path)]) == 0
+    assert "job 'backup' needs secret DB_PASSWORD" in capsys.readouterr().out
+    job = read_db(fresh, q.get_job_by_name, "backup")
+    assert [(c.target, c.on) for c in read_db(fresh, chains.list_chains, job.id)] == [
+        ("report", "success")
+    ]
+    assert read_db(fresh, channels.rules_spec, job.id) == [{"channel": "hook", "on": ["failed"]}]
+    assert read_db(fresh, js.list_secrets, job.id) == []  # a value is never imported
