@@ -13,10 +13,12 @@ disables within about a second (change marker) and disconnects the worker at onc
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from desktop.cli import UserError
 from desktop.cli.jobs import actor, display_zone, format_time, print_table, store_command
+from desktop.core.timeutil import utcnow
 from desktop.store import queries as q
 from desktop.store.errors import NotFound, ValidationError
 from worker import tls
@@ -36,15 +38,51 @@ def _tags(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def hub_url_from_settings() -> str:
-    host = q.get_setting("hub_host") or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        import socket
+def _reachable(url: str) -> str:
+    """A hub bound to every address names this host instead (a worker elsewhere cannot dial
+    0.0.0.0)."""
+    import socket
+    from urllib.parse import urlsplit
 
-        host = socket.gethostname()
+    parts = urlsplit(url)
+    if parts.hostname in ("0.0.0.0", "::"):
+        return url.replace(parts.netloc, f"{socket.gethostname()}:{parts.port}", 1)
+    return url
+
+
+def running_hub_urls(now: datetime | None = None) -> list[str]:
+    """Where the consoles running on this database listen now, the leader first: a console
+    started with --port (or --host) listens where the settings do not say."""
+    from desktop.service.cluster import from_member, read_solo
+    from desktop.store import cluster
+    from desktop.store.db import is_sqlite
+    from desktop.store.models import database_proxy
+
+    now = now or utcnow()
+    if is_sqlite(database_proxy):
+        consoles = read_solo(now)
+    else:
+        recent = now - timedelta(seconds=30)
+        consoles = [
+            from_member(m)
+            for m in cluster.members_if_any()
+            if m.heartbeat_at is not None and m.heartbeat_at >= recent
+        ]
+    live = [c for c in consoles if c.role in ("leader", "standby") and c.hub_url]
+    live.sort(key=lambda c: c.role != "leader")
+    return [_reachable(c.hub_url) for c in live]
+
+
+def hub_url_from_settings() -> str:
+    """The hub address(es) for a new worker.ini: the running consoles' own (several, for a
+    worker that follows the leader, docs/HA.md), else what the settings say."""
+    running = running_hub_urls()
+    if running:
+        return ", ".join(running)
+    host = q.get_setting("hub_host") or "127.0.0.1"
     port = q.get_setting("hub_port") or "8000"
     scheme = "wss" if q.get_setting("hub_tls_cert") else "ws"
-    return f"{scheme}://{host}:{port}/ws/heartbeat"
+    return _reachable(f"{scheme}://{host}:{port}/ws/heartbeat")
 
 
 @store_command
