@@ -312,9 +312,8 @@ class RunsTableModel(_KeyedTableModel):
         self._more = False
         self._loading = False
         self._generation = 0
-        self.last_load: asyncio.Task[None] | None = (
-            None  # the latest page task, for tests and callers that must wait
-        )
+        # the latest page task, for tests and callers that must wait
+        self.last_load: asyncio.Task[None] | None = None
 
     def set_loader(self, loader: RunsLoader) -> None:
         self._loader = loader
