@@ -3,6 +3,7 @@ in the hub, kept in line with each other; `status()` merges the two for display.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -101,7 +102,8 @@ class WorkerService:
         self.events.publish(WorkerChanged(name, self._online(name)))
         self._wake()
 
-    def status(self) -> list[WorkerStatus]:
+    # builtins.list: inside the class, `list` is the method above
+    def status(self) -> builtins.list[WorkerStatus]:
         hub = self.stack.hub
         live: dict[str, Any] = hub.workers if hub is not None else {}
         tls = hub is not None and hub.ssl_context is not None
@@ -141,7 +143,7 @@ class WorkerService:
                 )
         return out
 
-    def script_catalogue(self) -> list[str]:
+    def script_catalogue(self) -> builtins.list[str]:
         """Scripts the connected workers allow (their allow-lists), for the editor's completer."""
         live = self.stack.hub.workers if self.stack.hub is not None else {}
         return sorted({s for w in live.values() for s in w.scripts})

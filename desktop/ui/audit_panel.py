@@ -8,6 +8,7 @@ worker name for what they did.  Secrets appear as "secret NAME changed", never a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,7 +51,7 @@ class AuditPanel(QWidget):
         self.loader = loader
         self.display_tz = display_tz
         self.clock = clock
-        self.load_task = None
+        self.load_task: asyncio.Task[None] | None = None
         self.kind = QComboBox()
         for label, key in KINDS:
             self.kind.addItem(label, key)

@@ -50,7 +50,8 @@ class ChannelDialog(QDialog):
         for key, label in (("starttls", "STARTTLS"), ("tls", "TLS"), ("none", "none (LAN only)")):
             self.security.addItem(label, key)
         self.username = QLineEdit(placeholderText="optional")
-        self.sender = QLineEdit(placeholderText="jobs@example.com")
+        # not `sender`: that would hide QObject.sender()
+        self.from_address = QLineEdit(placeholderText="jobs@example.com")
         self.to = QLineEdit(placeholderText="ops@example.com, oncall@example.com")
         self.url = QLineEdit(placeholderText="https://hooks.slack.com/services/...")
         self.preset = QComboBox()
@@ -66,7 +67,7 @@ class ChannelDialog(QDialog):
         f.addRow("Port", self.port)
         f.addRow("Security", self.security)
         f.addRow("User", self.username)
-        f.addRow("From", self.sender)
+        f.addRow("From", self.from_address)
         f.addRow("To", self.to)
         hook = QWidget()
         f = QFormLayout(hook)
@@ -108,17 +109,25 @@ class ChannelDialog(QDialog):
                 self.port.setValue(int(cfg["port"]))
                 self.security.setCurrentIndex(self.security.findData(cfg["security"]))
                 self.username.setText(cfg.get("username", ""))
-                self.sender.setText(cfg["sender"])
+                self.from_address.setText(cfg["sender"])
                 self.to.setText(", ".join(cfg["to"]))
             else:
                 self.url.setText(cfg["url"])
                 self.preset.setCurrentIndex(self.preset.findData(cfg.get("preset", "plain")))
         self.kind.setCurrentIndex(self.kind.findData(kind))
         self.has_secret = bool(record and record.has_secret)
-        for w in (self.name, self.host, self.username, self.sender, self.to, self.url, self.secret):
-            w.textChanged.connect(self.revalidate)
-        for w in (self.kind, self.security, self.preset):
-            w.currentIndexChanged.connect(self.revalidate)
+        for edit in (
+            self.name,
+            self.host,
+            self.username,
+            self.from_address,
+            self.to,
+            self.url,
+            self.secret,
+        ):
+            edit.textChanged.connect(self.revalidate)
+        for combo in (self.kind, self.security, self.preset):
+            combo.currentIndexChanged.connect(self.revalidate)
         self.port.valueChanged.connect(self.revalidate)
         self.revalidate()
 
@@ -129,7 +138,7 @@ class ChannelDialog(QDialog):
                 "port": self.port.value() or None,
                 "security": self.security.currentData(),
                 "username": self.username.text().strip(),
-                "sender": self.sender.text().strip(),
+                "sender": self.from_address.text().strip(),
                 "to": self.to.text(),
             }
         return {"url": self.url.text().strip(), "preset": self.preset.currentData()}

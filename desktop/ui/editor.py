@@ -7,6 +7,7 @@ next 10 fire times in the display zone and the job's zone.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -110,6 +111,10 @@ def _set_combo(combo: QComboBox, key: Any) -> None:
         combo.setCurrentIndex(i)
 
 
+def _item_text(item: QTableWidgetItem | None) -> str:
+    return "" if item is None else item.text()
+
+
 def _optional_spin(maximum: int, suffix: str, none_text: str) -> QSpinBox:
     """A spin box where 0 reads as 'none' (no timeout, wait forever)."""
     spin = QSpinBox(minimum=0, maximum=maximum)
@@ -149,12 +154,13 @@ class JobEditorDialog(QDialog):
         self._quiet: set[str] = {"name"}
         self._reserved: set[QLabel] = set()
         self._saving = False
-        self.save_task = None
+        self.save_task: asyncio.Task[None] | None = None
 
         # --- general
         self.name = QLineEdit(placeholderText="nightly-backup")
         self.description = QLineEdit(placeholderText="optional: what it does, who to call")
-        self.enabled = QCheckBox("Enabled (runs on its schedule)", checked=True)
+        self.enabled = QCheckBox("Enabled (runs on its schedule)")
+        self.enabled.setChecked(True)
         general = QGroupBox("Job")
         gform = QFormLayout(general)
         self._row(gform, "Name", "name", self.name, reserve=True)
@@ -228,13 +234,13 @@ class JobEditorDialog(QDialog):
         retry_row = QWidget()
         box = QHBoxLayout(retry_row)
         box.setContentsMargins(0, 0, 0, 0)
-        for w in (self.retries, QLabel("after"), self.retry_delay):
-            box.addWidget(w)
+        for part in (self.retries, QLabel("after"), self.retry_delay):
+            box.addWidget(part)
         backoff_row = QWidget()
         box = QHBoxLayout(backoff_row)
         box.setContentsMargins(0, 0, 0, 0)
-        for w in (self.retry_backoff, self.retry_max_delay):
-            box.addWidget(w)
+        for spin in (self.retry_backoff, self.retry_max_delay):
+            box.addWidget(spin)
         self.queue_timeout = _optional_spin(30 * 86400, " s", "wait for a worker forever")
         policies = QGroupBox("Policies")
         pform = QFormLayout(policies)
@@ -305,17 +311,17 @@ class JobEditorDialog(QDialog):
         # --- wiring
         self.kind.currentIndexChanged.connect(self._kind_changed)
         self.target_kind.currentIndexChanged.connect(self._target_changed)
-        for w in (self.name, self.description, self.tz, self.args):
-            w.textChanged.connect(self.revalidate)
+        for edit in (self.name, self.description, self.tz, self.args):
+            edit.textChanged.connect(self.revalidate)
         self.env.textChanged.connect(self.revalidate)
         self.name.textEdited.connect(lambda _text: self._speak("name"))
         self.name.editingFinished.connect(lambda: self._speak("name"))
         self.enabled.toggled.connect(self.revalidate)
         self.script.editTextChanged.connect(self.revalidate)
         self.target_value.editTextChanged.connect(self.revalidate)
-        for w in (self.misfire, self.concurrency):
-            w.currentIndexChanged.connect(self.revalidate)
-        for w in (
+        for combo in (self.misfire, self.concurrency):
+            combo.currentIndexChanged.connect(self.revalidate)
+        for spin in (
             self.misfire_cap,
             self.timeout,
             self.retries,
@@ -323,7 +329,7 @@ class JobEditorDialog(QDialog):
             self.retry_max_delay,
             self.queue_timeout,
         ):
-            w.valueChanged.connect(self.revalidate)
+            spin.valueChanged.connect(self.revalidate)
         self.retry_backoff.valueChanged.connect(self.revalidate)
         self.links_tab.changed.connect(self.revalidate)
         # the default daily 09:00 is a better first guess than interval for a new job
@@ -541,7 +547,7 @@ class JobEditorDialog(QDialog):
 
     def preview_rows(self) -> list[tuple[str, str]]:
         return [
-            (self.preview.item(r, 0).text(), self.preview.item(r, 1).text())
+            (_item_text(self.preview.item(r, 0)), _item_text(self.preview.item(r, 1)))
             for r in range(self.preview.rowCount())
         ]
 
@@ -559,9 +565,9 @@ class JobEditorDialog(QDialog):
         self.target_value.setCurrentText(current)
         self.target_value.blockSignals(False)
         self.target_value.setEnabled(kind != "any")
-        self.target_value.lineEdit().setPlaceholderText(
-            {"worker": "worker name", "tag": "tag", "any": ""}[kind]
-        )
+        edit = self.target_value.lineEdit()
+        if edit is not None:  # the combo is editable: it has one
+            edit.setPlaceholderText({"worker": "worker name", "tag": "tag", "any": ""}[kind])
         self.revalidate()
 
     def _on_save(self) -> None:
@@ -572,11 +578,11 @@ class JobEditorDialog(QDialog):
             return
         self._saving = True
         self.save_button.setEnabled(False)
-        self.save_task = spawn(self._save(self.spec()), "saving the job")
+        self.save_task = spawn(self._save(self.saver, self.spec()), "saving the job")
 
-    async def _save(self, spec: dict[str, Any]) -> None:
+    async def _save(self, saver: Saver, spec: dict[str, Any]) -> None:
         try:
-            self.result_record = await self.saver(spec)
+            self.result_record = await saver(spec)
             changes = self.secrets.changes()
             if changes and self.secrets_saver is not None:
                 # saved: a second Save after a secrets error updates this job, never a new one

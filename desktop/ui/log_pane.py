@@ -67,7 +67,7 @@ class LogPane(QWidget):
         self.last_seq = 0
         self._loading = False
         self._pending: list[Any] = []
-        self.load_task = None
+        self.load_task: asyncio.Task[None] | None = None
         self._newline_due = False
         self.max_lines = max_lines
         self._queue: deque[tuple[str, str, int]] = deque()
@@ -79,18 +79,20 @@ class LogPane(QWidget):
         self._drain_timer.timeout.connect(self._drain)
 
         self.title = QLabel("Select a run to see its output")
-        self.follow = QToolButton(text="Follow", checkable=True, checked=True)
+        self.follow = _tool_button("Follow")
+        self.follow.setCheckable(True)
+        self.follow.setChecked(True)
         self.follow.setToolTip("Keep the newest line in view (End)")
         self.find_edit = QLineEdit(placeholderText="Find… (Ctrl+F)")
         self.find_edit.setClearButtonEnabled(True)
         self.find_edit.setMaximumWidth(220)
-        self.find_prev = QToolButton(text="◀")
+        self.find_prev = _tool_button("◀")
         self.find_prev.setToolTip("Find previous (Shift+F3)")
-        self.find_next = QToolButton(text="▶")
+        self.find_next = _tool_button("▶")
         self.find_next.setToolTip("Find next (F3)")
-        self.copy_button = QToolButton(text="Copy")
+        self.copy_button = _tool_button("Copy")
         self.copy_button.setToolTip("Copy the selection, or everything shown when nothing is")
-        self.save_button = QToolButton(text="Save…")
+        self.save_button = _tool_button("Save…")
         self.save_button.setToolTip("Save this run's full output (from the database) to a file")
 
         self.view = QPlainTextEdit(readOnly=True)
@@ -124,16 +126,18 @@ class LogPane(QWidget):
         self._marker_fmt.setForeground(QColor("#8c8c8c"))
         self._marker_fmt.setFontItalic(True)
 
-        self.find_edit.returnPressed.connect(lambda: self.find(backward=False))
-        self.find_next.clicked.connect(lambda: self.find(backward=False))
-        self.find_prev.clicked.connect(lambda: self.find(backward=True))
+        self.find_edit.returnPressed.connect(lambda: self.find_text(backward=False))
+        self.find_next.clicked.connect(lambda: self.find_text(backward=False))
+        self.find_prev.clicked.connect(lambda: self.find_text(backward=True))
         self.copy_button.clicked.connect(self.copy)
         self.save_button.clicked.connect(self._ask_save)
         self.follow.toggled.connect(self._on_follow)
         self.view.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         QShortcut(QKeySequence.StandardKey.Find, self, self._focus_find)
-        QShortcut(QKeySequence.StandardKey.FindNext, self, lambda: self.find(backward=False))
-        QShortcut(QKeySequence.StandardKey.FindPrevious, self, lambda: self.find(backward=True))
+        QShortcut(QKeySequence.StandardKey.FindNext, self, lambda: self.find_text(backward=False))
+        QShortcut(
+            QKeySequence.StandardKey.FindPrevious, self, lambda: self.find_text(backward=True)
+        )
         self._update_buttons()
 
     # --- which run
@@ -158,10 +162,10 @@ class LogPane(QWidget):
             return
         self._loading = True
         self.load_task = spawn(
-            self._load(run_id), f"loading the output of run {run_id}", background=True
+            self._load(self.reader, run_id), f"loading the output of run {run_id}", background=True
         )
 
-    async def _load(self, run_id: int) -> None:
+    async def _load(self, reader: OutputReader, run_id: int) -> None:
         """Stored output: page through it, keep only the tail the widget would keep anyway,
         then insert that in slices so the loop keeps turning."""
         tail: deque[tuple[str, str, int]] = deque()
@@ -169,7 +173,7 @@ class LogPane(QWidget):
         dropped = 0
         try:
             while True:
-                page = await self.reader(run_id, self.last_seq, PAGE_CHUNKS)
+                page = await reader(run_id, self.last_seq, PAGE_CHUNKS)
                 if self.run_id != run_id:
                     return  # the person moved on while this page was loading
                 for c in page:
@@ -272,7 +276,8 @@ class LogPane(QWidget):
         cursor = QTextCursor(self.view.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.beginEditBlock()
-        run_stream, run_text = None, []
+        run_stream: str | None = None
+        run_text: list[str] = []
         for stream, text, _n in items:
             if stream != run_stream and run_text:
                 self._put(cursor, run_stream, "".join(run_text))
@@ -324,7 +329,7 @@ class LogPane(QWidget):
         self.find_edit.setFocus()
         self.find_edit.selectAll()
 
-    def find(self, backward: bool = False) -> bool:
+    def find_text(self, backward: bool = False) -> bool:
         needle = self.find_edit.text()
         if not needle:
             return False
@@ -368,10 +373,13 @@ class LogPane(QWidget):
     async def save(self, run_id: int, path: Path) -> int:
         """Write the run's full output from the database (not just what the widget kept); stderr
         lines are kept in order as they were interleaved.  Returns the number of chunks."""
+        reader = self.reader
+        if reader is None:
+            raise RuntimeError("no output reader set: nothing to save the run from")
         after, count = 0, 0
         with open(path, "w", encoding="utf-8", newline="") as f:
             while True:
-                page = await self.reader(run_id, after, PAGE_CHUNKS)
+                page = await reader(run_id, after, PAGE_CHUNKS)
                 for c in page:
                     f.write(c.text)
                 count += len(page)
@@ -384,3 +392,11 @@ class LogPane(QWidget):
         has_run = self.run_id is not None
         self.save_button.setEnabled(has_run and self.reader is not None)
         self.copy_button.setEnabled(has_run)
+
+
+def _tool_button(text: str) -> QToolButton:
+    # not QToolButton(text=...): Qt takes inherited properties as keywords at run time, but
+    # PySide6's stubs list only the class's own, so the checker could not see these calls
+    button = QToolButton()
+    button.setText(text)
+    return button

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QSystemTrayIcon,
     QTabWidget,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -177,7 +178,7 @@ class MainWindow(QMainWindow):
         )
         self.commands = WindowCommands(self, core, self.panels, host=self)
         self.acts = WindowActions(self, self.commands, self.panels, host=self)
-        self.jobs_toolbar = self.acts.jobs_toolbar
+        self.jobs_toolbar: QToolBar = self.acts.jobs_toolbar
 
         # events
         self.bridge = EventBridge(core.events, self)
@@ -216,9 +217,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.acts.act_quit)
         tray.setContextMenu(menu)
         tray.setToolTip("Job Trigger")
-        tray.activated.connect(
-            lambda reason: reason == QSystemTrayIcon.ActivationReason.Trigger and self.show_normal()
-        )
+        tray.activated.connect(self._tray_activated)
         tray.show()
         return tray
 
@@ -484,6 +483,10 @@ class MainWindow(QMainWindow):
         self.show()
         self.raise_()
         self.activateWindow()
+
+    def _tray_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+            self.show_normal()
 
     def request_quit(self) -> None:
         self._quitting = True

@@ -6,6 +6,7 @@ event, so 10,000 jobs keep their selection, scroll position and speed while runs
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
@@ -51,6 +52,10 @@ def outcome_icon(colour: str) -> QIcon:
     return QIcon(pix)
 
 
+def _no_key(row: Any) -> None:
+    return None
+
+
 class _KeyedTableModel(QAbstractTableModel):
     """Rows in a list plus a key -> row map, with single-row insert/update/remove."""
 
@@ -81,11 +86,15 @@ class _KeyedTableModel(QAbstractTableModel):
     @sorting.setter
     def sorting(self, value: tuple[int, bool] | None) -> None:
         self._sorting = value
-        self._key_fn = self.key_function(value[0]) if value is not None else None
+        # unsorted, rows keep the order they came in and no key is asked for
+        self._key_fn: Callable[[Any], Any] = (
+            self.key_function(value[0]) if value is not None else _no_key
+        )
+        self._descending = value is not None and value[1]
 
     def _before(self, a: Any, b: Any) -> bool:
         """Does key a sort strictly before key b in the current order?"""
-        return a > b if self.sorting[1] else a < b
+        return a > b if self._descending else a < b
 
     def _position(self, row: Any, rows: list[Any]) -> int:
         """Where `row` goes in `rows` (sorted): after every row that is not after it."""
@@ -303,7 +312,8 @@ class RunsTableModel(_KeyedTableModel):
         self._more = False
         self._loading = False
         self._generation = 0
-        self.last_load = None  # the latest page task, for tests and callers that must wait
+        # the latest page task, for tests and callers that must wait
+        self.last_load: asyncio.Task[None] | None = None
 
     def set_loader(self, loader: RunsLoader) -> None:
         self._loader = loader
@@ -321,16 +331,18 @@ class RunsTableModel(_KeyedTableModel):
         return not parent.isValid() and self._more and not self._loading
 
     def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008
-        if parent.isValid() or not self._more or self._loading or self._loader is None:
+        loader, job_id = self._loader, self.job_id
+        if parent.isValid() or not self._more or self._loading or loader is None or job_id is None:
             return
         self._loading = True
-        self.last_load = spawn(self._load_page(self._generation), "loading runs", background=True)
+        self.last_load = spawn(
+            self._load_page(loader, job_id, self._generation), "loading runs", background=True
+        )
 
-    async def _load_page(self, generation: int) -> None:
-        job_id = self.job_id
+    async def _load_page(self, loader: RunsLoader, job_id: int, generation: int) -> None:
         before = self._rows[-1].id if self._rows else None
         try:
-            page = await self._loader(job_id, before, self.page_size)
+            page = await loader(job_id, before, self.page_size)
         finally:
             if generation == self._generation:
                 self._loading = False

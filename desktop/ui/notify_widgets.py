@@ -4,6 +4,7 @@ the job editor and the Channels page.  Plain lists of dicts in and out, as Core 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -21,6 +22,8 @@ from PySide6.QtWidgets import (
 
 from desktop.core import chains as c
 from desktop.core import notify as n
+
+_W = TypeVar("_W", bound=QWidget)
 
 EVENT_LABELS = {
     n.FAILED: "Failed",
@@ -64,14 +67,14 @@ class RulesTable(QTableWidget):
     def rules(self) -> list[dict]:
         out = []
         for row, name in enumerate(self._channels):
-            events = [
-                e
-                for col, e in enumerate(n.EVENTS)
-                if self.item(row, col).checkState() == Qt.CheckState.Checked
-            ]
+            events = [e for col, e in enumerate(n.EVENTS) if _checked(self.item(row, col))]
             if events:
                 out.append({"channel": name, "on": events})
         return out
+
+
+def _checked(item: QTableWidgetItem | None) -> bool:
+    return item is not None and item.checkState() == Qt.CheckState.Checked
 
 
 class ChainsEditor(QWidget):
@@ -132,6 +135,13 @@ class ChainsEditor(QWidget):
         args.textChanged.connect(lambda _t: self.changed.emit())
         self.changed.emit()
 
+    def _cell(self, row: int, column: int, kind: type[_W]) -> _W:
+        """The editing widget add_row put in this cell."""
+        widget = self.table.cellWidget(row, column)
+        if not isinstance(widget, kind):
+            raise TypeError(f"chain row {row}, column {column}: not a {kind.__name__}")
+        return widget
+
     def _remove(self) -> None:
         row = self.table.currentRow()
         if row < 0:
@@ -145,9 +155,9 @@ class ChainsEditor(QWidget):
 
         out = []
         for row in range(self.table.rowCount()):
-            then = self.table.cellWidget(row, 0).currentText().strip()
-            on = self.table.cellWidget(row, 1).currentData()
-            text = self.table.cellWidget(row, 2).text().strip()
+            then = self._cell(row, 0, QComboBox).currentText().strip()
+            on = self._cell(row, 1, QComboBox).currentData()
+            text = self._cell(row, 2, QLineEdit).text().strip()
             chain: dict = {"then": then, "on": on}
             if text:
                 chain["args"], _ = parse_args(text)
@@ -159,7 +169,7 @@ class ChainsEditor(QWidget):
         from desktop.ui.editor import parse_args
 
         for row in range(self.table.rowCount()):
-            text = self.table.cellWidget(row, 2).text().strip()
+            text = self._cell(row, 2, QLineEdit).text().strip()
             if text and parse_args(text)[1]:
                 return f"chain {row + 1}: arguments: {parse_args(text)[1]}"
         seen = set()

@@ -110,7 +110,7 @@ def _times_edit() -> QLineEdit:
 class IntervalForm(KindForm):
     kind = "interval"
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.every = QSpinBox(minimum=1, maximum=10**9, value=5)
         self.unit = QComboBox()
@@ -131,19 +131,19 @@ class IntervalForm(KindForm):
         self.add_row("Counting from", "start", self.start)
         self._watch(self.every, self.unit, self.start)
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {"every": self.every.value(), "unit": self.unit.currentText()}
         if self.start.text().strip():
             out["start"] = self.start.text().strip()
         return out
 
-    def load(self, data):
+    def load(self, data: dict[str, Any]) -> None:
         self.every.setValue(int(data.get("every", 5)))
         self.unit.setCurrentText(data.get("unit", "minutes"))
         start = data.get("start") or ""
         self.start.setText("" if start == EPOCH_TEXT else start)
 
-    def show_errors(self, errors):
+    def show_errors(self, errors: dict[str, str]) -> list[str]:
         merged = dict(errors)
         if "unit" in merged:
             merged["every"] = "; ".join(filter(None, [merged.get("every"), merged.pop("unit")]))
@@ -153,11 +153,12 @@ class IntervalForm(KindForm):
 class HourlyForm(KindForm):
     kind = "hourly"
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.minute = QSpinBox(minimum=0, maximum=59)
         self.minute.setSuffix(" min past the hour")
-        self.window = QCheckBox("Only between")
+        # not `window`: that would hide QWidget.window()
+        self.between = QCheckBox("Only between")
         self.from_hour = QSpinBox(minimum=0, maximum=23, value=8)
         self.to_hour = QSpinBox(minimum=0, maximum=23, value=18)
         for spin in (self.from_hour, self.to_hour):
@@ -165,31 +166,31 @@ class HourlyForm(KindForm):
         row = QWidget()
         box = QHBoxLayout(row)
         box.setContentsMargins(0, 0, 0, 0)
-        box.addWidget(self.window)
+        box.addWidget(self.between)
         box.addWidget(self.from_hour)
         box.addWidget(QLabel("and"))
         box.addWidget(self.to_hour)
         box.addStretch(1)
-        self.window.toggled.connect(self._sync)
+        self.between.toggled.connect(self._sync)
         self.add_row("At", "minute", self.minute)
         self.add_row("Hours", "hours", row)
-        self._watch(self.minute, self.window, self.from_hour, self.to_hour)
+        self._watch(self.minute, self.between, self.from_hour, self.to_hour)
         self._sync()
 
-    def _sync(self):
-        self.from_hour.setEnabled(self.window.isChecked())
-        self.to_hour.setEnabled(self.window.isChecked())
+    def _sync(self) -> None:
+        self.from_hour.setEnabled(self.between.isChecked())
+        self.to_hour.setEnabled(self.between.isChecked())
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {"minute": self.minute.value()}
-        if self.window.isChecked():
+        if self.between.isChecked():
             out["hours"] = [self.from_hour.value(), self.to_hour.value()]
         return out
 
-    def load(self, data):
+    def load(self, data: dict[str, Any]) -> None:
         self.minute.setValue(int(data.get("minute", 0)))
         hours = data.get("hours")
-        self.window.setChecked(bool(hours))
+        self.between.setChecked(bool(hours))
         if hours:
             self.from_hour.setValue(int(hours[0]))
             self.to_hour.setValue(int(hours[1]))
@@ -198,24 +199,24 @@ class HourlyForm(KindForm):
 class DailyForm(KindForm):
     kind = "daily"
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.times = _times_edit()
         self.times.setText("09:00")
         self.add_row("At", "times", self.times)
         self._watch(self.times)
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         return {"times": split_list(self.times.text())}
 
-    def load(self, data):
+    def load(self, data: dict[str, Any]) -> None:
         self.times.setText(", ".join(data.get("times", [])))
 
 
 class WeeklyForm(KindForm):
     kind = "weekly"
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         row = QWidget()
         box = QHBoxLayout(row)
@@ -234,13 +235,13 @@ class WeeklyForm(KindForm):
         self.add_row("At", "times", self.times)
         self._watch(self.times, *self.days.values())
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         return {
             "days": [k for k, cb in self.days.items() if cb.isChecked()],
             "times": split_list(self.times.text()),
         }
 
-    def load(self, data):
+    def load(self, data: dict[str, Any]) -> None:
         chosen = set(data.get("days", []))
         for key, cb in self.days.items():
             cb.setChecked(key in chosen)
@@ -250,7 +251,7 @@ class WeeklyForm(KindForm):
 class MonthlyForm(KindForm):
     kind = "monthly"
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.by_day = QRadioButton("On days")
         self.by_nth = QRadioButton("On the")
@@ -289,12 +290,12 @@ class MonthlyForm(KindForm):
         self._watch(self.by_day, self.by_nth, self.day_list, self.nth, self.weekday, self.times)
         self._sync()
 
-    def _sync(self):
+    def _sync(self) -> None:
         self.day_list.setEnabled(self.by_day.isChecked())
         self.nth.setEnabled(not self.by_day.isChecked())
         self.weekday.setEnabled(not self.by_day.isChecked())
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {"times": split_list(self.times.text())}
         if self.by_day.isChecked():
             out["days"] = [month_day(t) for t in split_list(self.day_list.text())]
@@ -303,7 +304,7 @@ class MonthlyForm(KindForm):
             out["weekday"] = self.weekday.currentData()
         return out
 
-    def load(self, data):
+    def load(self, data: dict[str, Any]) -> None:
         if data.get("days") is not None:
             self.by_day.setChecked(True)
             self.day_list.setText(", ".join(str(d) for d in data["days"]))
@@ -313,7 +314,7 @@ class MonthlyForm(KindForm):
             self.weekday.setCurrentIndex(max(0, self.weekday.findData(data.get("weekday"))))
         self.times.setText(", ".join(data.get("times", [])))
 
-    def show_errors(self, errors):
+    def show_errors(self, errors: dict[str, str]) -> list[str]:
         merged = dict(errors)
         if "weekday" in merged:
             merged["nth"] = "; ".join(filter(None, [merged.get("nth"), merged.pop("weekday")]))
@@ -323,7 +324,7 @@ class MonthlyForm(KindForm):
 class CronForm(KindForm):
     kind = "cron"
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.expr = QLineEdit("*/5 * * * *", placeholderText="minute hour day month weekday")
         hint = QLabel("5 fields: minute hour day-of-month month day-of-week (6 = seconds first)")
@@ -333,17 +334,17 @@ class CronForm(KindForm):
         self.form.addRow("", hint)
         self._watch(self.expr)
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         return {"expr": self.expr.text()}
 
-    def load(self, data):
+    def load(self, data: dict[str, Any]) -> None:
         self.expr.setText(data.get("expr", ""))
 
 
 class OnceForm(KindForm):
     kind = "once"
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.at = QDateTimeEdit(calendarPopup=True)
         self.at.setDisplayFormat("yyyy-MM-dd HH:mm:ss")
@@ -352,10 +353,10 @@ class OnceForm(KindForm):
         self.add_row("At", "at", self.at)
         self._watch(self.at)
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         return {"at": self.at.dateTime().toString("yyyy-MM-ddTHH:mm:ss")}
 
-    def load(self, data):
+    def load(self, data: dict[str, Any]) -> None:
         text = data.get("at", "")
         dt = QDateTime.fromString(text, "yyyy-MM-ddTHH:mm:ss")
         if dt.isValid():
@@ -365,7 +366,7 @@ class OnceForm(KindForm):
 class ManualForm(KindForm):
     kind = "manual"
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         note = QLabel(
             "Runs only when started by hand: Run now in the console, or "
@@ -374,10 +375,10 @@ class ManualForm(KindForm):
         note.setWordWrap(True)
         self.form.addRow(note)
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         return {}
 
-    def load(self, data):
+    def load(self, data: dict[str, Any]) -> None:
         pass
 
 

@@ -8,6 +8,7 @@ sends: {name: new value} and {name: None} for removed ones.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
 from PySide6.QtCore import Signal
@@ -45,10 +46,12 @@ class _Row:
         self.value = QLineEdit()
         self.value.setEchoMode(QLineEdit.EchoMode.Password)
         self.value.setPlaceholderText("●●●●●●●● unchanged" if stored else "value")
-        self.reveal = QToolButton(text="Reveal")
+        self.reveal = QToolButton()
+        self.reveal.setText("Reveal")
         self.reveal.setEnabled(stored)
         self.reveal.setToolTip("Show the stored value (recorded in the audit trail)")
-        self.remove = QToolButton(text="Remove")
+        self.remove = QToolButton()
+        self.remove.setText("Remove")
         self.removed = False
 
 
@@ -59,7 +62,7 @@ class SecretsEditor(QGroupBox):
         super().__init__("Secrets", parent)
         self.revealer: Revealer | None = None
         self.rows: list[_Row] = []
-        self.reveal_task = None
+        self.reveal_task: asyncio.Task[None] | None = None
         self.grid = QGridLayout()
         self.grid.setContentsMargins(0, 0, 0, 0)
         # names are the long part (SMTP_PASSWORD); values are dots anyway
@@ -113,11 +116,11 @@ class SecretsEditor(QGroupBox):
     def _reveal(self, row: _Row) -> None:
         if self.revealer is None:
             return
-        self.reveal_task = spawn(self._fetch(row), "revealing a secret")
+        self.reveal_task = spawn(self._fetch(self.revealer, row), "revealing a secret")
 
-    async def _fetch(self, row: _Row) -> None:
+    async def _fetch(self, revealer: Revealer, row: _Row) -> None:
         try:
-            value = await self.revealer(row.name.text())
+            value = await revealer(row.name.text())
         except Exception as exc:
             self.error.setText(f"Could not reveal {row.name.text()}: {exc}")
             self.error.show()

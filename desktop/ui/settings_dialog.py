@@ -143,10 +143,10 @@ class SettingsDialog(QDialog):
             layout.addWidget(self.tabs)
         layout.addWidget(self.buttons)
 
-        for w in (self.display_tz, self.hub_host, self.tls_cert, self.tls_key):
-            w.textChanged.connect(self.revalidate)
-        for w in (self.hub_port, self.retention_days, self.retention_runs, self.audit_days):
-            w.valueChanged.connect(self.revalidate)
+        for edit in (self.display_tz, self.hub_host, self.tls_cert, self.tls_key):
+            edit.textChanged.connect(self.revalidate)
+        for spin in (self.hub_port, self.retention_days, self.retention_runs, self.audit_days):
+            spin.valueChanged.connect(self.revalidate)
         self.local_worker.toggled.connect(self.revalidate)
         self.revalidate()
 

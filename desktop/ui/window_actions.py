@@ -241,8 +241,8 @@ class WindowActions:
             self.act_run_args,
         ):
             a.setEnabled(has)
-        self.act_enable.setEnabled(has and not row.enabled)
-        self.act_disable.setEnabled(has and row.enabled)
+        self.act_enable.setEnabled(row is not None and not row.enabled)
+        self.act_disable.setEnabled(row is not None and row.enabled)
         run = self.host.selected_run()
         active = any(
             self.panels.runs_model.row_at(i).state in run_states.ACTIVE

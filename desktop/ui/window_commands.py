@@ -218,7 +218,7 @@ class WindowCommands:
         worker's)."""
         name = self.panels.workers_panel.selected_name()
         record = await self.core.get_worker(name) if name else None
-        if record is None:
+        if name is None or record is None:
             return False
         dlg = EditWorkerDialog(self.parent, name, record.tags, record.slots)
         try:

@@ -4,6 +4,7 @@ saves a ready worker.ini for the new host."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -50,10 +51,16 @@ def worker_ini(server_url: str, name: str, token: str, tags: list[str], slots: i
         # the first "key =" line, commented out or not, inside the template
         pattern = re.compile(rf"^(?:;\s*)?{re.escape(key)}\s*=.*$", re.MULTILINE)
         line = f"{key} = {value}"
-        text, found = pattern.subn(lambda _m, line=line: line, text, count=1)
+        text, found = pattern.subn(_literal(line), text, count=1)
         if not found:
             text = text.replace("[worker]\n", f"[worker]\n{line}\n", 1)
     return header + text
+
+
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that inserts `text` as it is (a string replacement would read any
+    backslash in it as an escape)."""
+    return lambda _match: text
 
 
 def parse_tags(text: str) -> list[str]:

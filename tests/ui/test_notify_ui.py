@@ -119,7 +119,7 @@ def test_channel_dialog_keeps_ok_disabled_with_the_reason(qtbot):
     assert ok.isEnabled()
     dlg.kind.setCurrentIndex(dlg.kind.findData(n.EMAIL))
     dlg.host.setText("smtp.example.com")
-    dlg.sender.setText("jobs@example.com")
+    dlg.from_address.setText("jobs@example.com")
     dlg.to.setText("ops@example.com\nBcc: all@example.com")
     assert not ok.isEnabled() and "not an e-mail address" in dlg.error.text()
 

@@ -162,16 +162,16 @@ def test_log_pane_find_and_copy(qtbot):
     pane.append([Chunk(1, 1, "stdout", "alpha\nbeta\ngamma\nbeta again\n")])
     pane.drain_all()
     pane.find_edit.setText("beta")
-    assert pane.find()
+    assert pane.find_text()
     assert pane.view.textCursor().blockNumber() == 1
-    assert pane.find()
+    assert pane.find_text()
     assert pane.view.textCursor().blockNumber() == 3
-    assert pane.find()  # wraps around
+    assert pane.find_text()  # wraps around
     assert pane.view.textCursor().blockNumber() == 1
     assert not pane.follow.isChecked()  # finding pauses following
     assert pane.copy() == "beta"
     pane.find_edit.setText("delta")
-    assert not pane.find()
+    assert not pane.find_text()
 
 
 def test_chart_bars_follow_the_runs(qtbot):
