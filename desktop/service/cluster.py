@@ -112,6 +112,10 @@ class ClusterService:
         await self._apply(state, sent, sent)
         if not self.leading:
             log.info("standing by: %s", self._leader_text())
+            # a worker that said hello while the hub listened but before the gate was set is
+            # sent on to the leader like any other (else it would wait here, never dispatched)
+            for name in list(self._hub.workers):
+                await self._hub.disconnect(name, "not_leader", self._gate() or "")
         self._task = asyncio.create_task(self._loop(sent), name="cluster-lease")
 
     async def stop(self) -> None:

@@ -38,9 +38,9 @@ from PySide6.QtWidgets import (
 
 from desktop.core import schedules
 from desktop.core.timeutil import utcnow
-from desktop.core.zones import known_zones
 from desktop.service.rules import ValidationError, normalize_job_spec
 from desktop.ui.asyncqt import spawn
+from desktop.ui.fieldtext import format_env, parse_args, parse_env, zone_names
 from desktop.ui.formatting import DEFAULT_DISPLAY_TZ, format_time
 from desktop.ui.schedule_forms import FORMS, KIND_LABELS, KindForm, error_label
 from desktop.ui.secrets_editor import SecretsEditor
@@ -61,37 +61,6 @@ CONCURRENCY = (
 Saver = Callable[[dict[str, Any]], Awaitable[Any]]
 # (job id, {name: value or None}) -> warnings; the job is saved first, then its secrets
 SecretsSaver = Callable[[int, dict[str, Any]], Awaitable[list[str]]]
-
-
-def zone_names() -> list[str]:
-    return sorted(known_zones())
-
-
-def parse_env(text: str) -> tuple[dict[str, str], str | None]:
-    """NAME=value per line (blank lines and # comments ignored) -> (env, problem)."""
-    env: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "=" not in line:
-            return env, f"line {n} ({line!r}) is not NAME=value"
-        name, value = line.split("=", 1)
-        env[name.strip()] = value
-    return env, None
-
-
-def format_env(env: dict[str, str]) -> str:
-    return "\n".join(f"{k}={v}" for k, v in env.items())
-
-
-def parse_args(text: str) -> tuple[list[str], str | None]:
-    """Shell-like words (quotes group words) -> (args, problem).  Never run by a shell: the
-    worker passes the list as is."""
-    try:
-        return shlex.split(text), None
-    except ValueError as exc:
-        return [], f"cannot split the arguments: {exc} (close the quote)"
 
 
 def _combo(items: Iterable[tuple[str, str]]) -> QComboBox:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core import chains as c
 from desktop.core import notify as n
+from desktop.ui.fieldtext import parse_args
 
 _W = TypeVar("_W", bound=QWidget)
 
@@ -151,7 +152,6 @@ class ChainsEditor(QWidget):
             self.changed.emit()
 
     def chains(self) -> list[dict]:
-        from desktop.ui.editor import parse_args  # the editor imports this module
 
         out = []
         for row in range(self.table.rowCount()):
@@ -166,7 +166,6 @@ class ChainsEditor(QWidget):
 
     def problems(self, own_name: str) -> str:
         """What is wrong before saving (the store checks cycles through other jobs again)."""
-        from desktop.ui.editor import parse_args
 
         for row in range(self.table.rowCount()):
             text = self._cell(row, 2, QLineEdit).text().strip()

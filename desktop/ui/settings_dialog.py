@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.service.rules import SETTING_DEFAULTS, check_setting
-from desktop.ui.editor import zone_names
+from desktop.ui.fieldtext import zone_names
 from desktop.ui.schedule_forms import error_label
 
 # UI-only preferences stored next to the core's settings (unknown keys are allowed by the store)

@@ -89,3 +89,28 @@ def test_workers_set_changes_tags_and_slots_and_refuses_bad_input(tmp_path):
         assert queries.get_worker("alpha").tags == ()
     finally:
         database.close()
+
+
+def test_write_ini_names_the_port_the_running_console_listens_on(tmp_path):
+    """A console started with --port listens where the settings do not say: the worker.ini
+    written meanwhile points at the running hub, and the worker it describes comes online."""
+    from tests.e2e.conftest import free_port, prepare_db
+    from tests.e2e.test_headless import Console
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    prepare_db(url)
+    port = free_port()
+    console = Console(url, port, tmp_path / "console.log")
+    try:
+        console.wait_ready()
+        ini = tmp_path / "gamma" / "worker.ini"
+        result = cli(url, "workers", "add", "gamma", "--write-ini", str(ini))
+        assert result.returncode == 0, result.stderr
+        cfg = load(ini, environ={})
+        assert cfg.server_url == f"ws://127.0.0.1:{port}/ws/heartbeat"
+    finally:
+        console.stop()
+    # with no console running, the settings decide (the default port)
+    ini = tmp_path / "delta" / "worker.ini"
+    assert cli(url, "workers", "add", "delta", "--write-ini", str(ini)).returncode == 0
+    assert load(ini, environ={}).server_url == "ws://127.0.0.1:8000/ws/heartbeat"

@@ -10,7 +10,8 @@ import pytest
 
 from desktop.store.errors import ValidationError
 from desktop.store.validation import normalize_job_spec
-from desktop.ui.editor import JobEditorDialog, parse_env
+from desktop.ui.editor import JobEditorDialog
+from desktop.ui.fieldtext import parse_env
 from tests.conftest import timeout
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
