@@ -30,7 +30,7 @@ class ReportQueue:
         db: DbExecutor,
         committed: Callable[[Batch, CommitResult], None],
         refused: Callable[[Conn], Awaitable[None]],
-        masks: RunMasks | None = None,
+        masks: RunMasks,
     ) -> None:
         """``committed(batch, result)`` answers a stored batch; ``refused(conn)`` ends a
         connection whose reports could not be stored."""
