@@ -191,18 +191,28 @@ class Scheduler(HubListener):
             if states.is_terminal(record.state):
                 self.wake()  # a missed run may have queued a chained run or a notification
         # after the events: a failed send publishes "queued" again, which must come last
+        # the secrets of the whole pass in one trip to the database thread, not one per run
+        secrets = (
+            await self.db.call(job_secrets.values_for_jobs, {r.job_id for r in done.dispatched})
+            if done.dispatched
+            else {}
+        )
         for record in done.dispatched:
-            await self._send_dispatch(record, done.jobs[record.job_id])
+            await self._send_dispatch(
+                record, done.jobs[record.job_id], secrets.get(record.job_id, {})
+            )
         wake_at = [done.wake_at, retry_at]
         wake_at += await self._check_lost(done.active, now)
         return d.earliest(wake_at)
 
-    async def _send_dispatch(self, run: RunRecord, job: JobRecord) -> None:
+    async def _send_dispatch(
+        self, run: RunRecord, job: JobRecord, secret_env: dict[str, str] | SecretKeyError
+    ) -> None:
+        """``secret_env``: the job's secrets, opened for this pass only (issue 17), sent only
+        over the worker's connection; a SecretKeyError fails the run instead."""
         worker = run.worker_name or ""
-        try:
-            # decrypted only here, sent only over the worker's connection (issue 17)
-            secret_env = await self.db.call(job_secrets.values_for_job, job.id)
-        except SecretKeyError as exc:
+        if isinstance(secret_env, SecretKeyError):
+            exc = secret_env
             log.error("run %s of %s not dispatched: %s", run.id, job.name, exc)
             record = await self._transition(
                 run, states.FAILED, reason=f"the job's secrets cannot be opened: {exc}"[:1000]

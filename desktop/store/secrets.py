@@ -146,6 +146,25 @@ def values_for_job(job_id: int) -> dict[str, str]:
         return _open_rows(JobSecret.select().where(JobSecret.job == job_id))
 
 
+def values_for_jobs(job_ids: Iterable[int]) -> dict[int, dict[str, str] | SecretKeyError]:
+    """For a scheduler pass: each listed job that has secrets -> its values in clear, or the
+    SecretKeyError that kept them shut.  One query for the whole pass; jobs without secrets
+    (most) are absent and cost no key read."""
+    ids = set(job_ids)
+    if not ids:
+        return {}
+    by_job: dict[int, list[JobSecret]] = {}
+    for r in JobSecret.select().where(JobSecret.job.in_(ids)):
+        by_job.setdefault(r.job_id, []).append(r)
+    out: dict[int, dict[str, str] | SecretKeyError] = {}
+    for job_id, rows in by_job.items():
+        try:
+            out[job_id] = _open_rows(rows)
+        except SecretKeyError as exc:
+            out[job_id] = exc
+    return out
+
+
 def values_for_runs(run_ids: Iterable[int]) -> dict[int, list[str]]:
     """Run id -> its job's secret values (masking output after a console restart)."""
     ids = list(run_ids)

@@ -238,3 +238,17 @@ def test_channel_credentials_are_sealed_and_rotation_reseals_them(db, db_url, tm
     Channel.update(secret=after).where(Channel.id == other.id).execute()
     with pytest.raises(SecretKeyError):
         channels.channel_secret(other.id)
+
+
+def test_a_pass_opens_the_secrets_of_all_its_jobs_at_once_and_a_bad_key_stays_per_job(
+    db, monkeypatch
+):
+    with_secret = q.create_job(job_spec())
+    without = q.create_job({**job_spec(), "name": "plain"})
+    js.apply_changes(with_secret.id, {"API_KEY": VALUE}, "cli:alice@host")
+    assert js.values_for_jobs([with_secret.id, without.id]) == {with_secret.id: {"API_KEY": VALUE}}
+    assert js.values_for_jobs([]) == {}
+    monkeypatch.setattr(secretkey, "read_keys", lambda spot=None: [new_key()])  # a wrong key
+    found = js.values_for_jobs([with_secret.id, without.id])
+    assert set(found) == {with_secret.id}
+    assert isinstance(found[with_secret.id], SecretKeyError)
