@@ -28,9 +28,8 @@ from PySide6.QtWidgets import (
 from desktop.core.zones import zone_problem
 from desktop.ui import asyncqt
 from desktop.ui.main_window import MainWindow
-from tests.ui.storecore import StoreCore
 from tests.ui.test_main_window import Dialogs, settle
-from tests.ui.test_screenshots import populate
+from tests.ui.test_screenshots import demo_core
 
 OUT = Path(os.environ.get("JOBTRIGGER_PROBE_OUT", "."))
 
@@ -102,21 +101,7 @@ async def probe_real_window(tmp_path, qtbot):
     assert (screen.geometry().width(), screen.geometry().height()) == (width, height)
     assert screen.devicePixelRatio() == 1.0
 
-    core = StoreCore(f"sqlite:///{tmp_path / 'real.db'}")
-    await core.start()
-    await populate(core)
-    core.connect_worker(
-        "fileserver-01",
-        host="FS01",
-        os="Windows Server 2022",
-        version="0.1.0",
-        running=1,
-        slots=2,
-        tags=("windows", "backup"),
-    )
-    core.connect_worker(
-        "build-linux", host="build7", os="Debian 13", version="0.1.0", slots=4, tags=("linux",)
-    )
+    core = await demo_core(tmp_path / "real.db")
     window = MainWindow(core, db_url="sqlite:///jobtrigger.db", tray=False)
     qtbot.addWidget(window)
     dialogs = Dialogs()

@@ -82,11 +82,10 @@ async def play_runs(core: StoreCore, job_id: int) -> int:
     return last or run_id
 
 
-@pytest.mark.asyncio
-async def test_render_screenshots(tmp_path, qtbot):
-    out = tmp_path / "shots"
-    out.mkdir(parents=True, exist_ok=True)
-    core = StoreCore(f"sqlite:///{tmp_path / 'shots.db'}")
+async def demo_core(db_path: Path) -> StoreCore:
+    """A started core with the sample jobs and two connected workers: what the pictures and
+    the real-window checks show."""
+    core = StoreCore(f"sqlite:///{db_path}")
     await core.start()
     await populate(core)
     core.connect_worker(
@@ -101,6 +100,14 @@ async def test_render_screenshots(tmp_path, qtbot):
     core.connect_worker(
         "build-linux", host="build7", os="Debian 13", version="0.1.0", slots=4, tags=("linux",)
     )
+    return core
+
+
+@pytest.mark.asyncio
+async def test_render_screenshots(tmp_path, qtbot):
+    out = tmp_path / "shots"
+    out.mkdir(parents=True, exist_ok=True)
+    core = await demo_core(tmp_path / "shots.db")
     window = MainWindow(core, db_url="sqlite:///jobtrigger.db", tray=False)
     qtbot.addWidget(window)
     dialogs = Dialogs()
