@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from desktop.store import queries
 from desktop.store.db import open_store
 from tests.conftest import timeout
-from tests.e2e.conftest import cli, prepare_db
+from tests.e2e.conftest import cli, poll, prepare_db
 
 LINES = 100_000
 # Heartbeats every second (a dead link is noticed fast), but the product's default grace before
@@ -44,22 +44,6 @@ def in_store(url: str, fn, *args):
     database = open_store(url)
     try:
         return fn(*args)
-    finally:
-        database.close()
-
-
-def poll(url: str, check, seconds: float, what: str, every: float = 0.2):
-    """Another process writes the database; there is nothing to await across processes."""
-    deadline = time.monotonic() + timeout(seconds)
-    database = open_store(url)
-    try:
-        while True:
-            result = check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {seconds} units waiting for {what}")
-            time.sleep(every)
     finally:
         database.close()
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -210,3 +211,19 @@ def env_without_display() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def poll(url: str, check, seconds: float, what: str, every: float = 0.1):
+    """Another process writes the database; there is nothing to await across processes."""
+    deadline = time.monotonic() + timeout(seconds)
+    database = open_store(url)
+    try:
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {seconds} units waiting for {what}")
+            time.sleep(every)
+    finally:
+        database.close()

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from desktop.store import queries
 from desktop.store.db import open_store
 from tests.conftest import timeout
-from tests.e2e.conftest import ROOT, WorkerProcs, cli, free_port, headless_cmd, prepare_db
+from tests.e2e.conftest import ROOT, WorkerProcs, cli, free_port, headless_cmd, poll, prepare_db
 
 
 def test_headless_imports_no_qt():
@@ -75,22 +74,6 @@ class Console:
         if not self.proc.stderr.closed:
             self._close()
         return code
-
-
-def poll(url: str, check, seconds: float, what: str):
-    """Another process writes the database; there is nothing to await across processes."""
-    deadline = time.monotonic() + timeout(seconds)
-    database = open_store(url)
-    try:
-        while True:
-            result = check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.1)
-    finally:
-        database.close()
 
 
 @pytest.mark.parametrize("new_database", [True, False])
