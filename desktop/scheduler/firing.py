@@ -228,6 +228,14 @@ def manual_runs(
     occurrence is ``now`` plus its index in microseconds, bumped further if already taken."""
     out: list[RunRecord | NotFound] = []
     with scheduling.transaction():
+        batch = [
+            (job_id, now + timedelta(microseconds=index), args, _manual_reason(args))
+            for index, (job_id, args) in enumerate(requests)
+        ]
+        made = queries.create_manual_runs(batch, states.MANUAL) if len(batch) > 1 else None
+        if made is not None:
+            return made
+        # one by one: a single request, or an occurrence taken (bumped by create_run)
         for index, (job_id, args) in enumerate(requests):
             try:
                 out.append(_manual_row(job_id, now + timedelta(microseconds=index), args))
@@ -236,8 +244,12 @@ def manual_runs(
     return out
 
 
+def _manual_reason(args: list[str] | None) -> str:
+    return "run now" + (" with arguments " + " ".join(args) if args else "")
+
+
 def _manual_row(job_id: int, at: datetime, args: list[str] | None) -> RunRecord:
-    reason = "run now" + (" with arguments " + " ".join(args) if args else "")
+    reason = _manual_reason(args)
     for bump in range(1000):
         record = queries.create_run(
             job_id,

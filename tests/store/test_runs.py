@@ -29,6 +29,47 @@ def test_create_run_for_unknown_job_is_not_found(db):
         q.create_run(999, T0)
 
 
+def test_create_manual_runs_many_in_one_go(job):
+    other = q.create_job(job_spec(name="other"))
+    at = [T0 + timedelta(microseconds=i) for i in range(4)]
+    made = q.create_manual_runs(
+        [
+            (job.id, at[0], None, "run now"),
+            (999, at[1], None, "gone"),
+            (other.id, at[2], ["-x", "ü"], "with args"),
+            (job.id, at[3], None, "again"),
+        ],
+        "manual",
+    )
+    assert isinstance(made[1], NotFound)
+    first, second, third = made[0], made[2], made[3]
+    assert [r.job_id for r in (first, second, third)] == [job.id, other.id, job.id]
+    assert [r.scheduled_at for r in (first, second, third)] == [at[0], at[2], at[3]]
+    assert first.id < second.id < third.id
+    assert second.args == ("-x", "ü") and second.reason == "with args"
+    assert all(r.state == "queued" and r.trigger == "manual" and r.attempt == 1 for r in made[::2])
+    assert (third.last_seq, third.output_bytes, third.output_truncated) == (0, 0, False)
+    assert q.get_run(third.id) == third  # what it returns is what was stored
+
+
+def test_create_manual_runs_writes_nothing_when_an_occurrence_is_taken(job):
+    q.create_run(job.id, T0 + timedelta(microseconds=1), trigger="manual")
+    requests = [(job.id, T0 + timedelta(microseconds=i), None, "r") for i in range(3)]
+    assert q.create_manual_runs(requests, "manual") is None
+    assert q.count_runs(job.id) == 1
+
+
+def test_manual_runs_go_one_by_one_past_a_taken_occurrence(job):
+    from desktop.scheduler import firing
+
+    q.create_run(job.id, T0 + timedelta(microseconds=1), trigger="manual")
+    made = firing.manual_runs([(job.id, None), (job.id, ["a"]), (999, None)], T0)
+    assert isinstance(made[2], NotFound)
+    assert made[0].scheduled_at == T0 and made[1].args == ("a",)
+    assert made[1].scheduled_at > T0 + timedelta(microseconds=1)  # bumped past the taken one
+    assert q.count_runs(job.id) == 3
+
+
 def test_create_run_refuses_unknown_state_or_trigger(job):
     with pytest.raises(ValueError):
         q.create_run(job.id, T0, state="sleeping")

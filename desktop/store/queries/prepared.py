@@ -5,6 +5,7 @@ package shares it."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -85,6 +86,37 @@ def _by_ids(name: str, build: Callable[[list], Any], ids: Iterable[int]) -> list
         chunk = wanted[start : start + IN_BATCH]
         out += _rows(_prepared((name, len(chunk)), lambda *p: build(list(p)), chunk))
     return out
+
+
+def returning_supported() -> bool:
+    """INSERT ... RETURNING: PostgreSQL, and SQLite from 3.35."""
+    database = database_proxy.obj
+    if isinstance(database, peewee.SqliteDatabase):
+        return sqlite3.sqlite_version_info >= (3, 35, 0)
+    return isinstance(database, peewee.PostgresqlDatabase)
+
+
+def _insert_returning_ids(model, fields, rows: list[tuple]) -> list[int]:
+    """One multi-row INSERT per batch under the parameter limit, returning the new ids (only
+    where :func:`returning_supported`)."""
+    database = database_proxy.obj
+    left, right = database.quote
+    table = f"{left}{model._meta.table_name}{right}"
+    columns = ", ".join(f"{left}{f.column_name}{right}" for f in fields)
+    placeholder = "(" + ", ".join([database.param] * len(fields)) + ")"
+    limit = ROW_PARAMS_LIMIT["sqlite" if _is_sqlite() else "postgresql"]
+    per_statement = max(1, limit // len(fields))
+    ids: list[int] = []
+    for start in range(0, len(rows), per_statement):
+        batch = rows[start : start + per_statement]
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES "
+            + ", ".join([placeholder] * len(batch))
+            + f" RETURNING {left}id{right}"
+        )
+        cursor = database.execute_sql(sql, [value for row in batch for value in row])
+        ids += [row[0] for row in cursor.fetchall()]
+    return ids
 
 
 def _insert_rows(model, fields, rows: list[tuple]) -> None:

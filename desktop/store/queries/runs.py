@@ -30,9 +30,11 @@ from desktop.store.queries.prepared import (
     _by_id,
     _by_ids,
     _compile,
+    _insert_returning_ids,
     _inserted_id,
     _prepared,
     _rows,
+    returning_supported,
 )
 from desktop.store.records import ActiveRun, RunRecord
 
@@ -139,6 +141,85 @@ def create_run(
             return _fetch_run(_inserted_id(cursor))
     except peewee.IntegrityError:
         return None
+
+
+def create_manual_runs(
+    requests: Sequence[tuple[int, datetime, Sequence[str] | None, str]], trigger: str
+) -> list[RunRecord | NotFound] | None:
+    """Queued first attempts for many (job id, occurrence, args, reason) at once: one check
+    of the jobs, one multi-row INSERT and one read of the new rows, where create_run costs
+    five statements per run (savepoint, job check, insert, release, read): on PostgreSQL
+    each is a round trip.  A request whose job is gone gets its NotFound.  Returns None,
+    having written nothing, when an occurrence is already taken (the unique index refused
+    the INSERT): the caller then goes one by one with create_run, which bumps it."""
+    if trigger not in run_states.TRIGGERS:
+        raise ValueError(f"unknown trigger {trigger!r}")
+    if not returning_supported():
+        return None
+    now = _now()
+    with _write():
+        jobs = {
+            r["id"]
+            for r in _by_ids(
+                "jobs_exist",
+                lambda ids: Job.select(Job.id).where(Job.id.in_(ids)),
+                (job_id for job_id, *_ in requests),
+            )
+        }
+        rows = [
+            (
+                job_id,
+                _naive(at),
+                1,
+                trigger,
+                run_states.QUEUED,
+                reason[:1000],
+                json.dumps(list(args), ensure_ascii=False) if args is not None else None,
+                now,
+                0,
+                0,
+                False,
+            )
+            for job_id, at, args, reason in requests
+            if job_id in jobs
+        ]
+        ids: list[int] = []
+        try:
+            with database_proxy.atomic():  # a savepoint: a taken occurrence undoes only this
+                ids = _insert_returning_ids(Run, _NEW_RUN_FIELDS, rows)
+        except peewee.IntegrityError:
+            return None
+        # ids come in the order of the rows (one statement: a sequence or SQLite's rowid
+        # counts up row by row); checked against each row's job and occurrence below
+        records = runs_by_ids(ids)
+    if len(records) != len(rows):
+        raise RuntimeError(f"{len(rows)} runs inserted, {len(records)} read back")
+    out: list[RunRecord | NotFound] = []
+    made = iter(zip(sorted(ids), records, rows))
+    for job_id, *_ in requests:
+        if job_id not in jobs:
+            out.append(NotFound(f"job {job_id} does not exist (deleted?)"))
+            continue
+        _, record, row = next(made)
+        if record.job_id != row[0] or _naive(record.scheduled_at) != row[1]:
+            raise RuntimeError(f"run {record.id} is not the row inserted for job {job_id}")
+        out.append(record)
+    return out
+
+
+_NEW_RUN_FIELDS = (
+    Run.job,
+    Run.scheduled_at,
+    Run.attempt,
+    Run.trigger_kind,
+    Run.state,
+    Run.reason,
+    Run.args_json,
+    Run.created_at,
+    Run.last_seq,  # the defaults peewee would fill in: this INSERT is built by hand
+    Run.output_bytes,
+    Run.output_truncated,
+)
 
 
 def record_missed(job_id: int, scheduled_ats: Iterable[datetime], reason: str = "") -> int:
