@@ -53,6 +53,10 @@ class Sender:
         self._task: asyncio.Task | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._stopping = False
+        # outbox.enqueued() when the last pass began: a run's end wakes the sender only if
+        # rows were enqueued since (at 1,000 runs/s and no rules, a pass per commit was two
+        # queries for nothing)
+        self._seen = -1
 
     async def start(self) -> None:
         if self.events is not None:
@@ -77,12 +81,19 @@ class Sender:
         self._wake.set()
 
     def _on_event(self, event) -> None:
+        # The rows of an end are enqueued in the transaction that stores it, on the one
+        # database thread, before the event is published: counted by then.  A pass that began
+        # before they were committed still sees them, its claim runs after that transaction on
+        # the same thread.  Rows another process enqueued never came with an event of ours:
+        # Core wakes the sender when it notices other processes' changes.
         if isinstance(event, RunChanged) and states.is_terminal(event.state):
-            self.wake()
+            if outbox.enqueued() != self._seen:
+                self.wake()
 
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            self._seen = outbox.enqueued()
             try:
                 await self.pass_once()
                 due = await self.db.call(outbox.next_due)

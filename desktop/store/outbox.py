@@ -85,6 +85,16 @@ def _previous_state(run: RunRecord) -> str | None:
     return row.state if row else None
 
 
+# Rows this process's enqueue_ended wrote (counted before their transaction commits).  The
+# sender looks at it to skip a pass when a run ended and nothing was enqueued (notify/sender.py).
+_enqueued = 0
+
+
+def enqueued() -> int:
+    """How many outbox rows this process has enqueued for ended runs so far."""
+    return _enqueued
+
+
 def enqueue_ended(records: list[RunRecord], now: datetime) -> int:
     """Outbox rows for runs that just ended, per the job's rules and the default rules; call
     inside the transaction that stored the end.  A row already there (the same run, channel and
@@ -124,6 +134,8 @@ def enqueue_ended(records: list[RunRecord], now: datetime) -> int:
                 }
             )
     if rows:
+        global _enqueued
+        _enqueued += len(rows)  # before the INSERT: a failing one only costs a wasted pass
         Outbox.insert_many(rows).on_conflict_ignore().execute()
     return len(rows)
 

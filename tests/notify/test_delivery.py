@@ -262,3 +262,38 @@ async def test_a_lost_secrets_key_fails_that_channel_with_the_reason(ex, hook, m
     assert row.shown_state == "failing" and row.attempts == 1
     assert "cannot open the channel's credential" in row.last_error
     assert hook.requests == []
+
+
+async def test_a_run_end_wakes_the_sender_only_when_it_enqueued_something(ex, hook, monkeypatch):
+    """No notification rules: a run's end costs no claim; with rules, its rows go out."""
+    from desktop.core.events import EventBus, RunChanged
+
+    claims = []
+    real_claim = outbox.claim_due
+
+    def counting_claim(now):
+        claims.append(now)
+        return real_claim(now)
+
+    monkeypatch.setattr(outbox, "claim_due", counting_claim)
+    events = EventBus()
+    sender = Sender(ex, events, timeout=timeout(5))
+    await sender.start()
+    try:
+        for _ in range(200):  # the first pass, at start
+            if claims:
+                break
+            await asyncio.sleep(0.01)
+        quiet_run = await ex.call(_job_and_failed_run, "quiet")  # no rules: nothing enqueued
+        events.publish(RunChanged(quiet_run, 1, "failed"))
+        await asyncio.sleep(0.2)
+        assert len(claims) == 1
+        await ex.call(_setup, None, hook.url)
+        run_id = await ex.call(_job_and_failed_run)
+        events.publish(RunChanged(run_id, 1, "failed"))
+        # the receiver waits in a thread: the sender needs this loop meanwhile
+        [request] = await asyncio.to_thread(hook.wait_for, 1, timeout(5))
+        assert json.loads(request.body)["run_id"] == run_id
+        assert len(claims) >= 2
+    finally:
+        await sender.stop()
