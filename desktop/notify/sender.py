@@ -86,9 +86,9 @@ class Sender:
         # before they were committed still sees them, its claim runs after that transaction on
         # the same thread.  Rows another process enqueued never came with an event of ours:
         # Core wakes the sender when it notices other processes' changes.
-        if isinstance(event, RunChanged) and states.is_terminal(event.state):
-            if outbox.enqueued() != self._seen:
-                self.wake()
+        ended = isinstance(event, RunChanged) and states.is_terminal(event.state)
+        if ended and outbox.enqueued() != self._seen:
+            self.wake()
 
     async def _loop(self) -> None:
         while not self._stopping:
