@@ -22,6 +22,7 @@ from desktop.store.errors import NotFound
 from desktop.store.migrations import write_transaction
 from desktop.store.models import Chain, ChainFiring, ChangeCounter, Job, database_proxy
 from desktop.store.queries.common import _tuples
+from desktop.store.queries.prepared import _by_ids
 from desktop.store.records import RunRecord
 
 
@@ -138,7 +139,19 @@ def fire_ended(records: list[RunRecord], now: datetime) -> list[RunRecord]:
     if not ended:
         return []
     by_source: dict[int, list[Chain]] = {}
-    for chain in Chain.select().where(Chain.source.in_({r.job_id for r in ended})):
+    # read in every transaction that stores ends: compiled once, models built only for hits
+    for row in _by_ids(
+        "chains_from",
+        lambda ids: Chain.select().where(Chain.source.in_(ids)),
+        {r.job_id for r in ended},
+    ):
+        chain = Chain(
+            id=row["id"],
+            source=row["source_id"],
+            target=row["target_id"],
+            on_event=row["on_event"],
+            args_json=row["args_json"],
+        )
         by_source.setdefault(chain.source_id, []).append(chain)
     out = []
     for run in ended:

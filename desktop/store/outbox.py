@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from desktop.core import notify as n
@@ -34,6 +35,7 @@ from desktop.store.models import (
     database_proxy,
 )
 from desktop.store.queries.common import _tuples
+from desktop.store.queries.prepared import _by_ids
 from desktop.store.records import RunRecord
 
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
@@ -85,6 +87,12 @@ def _previous_state(run: RunRecord) -> str | None:
     return row.state if row else None
 
 
+class _Rule(NamedTuple):
+    job_id: int | None
+    channel_id: int
+    events: list[str]
+
+
 # Rows this process's enqueue_ended wrote (counted before their transaction commits).  The
 # sender looks at it to skip a pass when a run ended and nothing was enqueued (notify/sender.py).
 _enqueued = 0
@@ -102,13 +110,21 @@ def enqueue_ended(records: list[RunRecord], now: datetime) -> int:
     ended = [r for r in records if r.state in states.TERMINAL]
     if not ended:
         return 0
-    rules = list(
-        NotifyRule.select(NotifyRule.job, NotifyRule.channel, NotifyRule.events_json).where(
-            NotifyRule.job.is_null() | NotifyRule.job.in_({r.job_id for r in ended})
-        )
+    # read in every transaction that stores ends (a rule another process added counts at once),
+    # so the statement is compiled once; a rule for every job comes once per IN chunk
+    found = _by_ids(
+        "notify_rules_for",
+        lambda ids: NotifyRule.select(
+            NotifyRule.id, NotifyRule.job, NotifyRule.channel, NotifyRule.events_json
+        ).where(NotifyRule.job.is_null() | NotifyRule.job.in_(ids)),
+        {r.job_id for r in ended},
     )
-    if not rules:
+    if not found:
         return 0
+    rules = [
+        _Rule(row["job_id"], row["channel_id"], json.loads(row["events_json"]))
+        for row in {row["id"]: row for row in found}.values()
+    ]
     at = to_naive_utc(now)
     rows = []
     for run in ended:
@@ -117,11 +133,7 @@ def enqueue_ended(records: list[RunRecord], now: datetime) -> int:
         if event is None:
             continue
         for channel_id in sorted(
-            {
-                r.channel_id
-                for r in rules
-                if r.job_id in (None, run.job_id) and event in json.loads(r.events_json)
-            }
+            {r.channel_id for r in rules if r.job_id in (None, run.job_id) and event in r.events}
         ):
             rows.append(
                 {

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from desktop.store import settings as settings_mod
 from desktop.store.models import Run, RunOutput, Setting
 from desktop.store.queries.common import _aware, _naive, _now, _read, _tuples, _write
-from desktop.store.queries.prepared import _by_ids, _insert_rows
+from desktop.store.queries.prepared import _by_ids, _insert_rows, _prepared, _rows
 from desktop.store.queries.runs import update_runs
 from desktop.store.records import OutputChunk
 
@@ -17,9 +17,18 @@ log = logging.getLogger(__name__)
 
 
 def _output_cap() -> int:
-    row = Setting.get_or_none(Setting.setting_key == "output_cap_bytes")
+    # read in every commit that stores output (another console may change it): compiled once
+    rows = _rows(
+        _prepared(
+            ("setting_value",),
+            lambda k: Setting.select(Setting.setting_value).where(Setting.setting_key == k),
+            ["output_cap_bytes"],
+        )
+    )
     try:
-        return int(row.setting_value) if row else int(settings_mod.DEFAULTS["output_cap_bytes"])
+        if rows:
+            return int(rows[0]["setting_value"])
+        return int(settings_mod.DEFAULTS["output_cap_bytes"])
     except ValueError:
         return int(settings_mod.DEFAULTS["output_cap_bytes"])
 
