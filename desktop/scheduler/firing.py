@@ -167,10 +167,11 @@ def _pass(
     return Pass(fired, changed, dispatched, active, jobs, wake_at)
 
 
-def plan_retries(run_ids: list[int], now: datetime) -> list[RunRecord]:
-    """plan_retry for many ended runs in one transaction; returns the new retry rows.  Runs of
-    jobs without retries cost two shared queries and no write."""
-    runs = scheduling.fetch_runs(run_ids)
+def plan_retries(runs: list[RunRecord], now: datetime) -> list[RunRecord]:
+    """plan_retry for many ended runs (their records as just committed) in one transaction;
+    returns the new retry rows.  Runs of jobs without retries cost one shared query and no
+    write; plan_retry reads each candidate again in its transaction, so a record that aged
+    meanwhile (lost, then the real result) decides nothing."""
     jobs = queries.jobs_by_ids({r.job_id for r in runs})
     wanted = [
         r

@@ -296,7 +296,7 @@ class Scheduler(HubListener):
         for record in records:
             self._declined.pop(record.id, None)
             self._refused.pop(record.id, None)
-        retries = await self.db.call(firing.plan_retries, [r.id for r in records], self.clock())
+        retries = await self.db.call(firing.plan_retries, list(records), self.clock())
         for retry in retries:
             log.info("%s: %s; it waits until %s", retry.job_name, retry.reason, retry.not_before)
             self._changed(retry)
