@@ -30,6 +30,7 @@ from desktop.store.queries.prepared import (
     _by_id,
     _by_ids,
     _compile,
+    _execute_many,
     _insert_returning_ids,
     _inserted_id,
     _prepared,
@@ -437,9 +438,7 @@ def mark_dispatched(choices: Sequence[tuple[int, str]], when: datetime) -> None:
     )
     at = _naive(when)
     rows = [_bind(slots, (run_states.DISPATCHED, worker, at, rid)) for rid, worker in choices]
-    # driver errors as peewee's, like execute_sql (the wrapper is missing from peewee's stubs)
-    with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
-        database_proxy.cursor().executemany(sql, rows)
+    _execute_many(sql, rows)
 
 
 def update_runs(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
@@ -452,6 +451,4 @@ def update_runs(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None
         lambda *p: Run.update(dict(zip(columns, p[:-1]))).where(Run.id == p[-1]),
         len(columns) + 1,
     )
-    # driver errors as peewee's, like execute_sql (the wrapper is missing from peewee's stubs)
-    with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
-        database_proxy.cursor().executemany(sql, [_bind(slots, row) for row in rows])
+    _execute_many(sql, [_bind(slots, row) for row in rows])
