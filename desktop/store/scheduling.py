@@ -20,7 +20,7 @@ from typing import Any
 from desktop.core import runs as states
 from desktop.core.timeutil import to_naive_utc, utcnow
 from desktop.store.errors import NotFound
-from desktop.store.migrations import write_transaction
+from desktop.store.migrations import joined_transaction, write_transaction
 from desktop.store.models import ChangeCounter, Run, Setting, database_proxy
 from desktop.store.queries.common import _tuples
 from desktop.store.records import RunRecord
@@ -177,7 +177,7 @@ def dispatch_runs(choices: list[tuple[int, str]], now: datetime) -> list[RunReco
     queued (cancelled meanwhile) are left alone and out of the result."""
     from desktop.store import queries
 
-    with write_transaction(database_proxy):
+    with joined_transaction(database_proxy):  # the pass's own, when it has one
         queries.mark_dispatched(choices, now)
         wanted = dict(choices)
         return [

@@ -12,7 +12,7 @@ from typing import Any, overload
 import peewee
 
 from desktop.core.timeutil import from_naive_utc, to_naive_utc, utcnow
-from desktop.store.migrations import write_transaction
+from desktop.store.migrations import joined_transaction, write_transaction
 from desktop.store.models import AuditEvent, ChangeCounter, database_proxy
 
 
@@ -23,6 +23,11 @@ def _tuples(query: Any) -> Iterator[tuple[Any, ...]]:
 
 def _write():
     return write_transaction(database_proxy)
+
+
+def _joined():
+    """The caller's transaction, or a new one: writes that need no savepoint of their own."""
+    return joined_transaction(database_proxy)
 
 
 def _read():

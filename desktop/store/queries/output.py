@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from desktop.store import settings as settings_mod
 from desktop.store.models import Run, RunOutput, Setting
-from desktop.store.queries.common import _aware, _naive, _now, _read, _tuples, _write
+from desktop.store.queries.common import _aware, _joined, _naive, _now, _read, _tuples
 from desktop.store.queries.prepared import _by_ids, _insert_rows, _prepared, _rows
 from desktop.store.queries.runs import update_runs
 from desktop.store.records import OutputChunk
@@ -52,7 +52,7 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
         return {}
     now = _now()
     result: dict[int, int] = {}
-    with _write():
+    with _joined():  # the hub's commit: no savepoint of its own
         cap = _output_cap()
         state = {}
         ids = list(by_run)

@@ -18,6 +18,7 @@ from desktop.store.queries.common import (
     _dt,
     _dt_set,
     _is_sqlite,
+    _joined,
     _naive,
     _now,
     _read,
@@ -158,7 +159,7 @@ def create_manual_runs(
     if not returning_supported():
         return None
     now = _now()
-    with _write():
+    with _joined():  # the group commit's transaction: the INSERT has its savepoint below
         jobs = {
             r["id"]
             for r in _by_ids(
