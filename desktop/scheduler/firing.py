@@ -17,9 +17,11 @@ from desktop.core import runs as states
 from desktop.core import schedules
 from desktop.core.misfire import DEFAULT_GRACE, plan_misfire
 from desktop.core.policies import retry_delay, should_retry
+from desktop.core.secretbox import SecretKeyError
 from desktop.scheduler import decisions as d
 from desktop.scheduler.decisions import on_occurrence
 from desktop.store import cluster, queries, scheduling
+from desktop.store import secrets as job_secrets
 from desktop.store.errors import NotFound
 from desktop.store.records import ActiveRun, JobRecord, RunRecord
 
@@ -104,6 +106,9 @@ class Pass:
     active: list[ActiveRun]  # the active runs after the pass
     jobs: dict[int, JobRecord]  # the jobs of those runs
     wake_at: datetime | None  # when the next pass is due (None: only when woken)
+    retries: list[RunRecord] = field(default_factory=list)  # planned for runs that ended
+    # the dispatched runs' jobs' secrets (job id -> values, or why they cannot be opened)
+    secrets: dict[int, dict[str, str] | SecretKeyError] = field(default_factory=dict)
 
 
 def run_pass(
@@ -113,20 +118,30 @@ def run_pass(
     grace: timedelta = DEFAULT_GRACE,
     lead: timedelta = timedelta(0),
     refused: dict[int, dict[str, str]] | None = None,
+    ended: list[RunRecord] | None = None,
 ) -> Pass:
-    """A whole scheduler pass in ONE trip to the database thread: fire what is due within
-    ``lead`` from now, then plan (decisions.plan_dispatch, with the hub's workers as they were
-    when the pass began) and record the dispatches and expired queue waits.  The loop sends the
-    dispatch frames after this returns; a worker that left meanwhile makes the send fail and
-    the run is queued again.  ``wake_at`` is the next fire time less ``lead``."""
+    """A whole scheduler pass in ONE trip to the database thread: plan the retries of the
+    runs that ENDED since the last pass, fire what is due within ``lead`` from now, then plan
+    (decisions.plan_dispatch, with the hub's workers as they were when the pass began) and
+    record the dispatches and expired queue waits, and read the dispatched jobs' secrets.  The
+    loop sends the dispatch frames after this returns; a worker that left meanwhile makes the
+    send fail and the run is queued again.  ``wake_at`` is the next fire time less ``lead``.
+    (Retries and secrets were trips of their own, each on the way from a run's end to the
+    next dispatch.)"""
+    retries = plan_retries(ended, now) if ended else []
     horizon = now + lead
     due = queries.due_jobs(horizon)
     if not due:
-        return _pass(now, workers, declined, Fired(), lead, refused)
-    # a firing pass is one transaction: the new runs and their dispatch commit together
-    with scheduling.transaction():
-        cluster.fence()  # only the leader fires (desktop/store/cluster.py)
-        return _pass(now, workers, declined, fire_jobs(due, horizon, grace), lead, refused)
+        done = _pass(now, workers, declined, Fired(), lead, refused)
+    else:
+        # a firing pass is one transaction: the new runs and their dispatch commit together
+        with scheduling.transaction():
+            cluster.fence()  # only the leader fires (desktop/store/cluster.py)
+            done = _pass(now, workers, declined, fire_jobs(due, horizon, grace), lead, refused)
+    done.retries = retries
+    if done.dispatched:
+        done.secrets = job_secrets.values_for_jobs({r.job_id for r in done.dispatched})
+    return done
 
 
 def _pass(

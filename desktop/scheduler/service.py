@@ -27,7 +27,6 @@ from desktop.scheduler import decisions as d
 from desktop.scheduler import firing
 from desktop.scheduler.runlog import log_run
 from desktop.store import queries, scheduling
-from desktop.store import secrets as job_secrets
 from desktop.store.errors import NotFound, StoreError
 from desktop.store.executor import DbExecutor
 from desktop.store.records import ActiveRun, JobRecord, RunRecord
@@ -82,6 +81,8 @@ class Scheduler(HubListener):
         # run_now requests waiting for the next group commit
         self._manual: list[tuple[int, list[str] | None, asyncio.Future]] = []
         self._manual_writer: asyncio.Task | None = None
+        # runs that ended since the last pass: it plans their retries
+        self._ended: list[RunRecord] = []
         # how late each fire was (seconds), for the lateness measurement in tests
         self.lateness: list[float] = []
 
@@ -166,15 +167,24 @@ class Scheduler(HubListener):
             d.WorkerView(w.name, w.tags, w.scripts, w.slots, 0) for w in self.hub.workers.values()
         ]
         declined, retry_at = self._current_declines(now)
-        done = await self.db.call(
-            firing.run_pass,
-            now,
-            workers,
-            declined,
-            self.misfire_grace,
-            self.fire_lead,
-            {run_id: dict(by) for run_id, by in self._refused.items()},
-        )
+        ended, self._ended = self._ended, []
+        try:
+            done = await self.db.call(
+                firing.run_pass,
+                now,
+                workers,
+                declined,
+                self.misfire_grace,
+                self.fire_lead,
+                {run_id: dict(by) for run_id, by in self._refused.items()},
+                ended,
+            )
+        except BaseException:
+            self._ended[:0] = ended  # their retries are planned by the next pass
+            raise
+        for retry in done.retries:
+            log.info("%s: %s; it waits until %s", retry.job_name, retry.reason, retry.not_before)
+            self._changed(retry)
         for record in done.fired.runs:
             if record.trigger == states.SCHEDULE:
                 # how late the pass ran against its plan (the due time less the lead)
@@ -191,15 +201,10 @@ class Scheduler(HubListener):
             if states.is_terminal(record.state):
                 self.wake()  # a missed run may have queued a chained run or a notification
         # after the events: a failed send publishes "queued" again, which must come last
-        # the secrets of the whole pass in one trip to the database thread, not one per run
-        secrets = (
-            await self.db.call(job_secrets.values_for_jobs, {r.job_id for r in done.dispatched})
-            if done.dispatched
-            else {}
-        )
+        # (the secrets of the whole pass were read by the pass itself)
         for record in done.dispatched:
             await self._send_dispatch(
-                record, done.jobs[record.job_id], secrets.get(record.job_id, {})
+                record, done.jobs[record.job_id], done.secrets.get(record.job_id, {})
             )
         wake_at = [done.wake_at, retry_at]
         wake_at += await self._check_lost(done.active, now)
@@ -296,10 +301,8 @@ class Scheduler(HubListener):
         for record in records:
             self._declined.pop(record.id, None)
             self._refused.pop(record.id, None)
-        retries = await self.db.call(firing.plan_retries, list(records), self.clock())
-        for retry in retries:
-            log.info("%s: %s; it waits until %s", retry.job_name, retry.reason, retry.not_before)
-            self._changed(retry)
+        # their retries are planned by the next pass, in its trip to the database thread
+        self._ended += records
         self.wake()
 
     # --- requests -------------------------------------------------------------------------------

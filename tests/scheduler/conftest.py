@@ -78,11 +78,14 @@ class Env:
         return sorted(await self.db.call(queries.list_runs, job_id, 1000), key=lambda r: r.id)
 
     async def settle(self) -> None:
-        """Let the scheduler's follow-up tasks (retries after an ended run) finish."""
+        """Let the scheduler's follow-up tasks finish, and run the pass that a run's end wakes
+        (it plans the retries; the scheduler's loop does not run in these tests)."""
         import asyncio
 
         while self.scheduler._side_tasks:
             await asyncio.gather(*list(self.scheduler._side_tasks))
+        if self.scheduler._ended:
+            await self.scheduler.step()
 
 
 @pytest_asyncio.fixture

@@ -189,6 +189,35 @@ async def test_retries_with_backoff_then_give_up(env):
     assert len(await env.runs(job_id)) == 3  # max_retries=2: three attempts in all
 
 
+async def test_a_retry_is_planned_by_the_pass_after_a_failed_one(env, monkeypatch):
+    """The pass plans the retries of runs that ended; one that fails keeps them for the next."""
+    from desktop.scheduler import firing
+    from desktop.store.errors import StoreError
+
+    env.hub.join("w1")
+    job_id = await env.job(max_retries=1, retry_delay_seconds=10)
+    run_id = (await env.scheduler.run_now(job_id)).id
+    await env.scheduler.step()
+    await env.db.call(queries.transition_run, run_id, "running", worker_name="w1")
+    record = await env.db.call(queries.transition_run, run_id, "failed", worker_name="w1")
+    env.scheduler.runs_committed(CommitResult(changed=[record], ended=[record]))
+    real_pass = firing.run_pass
+
+    def broken_pass(*args):
+        raise StoreError("database unreachable")
+
+    monkeypatch.setattr(firing, "run_pass", broken_pass)
+    with pytest.raises(StoreError):
+        await env.scheduler.step()
+    assert len(await env.runs(job_id)) == 1
+    monkeypatch.setattr(firing, "run_pass", real_pass)
+    await env.scheduler.step()
+    _, retry = await env.runs(job_id)
+    assert (retry.attempt, retry.trigger, retry.state) == (2, "retry", "queued")
+    await env.scheduler.step()
+    assert len(await env.runs(job_id)) == 2  # planned once
+
+
 async def test_no_retry_after_success_or_cancel(env):
     env.hub.join("w1", slots=2)
     job_id = await env.job(max_retries=3, retry_delay_seconds=0, concurrency="allow")
