@@ -62,3 +62,66 @@ def test_removing_a_channel_takes_its_rules_and_messages(store):
     assert Outbox.select().count() == 1
     channels.remove_channel("hook")
     assert Outbox.select().count() == 0 and NotifyRule.select().count() == 0
+
+
+def _end_through_the_hub(job_id: int, at: datetime) -> int:
+    """A run of JOB_ID that a worker reports as failed, committed as the hub commits it."""
+    from desktop.hub.commit import commit_batch
+    from desktop.hub.session import StoreFinished, StoreStarted
+
+    run = queries.create_run(job_id, at)
+    queries.transition_run(run.id, "dispatched", worker_name="w1")
+    commit_batch(
+        [
+            ("w1", StoreStarted(run.id, 1, 1.7e9)),
+            ("w1", StoreFinished(run.id, 2, "failed", 1, "exit code 1", 1.7e9 + 1)),
+        ]
+    )
+    return run.id
+
+
+def _other_process(url: str, sql: str, params: tuple) -> None:
+    """SQL written through a connection of its own, as another console or the CLI writes."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute(sql, params)
+        conn.close()
+        return
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.replace("?", "%s"), params)
+    conn.close()
+
+
+def test_a_rule_or_chain_added_elsewhere_counts_for_the_next_end(url):
+    """Each commit that stores ends reads the rules and chains again (no cache that another
+    console's or the CLI's change could leave stale)."""
+    database = open_store(url)
+    try:
+        source = queries.create_job({"name": "s", "script": "a.py", "schedule": {"kind": "manual"}})
+        target = queries.create_job({"name": "t", "script": "b.py", "schedule": {"kind": "manual"}})
+        channels.save_channel("hook", "webhook", {"url": "http://127.0.0.1:9/x"})
+        channel_id = channels.list_channels()[0].id
+        quiet = _end_through_the_hub(source.id, T)
+        assert _events(quiet) == [] and queries.count_runs(target.id) == 0
+        _other_process(
+            url,
+            "INSERT INTO notify_rule (job_id, channel_id, events_json) VALUES (?, ?, ?)",
+            (source.id, channel_id, '["failed"]'),
+        )
+        _other_process(
+            url,
+            "INSERT INTO chain (source_id, target_id, on_event, args_json, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (source.id, target.id, "failure", None, "2026-05-01 12:00:00"),
+        )
+        loud = _end_through_the_hub(source.id, T + timedelta(minutes=1))
+        assert _events(loud) == ["failed"]
+        assert queries.count_runs(target.id) == 1  # the chain fired
+    finally:
+        database.close()
