@@ -113,27 +113,28 @@ def returning_supported() -> bool:
     return isinstance(database, peewee.PostgresqlDatabase)
 
 
-def _insert_returning_ids(model, fields, rows: list[tuple]) -> list[int]:
-    """One multi-row INSERT per batch under the parameter limit, returning the new ids (only
-    where :func:`returning_supported`)."""
+def _insert_returning(model, fields, rows: list[tuple], returning: Sequence[str]) -> list[tuple]:
+    """One multi-row INSERT per batch under the parameter limit; the RETURNING columns of the
+    new rows, in no promised order (only where :func:`returning_supported`)."""
     database = database_proxy.obj
     left, right = database.quote
     table = f"{left}{model._meta.table_name}{right}"
     columns = ", ".join(f"{left}{f.column_name}{right}" for f in fields)
     placeholder = "(" + ", ".join([database.param] * len(fields)) + ")"
+    back = ", ".join(f"{left}{name}{right}" for name in returning)
     limit = ROW_PARAMS_LIMIT["sqlite" if _is_sqlite() else "postgresql"]
     per_statement = max(1, limit // len(fields))
-    ids: list[int] = []
+    out: list[tuple] = []
     for start in range(0, len(rows), per_statement):
         batch = rows[start : start + per_statement]
         sql = (
             f"INSERT INTO {table} ({columns}) VALUES "
             + ", ".join([placeholder] * len(batch))
-            + f" RETURNING {left}id{right}"
+            + f" RETURNING {back}"
         )
         cursor = database.execute_sql(sql, [value for row in batch for value in row])
-        ids += [row[0] for row in cursor.fetchall()]
-    return ids
+        out += [tuple(row) for row in cursor.fetchall()]
+    return out
 
 
 def _insert_rows(model, fields, rows: list[tuple]) -> None:

@@ -32,7 +32,7 @@ from desktop.store.queries.prepared import (
     _by_ids,
     _compile,
     _execute_many,
-    _insert_returning_ids,
+    _insert_returning,
     _inserted_id,
     _prepared,
     _rows,
@@ -148,23 +148,24 @@ def create_run(
 def create_manual_runs(
     requests: Sequence[tuple[int, datetime, Sequence[str] | None, str]], trigger: str
 ) -> list[RunRecord | NotFound] | None:
-    """Queued first attempts for many (job id, occurrence, args, reason) at once: one check
-    of the jobs, one multi-row INSERT and one read of the new rows, where create_run costs
-    five statements per run (savepoint, job check, insert, release, read): on PostgreSQL
-    each is a round trip.  A request whose job is gone gets its NotFound.  Returns None,
-    having written nothing, when an occurrence is already taken (the unique index refused
-    the INSERT): the caller then goes one by one with create_run, which bumps it."""
+    """Queued first attempts for many (job id, occurrence, args, reason) at once: one read of
+    the jobs and one multi-row INSERT ... RETURNING, where create_run costs five statements per
+    run (savepoint, job check, insert, release, read): on PostgreSQL each is a round trip.  The
+    records are built from what was written (test_runs checks they equal what get_run reads).
+    A request whose job is gone gets its NotFound.  Returns None, having written nothing, when
+    an occurrence is already taken (the unique index refused the INSERT): the caller then goes
+    one by one with create_run, which bumps it."""
     if trigger not in run_states.TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}")
     if not returning_supported():
         return None
     now = _now()
     with _joined():  # the group commit's transaction: the INSERT has its savepoint below
-        jobs = {
-            r["id"]
+        names = {
+            r["id"]: r["name"]
             for r in _by_ids(
-                "jobs_exist",
-                lambda ids: Job.select(Job.id).where(Job.id.in_(ids)),
+                "job_names",
+                lambda ids: Job.select(Job.id, Job.name).where(Job.id.in_(ids)),
                 (job_id for job_id, *_ in requests),
             )
         }
@@ -183,30 +184,57 @@ def create_manual_runs(
                 False,
             )
             for job_id, at, args, reason in requests
-            if job_id in jobs
+            if job_id in names
         ]
-        ids: list[int] = []
         try:
             with database_proxy.atomic():  # a savepoint: a taken occurrence undoes only this
-                ids = _insert_returning_ids(Run, _NEW_RUN_FIELDS, rows)
+                returned = _insert_returning(
+                    Run, _NEW_RUN_FIELDS, rows, ("id", Run.job.column_name, "scheduled_at")
+                )
         except peewee.IntegrityError:
             return None
-        # ids come in the order of the rows (one statement: a sequence or SQLite's rowid
-        # counts up row by row); checked against each row's job and occurrence below
-        records = runs_by_ids(ids)
-    if len(records) != len(rows):
-        raise RuntimeError(f"{len(rows)} runs inserted, {len(records)} read back")
+    # (job, occurrence) is unique (the index): it says which id each row got
+    ids = {(job_id, _db_time(at)): run_id for run_id, job_id, at in returned}
+    if len(ids) != len(rows):
+        raise RuntimeError(f"{len(rows)} runs inserted, {len(ids)} came back")
     out: list[RunRecord | NotFound] = []
-    made = iter(zip(sorted(ids), records, rows))
+    made = iter(rows)
+    created = _aware(now)
     for job_id, *_ in requests:
-        if job_id not in jobs:
+        if job_id not in names:
             out.append(NotFound(f"job {job_id} does not exist (deleted?)"))
             continue
-        _, record, row = next(made)
-        if record.job_id != row[0] or _naive(record.scheduled_at) != row[1]:
-            raise RuntimeError(f"run {record.id} is not the row inserted for job {job_id}")
-        out.append(record)
+        row = next(made)
+        args_json = row[6]
+        out.append(
+            RunRecord(
+                id=ids[(job_id, row[1])],
+                job_id=job_id,
+                job_name=names[job_id],
+                scheduled_at=_aware(row[1]),
+                attempt=1,
+                trigger=trigger,
+                state=run_states.QUEUED,
+                worker_name=None,
+                exit_code=None,
+                reason=row[5],
+                args=tuple(json.loads(args_json)) if args_json is not None else None,
+                not_before=None,
+                created_at=created,
+                dispatched_at=None,
+                started_at=None,
+                finished_at=None,
+                last_seq=0,
+                output_bytes=0,
+                output_truncated=False,
+            )
+        )
     return out
+
+
+def _db_time(value: datetime | str) -> datetime:
+    """A time column as the driver hands it back (SQLite: text) -> naive UTC datetime."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 _NEW_RUN_FIELDS = (
