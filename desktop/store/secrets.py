@@ -27,6 +27,7 @@ from desktop.store.errors import NotFound, ValidationError
 from desktop.store.migrations import write_transaction
 from desktop.store.models import AuditEvent, ChangeCounter, Job, JobSecret, Run, database_proxy
 from desktop.store.queries.common import _tuples
+from desktop.store.queries.prepared import _by_ids
 from desktop.store.records import SecretRecord
 
 
@@ -153,9 +154,19 @@ def values_for_jobs(job_ids: Iterable[int]) -> dict[int, dict[str, str] | Secret
     ids = set(job_ids)
     if not ids:
         return {}
+    # every pass that dispatches asks: which jobs have secrets at all, compiled once
+    ids = {
+        r["job_id"]
+        for r in _by_ids(
+            "jobs_with_secrets",
+            lambda i: JobSecret.select(JobSecret.job).where(JobSecret.job.in_(i)),
+            ids,
+        )
+    }
     by_job: dict[int, list[JobSecret]] = {}
-    for r in JobSecret.select().where(JobSecret.job.in_(ids)):
-        by_job.setdefault(r.job_id, []).append(r)
+    if ids:
+        for r in JobSecret.select().where(JobSecret.job.in_(ids)):
+            by_job.setdefault(r.job_id, []).append(r)
     out: dict[int, dict[str, str] | SecretKeyError] = {}
     for job_id, rows in by_job.items():
         try:
