@@ -47,7 +47,7 @@ def fire_jobs(jobs: list[JobRecord], now: datetime, grace: timedelta = DEFAULT_G
     active: dict[int, list[str]] = {}
     for run in queries.active_run_states():
         active.setdefault(run.job_id, []).append(run.state)
-    with scheduling.transaction():  # one commit for every job due at this instant
+    with scheduling.joined():  # one commit for every job due at this instant (the pass's)
         cluster.fence()
         for job in jobs:
             try:
@@ -128,19 +128,22 @@ def run_pass(
     send fail and the run is queued again.  ``wake_at`` is the next fire time less ``lead``.
     (Retries and secrets were trips of their own, each on the way from a run's end to the
     next dispatch.)"""
-    retries = plan_retries(ended, now) if ended else []
     horizon = now + lead
-    due = queries.due_jobs(horizon)
-    if not due:
-        done = _pass(now, workers, declined, Fired(), lead, refused)
-    else:
-        # a firing pass is one transaction: the new runs and their dispatch commit together
-        with scheduling.transaction():
-            cluster.fence()  # only the leader fires (desktop/store/cluster.py)
-            done = _pass(now, workers, declined, fire_jobs(due, horizon, grace), lead, refused)
-    done.retries = retries
-    if done.dispatched:
-        done.secrets = job_secrets.values_for_jobs({r.job_id for r in done.dispatched})
+    # One transaction for all of it: the retries, new runs and their dispatch commit together,
+    # and the reads share it (each read in a transaction of its own was three round trips on
+    # PostgreSQL: 19 per pass).  Only the leader fires, dispatches and plans retries: each of
+    # those writes fences first (desktop/store/cluster.py).
+    with scheduling.transaction():
+        retries = plan_retries(ended, now) if ended else []
+        due = queries.due_jobs(horizon)
+        fired = Fired()
+        if due:
+            cluster.fence()
+            fired = fire_jobs(due, horizon, grace)
+        done = _pass(now, workers, declined, fired, lead, refused)
+        done.retries = retries
+        if done.dispatched:
+            done.secrets = job_secrets.values_for_jobs({r.job_id for r in done.dispatched})
     return done
 
 
@@ -160,7 +163,7 @@ def _pass(
     ends = [(run_id, states.MISSED, reason) for run_id, reason in plan.expired]
     ends += [(run_id, states.FAILED, reason) for run_id, reason in plan.refused]
     if ends or plan.choices:
-        with scheduling.transaction():
+        with scheduling.joined():  # the pass's transaction
             cluster.fence()  # only the leader dispatches
             for run_id, state, reason in ends:
                 try:
@@ -196,7 +199,7 @@ def plan_retries(runs: list[RunRecord], now: datetime) -> list[RunRecord]:
     if not wanted:
         return []
     out = []
-    with scheduling.transaction():
+    with scheduling.joined():  # the pass's transaction, or one of its own
         cluster.fence()
         for run in wanted:
             record = plan_retry(run.id, now)

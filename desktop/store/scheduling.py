@@ -41,6 +41,12 @@ def transaction():
     return write_transaction(database_proxy)
 
 
+def joined():
+    """The caller's transaction when one is open (no savepoint: a failure fails it all), else
+    a new write transaction."""
+    return joined_transaction(database_proxy)
+
+
 def bump() -> None:
     ChangeCounter.update(counter_value=ChangeCounter.counter_value + 1).where(
         ChangeCounter.id == 1

@@ -4,6 +4,7 @@ modules; code outside desktop.store uses the package face (``queries.create_job`
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -31,6 +32,11 @@ def _joined():
 
 
 def _read():
+    """Reads in one transaction (one snapshot), or in the caller's: a savepoint around reads
+    would undo nothing and costs two round trips on PostgreSQL (a scheduler pass makes several
+    reads inside its transaction)."""
+    if database_proxy.transaction_depth() > 0:
+        return contextlib.nullcontext()
     return database_proxy.atomic()
 
 
