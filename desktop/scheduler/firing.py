@@ -253,8 +253,12 @@ def manual_runs(
         ]
         made = queries.create_manual_runs(batch, states.MANUAL) if len(batch) > 1 else None
         if made is not None:
-            return made
-        # one by one: a single request, or an occurrence taken (bumped by create_run)
+            # an occurrence taken meanwhile: create_run bumps it
+            return [
+                _manual_row(job_id, at, args) if record is None else record
+                for (job_id, at, args, _), record in zip(batch, made)
+            ]
+        # one by one: a single request, or no INSERT ... RETURNING
         for index, (job_id, args) in enumerate(requests):
             try:
                 out.append(_manual_row(job_id, now + timedelta(microseconds=index), args))

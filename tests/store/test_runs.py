@@ -52,11 +52,13 @@ def test_create_manual_runs_many_in_one_go(job):
     assert [q.get_run(r.id) for r in (first, second, third)] == [first, second, third]
 
 
-def test_create_manual_runs_writes_nothing_when_an_occurrence_is_taken(job):
-    q.create_run(job.id, T0 + timedelta(microseconds=1), trigger="manual")
+def test_create_manual_runs_skips_an_occurrence_already_taken(job):
+    taken = q.create_run(job.id, T0 + timedelta(microseconds=1), trigger="manual")
     requests = [(job.id, T0 + timedelta(microseconds=i), None, "r") for i in range(3)]
-    assert q.create_manual_runs(requests, "manual") is None
-    assert q.count_runs(job.id) == 1
+    first, skipped, third = q.create_manual_runs(requests, "manual")
+    assert skipped is None  # the caller records it with create_run, which bumps it
+    assert (first.scheduled_at, third.scheduled_at) == (T0, T0 + timedelta(microseconds=2))
+    assert q.count_runs(job.id) == 3 and q.get_run(taken.id) == taken
 
 
 def test_manual_runs_go_one_by_one_past_a_taken_occurrence(job):

@@ -113,9 +113,13 @@ def returning_supported() -> bool:
     return isinstance(database, peewee.PostgresqlDatabase)
 
 
-def _insert_returning(model, fields, rows: list[tuple], returning: Sequence[str]) -> list[tuple]:
+def _insert_returning(
+    model, fields, rows: list[tuple], returning: Sequence[str], on_conflict_skip: bool = False
+) -> list[tuple]:
     """One multi-row INSERT per batch under the parameter limit; the RETURNING columns of the
-    new rows, in no promised order (only where :func:`returning_supported`)."""
+    new rows, in no promised order (only where :func:`returning_supported`).  With
+    ``on_conflict_skip`` a row a unique index refuses is left out (ON CONFLICT DO NOTHING:
+    SQLite 3.24+, PostgreSQL)."""
     database = database_proxy.obj
     left, right = database.quote
     table = f"{left}{model._meta.table_name}{right}"
@@ -130,6 +134,7 @@ def _insert_returning(model, fields, rows: list[tuple], returning: Sequence[str]
         sql = (
             f"INSERT INTO {table} ({columns}) VALUES "
             + ", ".join([placeholder] * len(batch))
+            + (" ON CONFLICT DO NOTHING" if on_conflict_skip else "")
             + f" RETURNING {back}"
         )
         cursor = database.execute_sql(sql, [value for row in batch for value in row])

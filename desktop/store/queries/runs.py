@@ -12,7 +12,7 @@ import peewee
 
 from desktop.core import runs as run_states
 from desktop.store.errors import NotFound
-from desktop.store.models import Job, Run, database_proxy
+from desktop.store.models import Job, Run
 from desktop.store.queries.common import (
     _aware,
     _dt,
@@ -147,14 +147,14 @@ def create_run(
 
 def create_manual_runs(
     requests: Sequence[tuple[int, datetime, Sequence[str] | None, str]], trigger: str
-) -> list[RunRecord | NotFound] | None:
+) -> list[RunRecord | NotFound | None] | None:
     """Queued first attempts for many (job id, occurrence, args, reason) at once: one read of
     the jobs and one multi-row INSERT ... RETURNING, where create_run costs five statements per
     run (savepoint, job check, insert, release, read): on PostgreSQL each is a round trip.  The
     records are built from what was written (test_runs checks they equal what get_run reads).
-    A request whose job is gone gets its NotFound.  Returns None, having written nothing, when
-    an occurrence is already taken (the unique index refused the INSERT): the caller then goes
-    one by one with create_run, which bumps it."""
+    A request whose job is gone gets its NotFound, one whose occurrence is already taken (the
+    unique index) None: the caller records it with create_run, which bumps it.  Returns None
+    where the database has no INSERT ... RETURNING (nothing written)."""
     if trigger not in run_states.TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}")
     if not returning_supported():
@@ -186,18 +186,17 @@ def create_manual_runs(
             for job_id, at, args, reason in requests
             if job_id in names
         ]
-        try:
-            with database_proxy.atomic():  # a savepoint: a taken occurrence undoes only this
-                returned = _insert_returning(
-                    Run, _NEW_RUN_FIELDS, rows, ("id", Run.job.column_name, "scheduled_at")
-                )
-        except peewee.IntegrityError:
-            return None
+        # a taken occurrence is skipped, not an error (no savepoint needed to go on)
+        returned = _insert_returning(
+            Run,
+            _NEW_RUN_FIELDS,
+            rows,
+            ("id", Run.job.column_name, "scheduled_at"),
+            on_conflict_skip=True,
+        )
     # (job, occurrence) is unique (the index): it says which id each row got
     ids = {(job_id, _db_time(at)): run_id for run_id, job_id, at in returned}
-    if len(ids) != len(rows):
-        raise RuntimeError(f"{len(rows)} runs inserted, {len(ids)} came back")
-    out: list[RunRecord | NotFound] = []
+    out: list[RunRecord | NotFound | None] = []
     made = iter(rows)
     created = _aware(now)
     for job_id, *_ in requests:
@@ -205,10 +204,14 @@ def create_manual_runs(
             out.append(NotFound(f"job {job_id} does not exist (deleted?)"))
             continue
         row = next(made)
+        run_id = ids.get((job_id, row[1]))
+        if run_id is None:
+            out.append(None)  # its occurrence was taken
+            continue
         args_json = row[6]
         out.append(
             RunRecord(
-                id=ids[(job_id, row[1])],
+                id=run_id,
                 job_id=job_id,
                 job_name=names[job_id],
                 scheduled_at=_aware(row[1]),
