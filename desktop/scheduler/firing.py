@@ -135,12 +135,17 @@ def run_pass(
     # those writes fences first (desktop/store/cluster.py).
     with scheduling.transaction():
         retries = plan_retries(ended, now) if ended else []
-        due = queries.due_jobs(horizon)
+        # the earliest fire time first: most passes (a run ended, run now) have nothing due,
+        # and then it is also the pass's answer for when to wake
+        next_fire = queries.earliest_next_fire()
         fired = Fired()
-        if due:
-            cluster.fence()
-            fired = fire_jobs(due, horizon, grace)
-        done = _pass(now, workers, declined, fired, lead, refused)
+        if next_fire is not None and next_fire <= horizon:
+            due = queries.due_jobs(horizon)
+            if due:
+                cluster.fence()
+                fired = fire_jobs(due, horizon, grace)
+                next_fire = queries.earliest_next_fire()  # firing moved it
+        done = _pass(now, workers, declined, fired, lead, refused, next_fire)
         done.retries = retries
         if done.dispatched:
             done.secrets = job_secrets.values_for_jobs({r.job_id for r in done.dispatched})
@@ -154,7 +159,9 @@ def _pass(
     fired: Fired,
     lead: timedelta,
     refused: dict[int, dict[str, str]] | None = None,
+    next_fire: datetime | None = None,
 ) -> Pass:
+    """The dispatch half of a pass; NEXT_FIRE is the earliest next fire time after firing."""
     active = queries.active_run_states()
     jobs = queries.jobs_by_ids({r.job_id for r in active if r.state == states.QUEUED})
     plan = d.plan_dispatch(active, jobs, workers, declined, now, refused)
@@ -180,7 +187,6 @@ def _pass(
             for r in active
         ]
         active = [r for r in active if r.state in states.ACTIVE]
-    next_fire = queries.earliest_next_fire()
     wake_at = d.earliest([next_fire - lead if next_fire else None, *plan.wake_at])
     return Pass(fired, changed, dispatched, active, jobs, wake_at)
 
