@@ -257,14 +257,14 @@ def manual_runs(
             (job_id, now + timedelta(microseconds=index), args, _manual_reason(args))
             for index, (job_id, args) in enumerate(requests)
         ]
-        made = queries.create_manual_runs(batch, states.MANUAL) if len(batch) > 1 else None
+        made = queries.create_manual_runs(batch, states.MANUAL)
         if made is not None:
             # an occurrence taken meanwhile: create_run bumps it
             return [
                 _manual_row(job_id, at, args) if record is None else record
                 for (job_id, at, args, _), record in zip(batch, made)
             ]
-        # one by one: a single request, or no INSERT ... RETURNING
+        # one by one where the database has no INSERT ... RETURNING
         for index, (job_id, args) in enumerate(requests):
             try:
                 out.append(_manual_row(job_id, now + timedelta(microseconds=index), args))

@@ -155,3 +155,18 @@ def test_active_runs(job):
     q.transition_run(r2.id, "running")
     q.transition_run(r3.id, "cancelled")
     assert [r.id for r in q.active_runs()] == [r1.id, r2.id]
+
+
+def test_manual_runs_one_by_one_without_insert_returning(job, monkeypatch):
+    """An older SQLite (before 3.35) has no INSERT ... RETURNING: one create_run each."""
+    from desktop.scheduler import firing
+    from desktop.store.queries import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "returning_supported", lambda: False)
+    assert q.create_manual_runs([(job.id, T0, None, "r")], "manual") is None
+    q.create_run(job.id, T0 + timedelta(microseconds=1), trigger="manual")
+    made = firing.manual_runs([(job.id, None), (job.id, ["a"]), (999, None)], T0)
+    assert isinstance(made[2], NotFound)
+    assert made[0].scheduled_at == T0 and made[1].args == ("a",)
+    assert made[1].scheduled_at > T0 + timedelta(microseconds=1)
+    assert q.count_runs(job.id) == 3
