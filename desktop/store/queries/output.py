@@ -9,28 +9,30 @@ from collections.abc import Iterable
 from desktop.store import settings as settings_mod
 from desktop.store.models import Run, RunOutput, Setting
 from desktop.store.queries.common import _aware, _joined, _naive, _now, _read, _tuples
-from desktop.store.queries.prepared import _by_ids, _insert_rows, _prepared, _rows
+from desktop.store.queries.prepared import _by_ids, _insert_rows
 from desktop.store.queries.runs import update_runs
 from desktop.store.records import OutputChunk
 
 log = logging.getLogger(__name__)
 
 
-def _output_cap() -> int:
-    # read in every commit that stores output (another console may change it): compiled once
-    rows = _rows(
-        _prepared(
-            ("setting_value",),
-            lambda k: Setting.select(Setting.setting_value).where(Setting.setting_key == k),
-            ["output_cap_bytes"],
-        )
-    )
+def _output_cap(value: str | None) -> int:
+    """The setting's stored text (None: not set) -> the per-run cap in bytes."""
     try:
-        if rows:
-            return int(rows[0]["setting_value"])
-        return int(settings_mod.DEFAULTS["output_cap_bytes"])
+        if value is not None:
+            return int(value)
     except ValueError:
-        return int(settings_mod.DEFAULTS["output_cap_bytes"])
+        pass
+    return int(settings_mod.DEFAULTS["output_cap_bytes"])
+
+
+def _state_query(ids: list):
+    """The runs' output bookkeeping, and the cap setting with each row: read in every commit
+    that stores output (another console may change the setting), one round trip for both."""
+    cap = Setting.select(Setting.setting_value).where(Setting.setting_key == "output_cap_bytes")
+    return Run.select(
+        Run.id, Run.last_seq, Run.output_bytes, Run.output_truncated, cap.alias("cap")
+    ).where(Run.id.in_(ids))
 
 
 def truncation_marker(cap: int) -> str:
@@ -53,17 +55,11 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
     now = _now()
     result: dict[int, int] = {}
     with _joined():  # the hub's commit: no savepoint of its own
-        cap = _output_cap()
         state = {}
-        ids = list(by_run)
-        for row in _by_ids(
-            "output_state",
-            lambda i: Run.select(
-                Run.id, Run.last_seq, Run.output_bytes, Run.output_truncated
-            ).where(Run.id.in_(i)),
-            ids,
-        ):
+        cap = 0  # read with the runs: only needed when one of them is known
+        for row in _by_ids("output_state", _state_query, by_run):
             state[row["id"]] = (row["last_seq"], row["output_bytes"], bool(row["output_truncated"]))
+            cap = _output_cap(row["cap"])
         rows: list[tuple] = []
         updates: list[tuple] = []
         for rid, run_chunks in by_run.items():
