@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -120,6 +121,7 @@ async def one_protocol_repetition(url: str, base: Path, n: int) -> dict:
     core = Core(url, "127.0.0.1", 0)
     await core.start()
     procs: list[subprocess.Popen] = []
+    pipes: list[tuple[IO[bytes], IO[bytes]]] = []  # each process's (stdin, stdout)
     try:
         names = [f"p{i}" for i in range(SIM_WORKERS)]
         pairs = [[name, await core.add_worker(name, slots=SIM_SLOTS)] for name in names]
@@ -127,11 +129,12 @@ async def one_protocol_repetition(url: str, base: Path, n: int) -> dict:
             tokens = base / f"tokens{i}.json"
             tokens.write_text(json.dumps(pairs[i::SIM_PROCESSES]))
             cmd = [sys.executable, str(SIM), core.hub_url, str(tokens), str(SIM_SLOTS), "2"]
-            procs.append(
-                subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            )
-        for proc in procs:
-            line = await loop.run_in_executor(None, proc.stdout.readline)
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert proc.stdin is not None and proc.stdout is not None  # both are pipes
+            procs.append(proc)
+            pipes.append((proc.stdin, proc.stdout))
+        for _, stdout in pipes:
+            line = await loop.run_in_executor(None, stdout.readline)
             if not line.startswith(b"READY"):
                 raise RuntimeError(f"simulated workers did not start: {line!r}")
         await wait_online(core, names)
@@ -145,12 +148,12 @@ async def one_protocol_repetition(url: str, base: Path, n: int) -> dict:
         count, good, lines = await core.db.call(_check, job.id)
         await asyncio.sleep(0.5)  # the last acks are on their way to the simulated workers
     finally:
-        for proc in procs:
-            proc.stdin.close()
+        for stdin, _ in pipes:
+            stdin.close()  # the simulated workers print DONE and exit
         await core.stop()
-        tail = [await loop.run_in_executor(None, p.stdout.read) for p in procs]
-        for proc in procs:
-            proc.stdout.close()
+        tail = [await loop.run_in_executor(None, stdout.read) for _, stdout in pipes]
+        for (_, stdout), proc in zip(pipes, procs):
+            stdout.close()
             proc.wait()
     acked = sum(int(t.split()[1]) for t in tail if t.startswith(b"DONE"))
     out["correct"] = count == n and good == n and lines == n and acked == n

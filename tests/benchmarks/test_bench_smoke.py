@@ -78,6 +78,17 @@ def test_throughput_stores_every_run(tmp_path):
     assert out["steady"] > 0
 
 
+def test_console_capacity_stores_and_acks_every_run(tmp_path):
+    """The protocol workers' repetition: every run stored, succeeded, one line, and its last
+    report acked to the simulated worker (acks only after the commit)."""
+    out = asyncio.run(
+        bench_throughput.one_protocol_repetition(f"sqlite:///{tmp_path / 'p.db'}", tmp_path, 60)
+    )
+    assert out["correct"], out["detail"]
+    assert "60 acked" in out["detail"]
+    assert out["console_ms_per_run"] > 0 and out["sims_ms_per_run"] >= 0
+
+
 def test_dispatch_sees_every_firing_at_every_stage(tmp_path):
     m = asyncio.run(bench_dispatch.measure(tmp_path, 10))
     assert m["firings"] == 10
