@@ -128,13 +128,16 @@ def enqueue_ended(records: list[RunRecord], now: datetime) -> int:
     at = to_naive_utc(now)
     rows = []
     for run in ended:
-        previous = _previous_state(run) if run.state == states.SUCCEEDED else None
+        relevant = [r for r in rules if r.job_id in (None, run.job_id)]
+        previous = None
+        if run.state == states.SUCCEEDED:
+            if not any(n.RECOVERED in r.events for r in relevant):
+                continue  # a success tells only "recovered": no need to look back
+            previous = _previous_state(run)  # a query per run: only when a rule wants it
         event = n.event_for(run.state, previous)
         if event is None:
             continue
-        for channel_id in sorted(
-            {r.channel_id for r in rules if r.job_id in (None, run.job_id) and event in r.events}
-        ):
+        for channel_id in sorted({r.channel_id for r in relevant if event in r.events}):
             rows.append(
                 {
                     "run": run.id,

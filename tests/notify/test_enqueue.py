@@ -125,3 +125,37 @@ def test_a_rule_or_chain_added_elsewhere_counts_for_the_next_end(url):
         assert queries.count_runs(target.id) == 1  # the chain fired
     finally:
         database.close()
+
+
+def test_a_success_looks_back_only_when_a_rule_wants_recovered(url, monkeypatch):
+    """ "recovered" needs the job's previous result (a query per successful run): only asked
+    when one of the job's rules has that event."""
+    looked: list[int] = []
+    real_previous = outbox._previous_state
+
+    def counting(run):
+        looked.append(run.id)
+        return real_previous(run)
+
+    monkeypatch.setattr(outbox, "_previous_state", counting)
+    database = open_store(url)
+    try:
+        job = queries.create_job({"name": "j", "script": "a.py", "schedule": {"kind": "manual"}})
+        channels.save_channel("hook", "webhook", {"url": "http://127.0.0.1:9/x"})
+        channels.set_rules(job.id, [{"channel": "hook", "on": ["failed"]}])
+
+        def ended(minutes: int, state: str) -> int:
+            run = queries.create_run(job.id, T + timedelta(minutes=minutes))
+            queries.transition_run(run.id, "running", worker_name="w1")
+            return queries.transition_run(run.id, state).id
+
+        failed = ended(0, "failed")
+        fine = ended(1, "succeeded")
+        assert _events(failed) == ["failed"] and _events(fine) == [] and looked == []
+        channels.set_rules(job.id, [{"channel": "hook", "on": ["failed", "recovered"]}])
+        again = ended(2, "failed")
+        back = ended(3, "succeeded")
+        assert _events(again) == ["failed"] and _events(back) == ["recovered"]
+        assert looked == [back]
+    finally:
+        database.close()
