@@ -2,8 +2,8 @@
 
 It never blocks the scheduler: claims and marks go through the database thread like every
 store call (short transactions), and the network calls run in this service's own small thread
-pool with timeouts.  It wakes when a run ends (RunChanged), when a retry is due, when Core
-notices another process's change, and every POLL_SECONDS."""
+pool with timeouts.  It wakes when a run's end (RunChanged) enqueued notifications, when a
+retry is due, when Core notices another process's change, and every POLL_SECONDS."""
 
 from __future__ import annotations
 
