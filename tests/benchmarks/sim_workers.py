@@ -2,7 +2,9 @@
 
     python tests/benchmarks/sim_workers.py URL TOKENS_JSON INTERVAL
 
-TOKENS_JSON is a file holding ``[[name, token], ...]``.  Each simulated worker connects, says
+TOKENS_JSON is a file holding ``[[name, token, address], ...]``; each simulated worker connects
+from its own loopback ADDRESS (127.x.y.z, as real workers come from their own hosts: the hub
+limits handshakes and connections waiting for a welcome per address), says
 hello with its own token, waits for ``welcome`` and then sends a heartbeat every INTERVAL
 seconds (phases spread evenly so the hub sees a steady stream, not bursts).  Prints
 ``READY <n> <seconds>`` once all are welcomed, then runs until stdin closes.
@@ -24,8 +26,10 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 from worker.protocol import encode
 
 
-async def one(url: str, name: str, token: str, interval: float, phase: float, ready) -> None:
-    async with connect(url, max_size=None, open_timeout=120) as ws:
+async def one(
+    url: str, name: str, token: str, address: str, interval: float, phase: float, ready
+) -> None:
+    async with connect(url, max_size=None, open_timeout=120, local_addr=(address, 0)) as ws:
         hello = encode(
             "hello",
             name=name,
@@ -59,9 +63,9 @@ async def main(url: str, tokens_file: str, interval: float) -> int:
             all_ready.set()
 
     tasks = []
-    for i, (name, token) in enumerate(pairs):
+    for i, (name, token, address) in enumerate(pairs):
         phase = interval * i / len(pairs)
-        tasks.append(asyncio.create_task(one(url, name, token, interval, phase, ready)))
+        tasks.append(asyncio.create_task(one(url, name, token, address, interval, phase, ready)))
         if i % 50 == 49:
             await asyncio.sleep(0)  # let the handshakes already started make progress
     waiter = asyncio.create_task(all_ready.wait())
