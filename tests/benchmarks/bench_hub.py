@@ -99,12 +99,15 @@ def run(
                         text=True,
                     )
                 )
-            welcomed = 0
+            welcomed = retried = 0
             for sim in sims:
                 line = sim.stdout.readline()
                 if not line.startswith("READY"):
-                    raise RuntimeError(f"simulated workers failed: {line.strip()}")
+                    time.sleep(0.5)  # let the console's log catch up
+                    log = (base / "console.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"simulated workers failed: {line.strip()}\n{log}")
                 welcomed += int(line.split()[1])
+                retried += int(line.split()[3])
             connect_s = time.perf_counter() - t0
             cpu_after = sample.proc.cpu_times()
             welcome_cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
@@ -140,6 +143,7 @@ def run(
                 f"< {GOAL_WELCOME:.0f} s",
                 connect_s < GOAL_WELCOME,
             ),
+            metric("connections refused or dropped and retried", retried, ""),
             metric("console CPU to welcome all (per hello)", welcome_cpu * 1e6 / n, "us"),
             metric(
                 "console CPU",

@@ -7,29 +7,45 @@ from its own loopback ADDRESS (127.x.y.z, as real workers come from their own ho
 limits handshakes and connections waiting for a welcome per address), says
 hello with its own token, waits for ``welcome`` and then sends a heartbeat every INTERVAL
 seconds (phases spread evenly so the hub sees a steady stream, not bursts).  Prints
-``READY <n> <seconds>`` once all are welcomed, then runs until stdin closes.
+``READY <n> <seconds> <retries>`` once all are welcomed (retries: connections that failed
+and were tried again after a pause, as a real worker does), then runs until stdin closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 import time
 from pathlib import Path
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake
 
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from worker.protocol import encode
 
+RETRIES = 10  # like a real worker, one whose connection failed tries again after a pause
+
+retries = [0]  # connection attempts that failed and were tried again, in this process
+
 
 async def one(
     url: str, name: str, token: str, address: str, interval: float, phase: float, ready
 ) -> None:
-    async with connect(url, max_size=None, open_timeout=120, local_addr=(address, 0)) as ws:
+    for attempt in range(RETRIES + 1):
+        try:
+            ws = await connect(url, max_size=None, open_timeout=120, local_addr=(address, 0))
+            break
+        except (OSError, InvalidHandshake, asyncio.TimeoutError):
+            if attempt == RETRIES:
+                raise
+            retries[0] += 1
+            await asyncio.sleep(1 + random.random())  # the worker's backoff is 1 s and up
+    async with ws:
         hello = encode(
             "hello",
             name=name,
@@ -75,7 +91,7 @@ async def main(url: str, tokens_file: str, interval: float) -> int:
         if t.done() and t.exception() is not None:
             print(f"FAILED {t.exception()!r}", flush=True)
             return 1
-    print(f"READY {count[0]} {time.perf_counter() - t0:.3f}", flush=True)
+    print(f"READY {count[0]} {time.perf_counter() - t0:.3f} {retries[0]}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until stdin closes
     for t in tasks:
         t.cancel()
