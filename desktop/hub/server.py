@@ -332,7 +332,8 @@ class Hub:
             )
         self._all.add(conn)
         self._unwelcomed.setdefault(conn.remote, set()).add(conn)
-        conn.spawn(self._hello_deadline(conn))
+        # a timer, not a task per connection: a storm of 10,000 connects creates enough tasks
+        deadline = loop.call_later(conn.session.hello_deadline, self._hello_overdue, conn)
         try:
             async for frame in ws:
                 msg: Any
@@ -352,6 +353,7 @@ class Hub:
         except ConnectionClosed:
             pass
         finally:
+            deadline.cancel()
             self._all.discard(conn)
             self._welcomed(conn)
             for task in conn.tasks:
@@ -414,9 +416,10 @@ class Hub:
                 s.reject("internal", "the console failed to handle this message; see its log"),
             )
 
-    async def _hello_deadline(self, conn: Conn) -> None:
-        await asyncio.sleep(conn.session.hello_deadline)  # the deadline itself
-        await self._perform(conn, conn.session.hello_overdue(asyncio.get_running_loop().time()))
+    def _hello_overdue(self, conn: Conn) -> None:
+        actions = conn.session.hello_overdue(asyncio.get_running_loop().time())
+        if actions:
+            conn.spawn(self._perform(conn, actions))
 
     async def _declined(self, conn: Conn, action: s.Declined) -> None:
         """A decline puts the run back in the queue: only its own worker may do that."""
