@@ -74,3 +74,24 @@ async def test_a_connection_holds_no_compression_state_or_keepalive_between_mess
         assert not hasattr(ext, "decoder") and not hasattr(ext, "encoder")
         # the protocol's heartbeats find a silent worker; no websockets keepalive per connection
         assert conn.ws.keepalive_task is None
+
+
+async def test_a_worker_that_stops_heartbeating_is_closed_on_time_without_keepalive_pings(stack):
+    """The hub no longer pings (websockets' keepalive is off): a peer whose TCP connection
+    stays open but that says nothing is still closed after SILENCE_FACTOR intervals."""
+    from desktop.hub.silence import SILENCE_FACTOR
+
+    hub = stack.core.hub
+    token = await stack.core.add_worker("quiet")
+    loop = asyncio.get_running_loop()
+    async with connect(stack.core.hub_url) as ws:
+        await ws.send(hello("quiet", token))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        welcomed = loop.time()
+        assert "quiet" in hub.workers
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10 * hub.heartbeat_interval))
+        silent_for = loop.time() - welcomed
+    assert (reply["type"], reply["code"]) == ("reject", "timeout")
+    grace = SILENCE_FACTOR * hub.heartbeat_interval
+    assert grace <= silent_for < grace + 2 * hub.heartbeat_interval
+    assert "quiet" not in hub.workers
