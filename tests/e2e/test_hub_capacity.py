@@ -95,3 +95,26 @@ async def test_a_worker_that_stops_heartbeating_is_closed_on_time_without_keepal
     grace = SILENCE_FACTOR * hub.heartbeat_interval
     assert grace <= silent_for < grace + 2 * hub.heartbeat_interval
     assert "quiet" not in hub.workers
+
+
+async def test_a_worker_whose_hello_cannot_be_recorded_is_still_checked_and_let_in(
+    stack, monkeypatch
+):
+    """The group check writes (worker_seen); if the write fails, each token is still checked
+    with a read, as before: a good one is welcomed, a wrong one refused."""
+    from desktop.store.errors import StoreError
+
+    good = await stack.core.add_worker("good")
+    await stack.core.add_worker("other")
+
+    def locked(_hellos, _at):
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(queries, "admit_workers", locked)
+    async with connect(stack.core.hub_url) as ws:
+        await ws.send(hello("good", good))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+    async with connect(stack.core.hub_url) as ws:
+        await ws.send(hello("other", good))
+        reply = json.loads(await ws.recv())
+        assert (reply["type"], reply["code"]) == ("reject", "bad_token")
