@@ -55,6 +55,8 @@ class Login:
         # so wrong tokens sent in a worker's name or from its address cannot lock it out
         # (desktop/hub/throttle.py, docs/SECURITY.md).
         try:
+            # the hello's host, os, version and scripts are recorded (admit_workers); its tags
+            # and slots grant nothing (the console's store is the only authority on those)
             result, now = await self._check(
                 queries.Hello(
                     hello["name"],
