@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from desktop.hub import ownership
 from desktop.hub import session as s
@@ -33,6 +34,9 @@ class Admitted:
     at: datetime
 
 
+MAX_BATCH = 500  # hellos checked in one database trip
+
+
 class Login:
     def __init__(
         self, db: DbExecutor, clock: Callable[[], datetime], throttle: AuthThrottle
@@ -40,6 +44,10 @@ class Login:
         self.db = db
         self.clock = clock
         self.throttle = throttle
+        # hellos waiting for the database, checked together in the next trip (group check):
+        # a storm of 10,000 hellos took two transactions each, one after the other
+        self._waiting: list[tuple[queries.Hello, asyncio.Future[tuple[Any, datetime]]]] = []
+        self._checker: asyncio.Task[None] | None = None
 
     async def admit(self, conn: Conn, hello: Message) -> Admitted | list[s.Action]:
         """Admitted, or the actions that refuse the connection (already slowed down)."""
@@ -47,31 +55,70 @@ class Login:
         # so wrong tokens sent in a worker's name or from its address cannot lock it out
         # (desktop/hub/throttle.py, docs/SECURITY.md).
         try:
-            record = await self.db.call(queries.authenticate_worker, hello["name"], hello["token"])
-        except AuthError as exc:
-            return await self._refusal(conn, hello["name"], exc)
+            # the hello's host, os, version and scripts are recorded (admit_workers); its tags
+            # and slots grant nothing (the console's store is the only authority on those)
+            result, now = await self._check(
+                queries.Hello(
+                    hello["name"],
+                    hello["token"],
+                    hello["host"],
+                    hello["os"],
+                    hello["version"],
+                    list(hello["scripts"]),
+                )
+            )
         except StoreError as exc:
             log.error("cannot check worker %r: %s", hello["name"], exc)
             return conn.session.refused(
                 "unavailable", "the console cannot read its database; retry"
             )
-        now = self.clock()
+        if isinstance(result, AuthError):
+            return await self._refusal(conn, hello["name"], result)
+        held = await self._own_claims(result.name, hello["runs"])
+        return Admitted(result, held, now)
+
+    def _check(self, hello: queries.Hello) -> asyncio.Future[tuple[Any, datetime]]:
+        """(WorkerRecord or AuthError, when) for this hello, from the next group check."""
+        future: asyncio.Future[tuple[Any, datetime]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((hello, future))
+        if self._checker is None:
+            self._checker = asyncio.create_task(self._check_waiting(), name="hub-login")
+        return future
+
+    async def _check_waiting(self) -> None:
+        """One database trip for every hello that arrived while the previous one ran."""
         try:
-            # the hello describes the host; its tags and slots grant nothing (the console's
-            # store is the only authority on those)
-            await self.db.call(
-                queries.worker_seen,
-                record.name,
-                hello["host"],
-                hello["os"],
-                hello["version"],
-                list(hello["scripts"]),
-                at=now,
-            )
-        except StoreError as exc:
-            log.warning("cannot record worker %s: %s", record.name, exc)
-        held = await self._own_claims(record.name, hello["runs"])
-        return Admitted(record, held, now)
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                batch = [(h, f) for h, f in batch if not f.done()]  # connection gone meanwhile
+                if not batch:
+                    continue
+                hellos = [h for h, _ in batch]
+                now = self.clock()
+                try:
+                    results: list[Any] = await self.db.call(queries.admit_workers, hellos, now)
+                except StoreError as exc:
+                    # the write failed (a locked database?): check the tokens one by one with
+                    # reads, as a worker whose hello cannot be recorded is still let in
+                    log.warning("cannot record %d workers' hellos: %s", len(hellos), exc)
+                    results = [await self._check_one(h) for h in hellos]
+                except Exception as exc:  # our own bug: every waiting hello hears of it
+                    results = [exc] * len(hellos)
+                for (_, future), result in zip(batch, results):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception) and not isinstance(result, AuthError):
+                        future.set_exception(result)
+                    else:
+                        future.set_result((result, now))
+        finally:
+            self._checker = None
+
+    async def _check_one(self, hello: queries.Hello) -> Any:
+        try:
+            return await self.db.call(queries.authenticate_worker, hello.name, hello.token)
+        except (AuthError, StoreError) as exc:
+            return exc
 
     async def _own_claims(self, name: str, claimed: list[int]) -> list[int]:
         """The runs a hello says the worker holds, less those assigned to another worker (or

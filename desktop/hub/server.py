@@ -34,6 +34,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
 
 from desktop import __version__
@@ -59,6 +60,26 @@ log = logging.getLogger(__name__)
 CLOSE_POLICY = 1008  # WebSocket close code "policy violation"
 MAX_UNAUTHENTICATED = 8  # connections per remote address that have not been welcomed yet
 MAX_UNSTORABLE = 3  # reports the database refused before the connection is closed
+# pending TCP connections the kernel queues for accept (asyncio's default is 100): a fleet
+# reconnecting at once after a console restart overflows 100 and its SYNs are dropped and
+# retried a second or more later (the kernel caps this at net.core.somaxconn)
+LISTEN_BACKLOG = 4096
+
+
+# permessage-deflate without context takeover in either direction: each message is
+# compressed on its own, so a connection holds no zlib state between messages.  With
+# websockets' default (context kept, 4 KiB windows) each connection held ~40 KB of zlib state:
+# 688 MB for 10,000 workers, 295 MB without it (tests/benchmarks/README.md, "Performance round
+# 2").  A worker's output still travels compressed (batches of up to 64 KiB lose almost
+# nothing without the previous message's 4 KiB window); a fresh inflater per message costs
+# about a microsecond.
+DEFLATE = ServerPerMessageDeflateFactory(
+    server_no_context_takeover=True,
+    client_no_context_takeover=True,
+    server_max_window_bits=12,
+    client_max_window_bits=12,
+    compress_settings={"memLevel": 5},
+)
 
 
 @dataclass
@@ -132,6 +153,8 @@ class Hub:
         self.masks = RunMasks()
         self._conns: dict[str, Conn] = {}
         self._all: set[Conn] = set()
+        # connections not welcomed yet, per remote address (the per-address cap)
+        self._unwelcomed: dict[str, set[Conn]] = {}
         self.reports = ReportQueue(db, self._after_commit, self._reports_refused, self.masks)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task] = []
@@ -186,6 +209,11 @@ class Hub:
             process_request=self._check_path,
             server_header=f"JobTrigger/{__version__}",
             create_connection=gated(self.handshakes),
+            # the protocol's own heartbeats find a silent worker (silence.py); websockets'
+            # keepalive would add a task and a ping per connection every 20 s
+            ping_interval=None,
+            extensions=[DEFLATE],  # websockets adds no default deflate beside this one
+            backlog=LISTEN_BACKLOG,
         )
         sockets = list(self._server.sockets)
         self.bound_port = sockets[0].getsockname()[1] if sockets else self.port
@@ -270,8 +298,10 @@ class Hub:
             hello_deadline=self.hello_deadline,
         )
         conn = Conn(ws, session, session.remote)
+        # indexed by address: scanning every connection here made a storm of 10,000 connects
+        # quadratic (a tenth of the console's time)
         waiting = [
-            c for c in self._all if c.remote == conn.remote and c.name is None and not c.closing
+            c for c in self._unwelcomed.get(conn.remote, ()) if c.name is None and not c.closing
         ]
         if len(waiting) >= self.max_unauthenticated:
             # Make room rather than refuse the newcomer: an address is shared (a NAT, a host of
@@ -301,7 +331,9 @@ class Hub:
                 ),
             )
         self._all.add(conn)
-        conn.spawn(self._hello_deadline(conn))
+        self._unwelcomed.setdefault(conn.remote, set()).add(conn)
+        # a timer, not a task per connection: a storm of 10,000 connects creates enough tasks
+        deadline = loop.call_later(conn.session.hello_deadline, self._hello_overdue, conn)
         try:
             async for frame in ws:
                 msg: Any
@@ -321,10 +353,20 @@ class Hub:
         except ConnectionClosed:
             pass
         finally:
+            deadline.cancel()
             self._all.discard(conn)
+            self._welcomed(conn)
             for task in conn.tasks:
                 task.cancel()
             self._gone(conn)
+
+    def _welcomed(self, conn: Conn) -> None:
+        """No longer counts against its address's connections waiting for a welcome."""
+        waiting = self._unwelcomed.get(conn.remote)
+        if waiting is not None:
+            waiting.discard(conn)
+            if not waiting:
+                del self._unwelcomed[conn.remote]
 
     async def _perform(self, conn: Conn, actions: list[s.Action]) -> None:
         for action in actions:
@@ -374,9 +416,10 @@ class Hub:
                 s.reject("internal", "the console failed to handle this message; see its log"),
             )
 
-    async def _hello_deadline(self, conn: Conn) -> None:
-        await asyncio.sleep(conn.session.hello_deadline)  # the deadline itself
-        await self._perform(conn, conn.session.hello_overdue(asyncio.get_running_loop().time()))
+    def _hello_overdue(self, conn: Conn) -> None:
+        actions = conn.session.hello_overdue(asyncio.get_running_loop().time())
+        if actions:
+            conn.spawn(self._perform(conn, actions))
 
     async def _declined(self, conn: Conn, action: s.Declined) -> None:
         """A decline puts the run back in the queue: only its own worker may do that."""
@@ -426,6 +469,7 @@ class Hub:
         if conn.closing:
             return
         conn.name = record.name
+        self._welcomed(conn)
         self._conns[record.name] = conn
         live = LiveWorker(
             name=record.name,

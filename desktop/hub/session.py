@@ -271,6 +271,7 @@ class Session:
 
     def _close(self, code: str, reason: str) -> list[Action]:
         self.state = CLOSED
+        self.hello = None
         return reject(code, reason)
 
     # --- results of the server's work -----------------------------------------------------------
@@ -281,6 +282,7 @@ class Session:
             return []
         self.state = READY
         self.worker = worker
+        self.hello = None  # its token and catalogue need not stay in memory with the connection
         self.flood_limit += PER_SLOT_FLOOD * slots
         self.last_heard = now
         return [

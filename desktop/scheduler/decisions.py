@@ -183,7 +183,10 @@ def plan_dispatch(
     refused = refused or {}
     runs = list(runs)
     plan = DispatchPlan()
-    views = with_busy(workers, runs)
+    # the views are only for queued runs: a pass with none (most passes; every pass of a
+    # storm of 10,000 workers joining) need not count 10,000 workers' busy slots
+    queued = any(r.state == states.QUEUED for r in runs)
+    views = with_busy(workers, runs) if queued else {}
     job_states: dict[int, dict[int, str]] = {}
     for r in runs:
         job_states.setdefault(r.job_id, {})[r.id] = r.state

@@ -114,6 +114,10 @@ class Core(NotifyApi):
         self._started = True
         await self.stack.open()
         await self.workers.refresh()
+        from desktop import fdlimit
+
+        # one socket per worker: lift the soft limit before the hub accepts any
+        fdlimit.check(len(self.workers.known))
         from desktop.service.cluster import ClusterService, is_clustered
         from desktop.store.db import resolve_url
 

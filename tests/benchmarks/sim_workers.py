@@ -2,30 +2,50 @@
 
     python tests/benchmarks/sim_workers.py URL TOKENS_JSON INTERVAL
 
-TOKENS_JSON is a file holding ``[[name, token], ...]``.  Each simulated worker connects, says
+TOKENS_JSON is a file holding ``[[name, token, address], ...]``; each simulated worker connects
+from its own loopback ADDRESS (127.x.y.z, as real workers come from their own hosts: the hub
+limits handshakes and connections waiting for a welcome per address), says
 hello with its own token, waits for ``welcome`` and then sends a heartbeat every INTERVAL
 seconds (phases spread evenly so the hub sees a steady stream, not bursts).  Prints
-``READY <n> <seconds>`` once all are welcomed, then runs until stdin closes.
+``READY <n> <seconds> <retries>`` once all are welcomed (retries: connections that failed
+and were tried again after a pause, as a real worker does), then runs until stdin closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 import time
 from pathlib import Path
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake
 
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from worker.protocol import encode
 
+RETRIES = 10  # like a real worker, one whose connection failed tries again after a pause
 
-async def one(url: str, name: str, token: str, interval: float, phase: float, ready) -> None:
-    async with connect(url, max_size=None, open_timeout=120) as ws:
+retries = [0]  # connection attempts that failed and were tried again, in this process
+
+
+async def one(
+    url: str, name: str, token: str, address: str, interval: float, phase: float, ready
+) -> None:
+    for attempt in range(RETRIES + 1):
+        try:
+            ws = await connect(url, max_size=None, open_timeout=120, local_addr=(address, 0))
+            break
+        except (OSError, InvalidHandshake, asyncio.TimeoutError):
+            if attempt == RETRIES:
+                raise
+            retries[0] += 1
+            await asyncio.sleep(1 + random.random())  # the worker's backoff is 1 s and up
+    async with ws:
         hello = encode(
             "hello",
             name=name,
@@ -59,9 +79,9 @@ async def main(url: str, tokens_file: str, interval: float) -> int:
             all_ready.set()
 
     tasks = []
-    for i, (name, token) in enumerate(pairs):
+    for i, (name, token, address) in enumerate(pairs):
         phase = interval * i / len(pairs)
-        tasks.append(asyncio.create_task(one(url, name, token, interval, phase, ready)))
+        tasks.append(asyncio.create_task(one(url, name, token, address, interval, phase, ready)))
         if i % 50 == 49:
             await asyncio.sleep(0)  # let the handshakes already started make progress
     waiter = asyncio.create_task(all_ready.wait())
@@ -71,7 +91,7 @@ async def main(url: str, tokens_file: str, interval: float) -> int:
         if t.done() and t.exception() is not None:
             print(f"FAILED {t.exception()!r}", flush=True)
             return 1
-    print(f"READY {count[0]} {time.perf_counter() - t0:.3f}", flush=True)
+    print(f"READY {count[0]} {time.perf_counter() - t0:.3f} {retries[0]}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until stdin closes
     for t in tasks:
         t.cancel()

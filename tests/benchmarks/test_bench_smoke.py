@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from tests.benchmarks import bench_dispatch, bench_flood, bench_throughput, run
+from tests.benchmarks import bench_dispatch, bench_flood, bench_hub, bench_throughput, run
 from tests.benchmarks.harness import Sample, metric, percentile, wakeups
 from tests.benchmarks.probe_worker import received_times
 
@@ -97,3 +97,11 @@ def test_dispatch_sees_every_firing_at_every_stage(tmp_path):
     for recv, spawn, first in zip(m["recv"], m["spawn"], m["first"]):
         assert recv <= spawn <= first
     assert m["floor_first"] and all(0 < s < f for s, f in zip(m["floor_spawn"], m["floor_first"]))
+
+
+def test_hub_capacity_welcomes_every_simulated_worker():
+    out = bench_hub.run(workers=12, procs=3, window=1)
+    rows = {m["metric"]: m for m in out["metrics"]}
+    assert rows["workers welcomed"]["value"] == 12 and rows["workers welcomed"]["ok"]
+    assert "12 simulated workers in 3 processes" in out["notes"][0]
+    assert rows["console RSS"]["value"] > rows["console RSS before workers"]["value"] / 2

@@ -101,3 +101,50 @@ def test_missing_worker_operations_are_not_found(db):
             call("ghost")
     with pytest.raises(NotFound):
         q.set_worker_enabled("ghost", False)
+
+
+def test_admit_workers_checks_each_hello_as_authenticate_does_and_records_the_admitted(db):
+    _, good = q.add_worker("good", tags=["a"], slots=2)
+    _, other = q.add_worker("other")
+    _, off = q.add_worker("off")
+    _, gone = q.add_worker("gone")
+    q.set_worker_enabled("off", False)
+    q.revoke_worker("gone")
+    scripts = [{"name": "backup.py", "sha256": "ab" * 32}]
+
+    def hello(name, token):
+        return q.Hello(name, token, f"{name}-host", "Linux", "1.0", scripts)
+
+    hellos = [
+        hello("good", good),
+        hello("nobody", good),
+        hello("other", good),  # another worker's token
+        hello("off", off),
+        hello("gone", gone),
+        hello("other", other),
+    ]
+    out = q.admit_workers(hellos, T0)
+    assert [r.name if not isinstance(r, AuthError) else r.code for r in out] == [
+        "good",
+        "unknown",
+        "bad_token",
+        "disabled",
+        "revoked",
+        "other",
+    ]
+    # each admitted hello is recorded (worker_seen), never its tags or slots; refused ones not
+    seen = {w.name: w for w in q.list_workers()}
+    assert (seen["good"].host, seen["good"].last_seen_at) == ("good-host", T0)
+    assert seen["good"].scripts == tuple(scripts) and seen["good"].tags == ("a",)
+    assert seen["other"].host == "other-host"
+    assert seen["off"].host == "" and seen["off"].last_seen_at is None
+    assert seen["gone"].last_seen_at is None
+
+
+def test_admit_workers_handles_more_hellos_than_one_in_list(db):
+    from desktop.store.queries.prepared import IN_BATCH
+
+    tokens = {f"w{i}": q.add_worker(f"w{i}")[1] for i in range(IN_BATCH + 3)}
+    hellos = [q.Hello(n, t, "h", "o", "v", []) for n, t in tokens.items()]
+    out = q.admit_workers(hellos, T0)
+    assert [r.name for r in out] == list(tokens)

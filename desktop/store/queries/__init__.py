@@ -73,7 +73,9 @@ from desktop.store.queries.settings import (
     set_setting,
 )
 from desktop.store.queries.workers import (
+    Hello,
     add_worker,
+    admit_workers,
     authenticate_worker,
     get_worker,
     list_workers,
@@ -86,9 +88,11 @@ from desktop.store.queries.workers import (
 )
 
 __all__ = [
+    "Hello",
     "active_run_states",
     "active_runs",
     "add_worker",
+    "admit_workers",
     "advance_seq",
     "all_settings",
     "append_output",

@@ -10,11 +10,12 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from desktop.store.errors import AuthError, NotFound, ValidationError
 from desktop.store.models import Worker
 from desktop.store.queries.common import _audit, _aware, _bump, _naive, _now, _read, _write
+from desktop.store.queries.prepared import IN_BATCH, _prepared
 from desktop.store.records import WorkerRecord
 
 _WORKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
@@ -96,6 +97,57 @@ def authenticate_worker(name: str, token: str) -> WorkerRecord:
     AuthError with the reject code and a reason for the worker's admin."""
     with _read():
         worker = Worker.get_or_none(Worker.name == name)
+    return _check_login(worker, name, token)
+
+
+class Hello(NamedTuple):
+    """What admit_workers needs of one hello."""
+
+    name: str
+    token: str
+    host: str
+    os_name: str
+    version: str
+    scripts: Sequence[dict[str, str]]
+
+
+def admit_workers(hellos: Sequence[Hello], at: datetime) -> list[WorkerRecord | AuthError]:
+    """``authenticate_worker`` for each hello, and ``worker_seen`` for each one admitted, in
+    one transaction: the hub's login path in a connect storm (10,000 workers reconnecting
+    after a console restart) was two transactions per hello.  Each hello is checked on its
+    own exactly as authenticate_worker does; the result is in the hellos' order."""
+    names = sorted({h.name for h in hellos})
+    out: list[WorkerRecord | AuthError] = []
+    with _write():
+        rows: dict[str, Worker] = {}
+        for start in range(0, len(names), IN_BATCH):
+            for w in Worker.select().where(Worker.name.in_(names[start : start + IN_BATCH])):
+                rows[w.name] = w
+        seen_at = _naive(at)
+        for hello in hellos:
+            try:
+                record = _check_login(rows.get(hello.name), hello.name, hello.token)
+            except AuthError as exc:
+                out.append(exc)
+                continue
+            cols = _seen_columns(hello.host, hello.os_name, hello.version, hello.scripts, seen_at)
+            _prepared(("worker_seen",), _seen_update, [*cols.values(), hello.name])
+            out.append(record)
+    return out
+
+
+def _seen_update(host, os_name, version, scripts_json, last_seen_at, name):
+    """worker_seen's UPDATE, compiled once (prepared.py); the order is _seen_columns'."""
+    return Worker.update(
+        host=host,
+        os_name=os_name,
+        version=version,
+        scripts_json=scripts_json,
+        last_seen_at=last_seen_at,
+    ).where(Worker.name == name)
+
+
+def _check_login(worker: Worker | None, name: str, token: str) -> WorkerRecord:
     if worker is None:
         raise AuthError(
             "unknown", f"no worker named {name!r} is registered; add it in the console first"
@@ -167,16 +219,22 @@ def worker_seen(
     """What a worker reported in its hello: a description of its host.  Its tags and slots are
     not taken from the hello (a worker must not grant itself a tag): the console sets them
     (add_worker, set_worker_config)."""
-    cols: dict[str, Any] = {
+    cols = _seen_columns(host, os_name, version, scripts, _naive(at) or _now())
+    with _write():
+        if not Worker.update(**cols).where(Worker.name == name).execute():
+            raise NotFound(f"there is no worker named {name!r}")
+
+
+def _seen_columns(
+    host: str, os_name: str, version: str, scripts: Sequence[dict[str, str]], at: datetime
+) -> dict[str, Any]:
+    return {
         "host": (host or "")[:255],
         "os_name": (os_name or "")[:200],
         "version": (version or "")[:50],
         "scripts_json": json.dumps(list(scripts), sort_keys=True),
-        "last_seen_at": _naive(at) or _now(),
+        "last_seen_at": at,
     }
-    with _write():
-        if not Worker.update(**cols).where(Worker.name == name).execute():
-            raise NotFound(f"there is no worker named {name!r}")
 
 
 def set_worker_config(
