@@ -105,7 +105,7 @@ class SimWorker:
 
     async def _connect_and_serve(self, backoff: Backoff) -> None:
         self.stats.attempts += 1
-        extra = {"local_addr": (self.local, 0)} if self.local else {}
+        extra: dict[str, Any] = {"local_addr": (self.local, 0)} if self.local else {}
         async with connect(
             self.url, max_size=RECEIVE_LIMIT, open_timeout=WELCOME_TIMEOUT, **extra
         ) as ws:
