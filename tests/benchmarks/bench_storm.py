@@ -147,8 +147,12 @@ class CpuTurnProbe:
 
 async def _wait_all(sims: Sims, n: int, since: float, deadline: float) -> dict:
     """Poll until all n are online and welcomed at/after ``since``, or the deadline passes."""
+    shown = time.time()
     while True:
         st = await sims.status(since)
+        if time.time() - shown >= 10:  # a sign of life on long runs
+            shown = time.time()
+            print(f"storm: {st['welcomed_since']} of {n} welcomed", file=sys.stderr, flush=True)
         if st["welcomed_since"] >= n and st["online"] >= n:
             return st
         if time.time() > deadline:
