@@ -301,10 +301,10 @@ class MainWindow(QMainWindow):
             model.remove(name)
         records = [rec for rec in records if not rec.revoked]
         for start in range(0, len(records), WORKER_ROWS_PER_TURN):
-            if start:
-                # 10,000 workers: a turn of the loop between slices, not one 100 ms stall.  A
-                # change meanwhile is not lost: its event asks for another refresh after this one
-                await asyncio.sleep(0)
+            # 10,000 workers: a turn of the loop between slices (and after reading the live
+            # status), not one 100 ms stall.  A change meanwhile is not lost: its event asks
+            # for another refresh after this one
+            await asyncio.sleep(0)
             for rec in records[start : start + WORKER_ROWS_PER_TURN]:
                 status = live.get(rec.name)
                 row = worker_row(status if status is not None else rec, enabled=rec.enabled)
