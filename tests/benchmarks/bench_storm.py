@@ -119,6 +119,9 @@ class Sims:
                 p.wait(60)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
 
 
 class CpuTurnProbe:
@@ -184,7 +187,9 @@ async def _close_console(core, window) -> None:
     window.deleteLater()
 
 
-async def scenario(n: int, quick: bool, tmp: Path, settle, one_address: bool) -> dict:
+async def scenario(
+    n: int, quick: bool, tmp: Path, settle, one_address: bool, hold: bool = True
+) -> dict:
     import psutil
 
     from worker.client import GOOD_CONNECTION_SECONDS
@@ -205,7 +210,8 @@ async def scenario(n: int, quick: bool, tmp: Path, settle, one_address: bool) ->
         out["first_connect_s"] = round(time.time() - start, 2)
         if st["online"] < n:
             raise RuntimeError(f"only {st['online']} of {n} workers connected the first time")
-        await asyncio.sleep(GOOD_CONNECTION_SECONDS + 0.5)  # a connection that held: reset
+        if hold:  # a connection that held: the workers' backoff resets when it ends
+            await asyncio.sleep(GOOD_CONNECTION_SECONDS + 0.5)
         before = await sims.status(0.0)
 
         stopped = time.time()
@@ -257,7 +263,10 @@ async def scenario(n: int, quick: bool, tmp: Path, settle, one_address: bool) ->
     return out
 
 
-def measure(quick: bool = False, n: int | None = None, one_address: bool = False) -> dict:
+def measure(
+    quick: bool = False, n: int | None = None, one_address: bool = False, hold: bool = True
+) -> dict:
+    """``hold=False``: restart at once (the smoke test; the backoff is then not reset)."""
     from desktop.ui.gc_guard import MainThreadGC
     from desktop.ui.qtapp import create_app_and_loop
 
@@ -267,7 +276,9 @@ def measure(quick: bool = False, n: int | None = None, one_address: bool = False
     asyncio.set_event_loop(loop)
     try:
         with tempfile.TemporaryDirectory(prefix="jt-storm-") as tmp, loop:
-            return loop.run_until_complete(scenario(n, quick, Path(tmp), guard.settle, one_address))
+            return loop.run_until_complete(
+                scenario(n, quick, Path(tmp), guard.settle, one_address, hold)
+            )
     finally:
         guard.stop()
         asyncio.set_event_loop(None)
