@@ -8,11 +8,15 @@ panel, so the admin knows to configure TLS (hub_tls_cert / hub_tls_key, docs/SEC
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 ADVICE = "token sent in clear; configure TLS (hub_tls_cert and hub_tls_key in Settings)"
 
 
+# Cached: the workers table asks for every connected worker on each refresh (10,000 addresses
+# parsed took 40 ms of the Qt thread), and a worker keeps its address while connected.
+@functools.lru_cache(maxsize=65536)
 def is_loopback(remote: str) -> bool:
     try:
         ip = ipaddress.ip_address(remote.split("%", 1)[0])  # an IPv6 zone id is not an address

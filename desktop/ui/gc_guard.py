@@ -4,7 +4,8 @@ The database executor's thread allocates a lot; if the collector ran there, it c
 object caught in a reference cycle (a dialog and a lambda that names it) from the wrong thread,
 and Qt crashes on that (seen here as a segfault in the DB thread).  So automatic collection is
 switched off and a timer on the GUI thread collects instead, generation by generation, as the
-thresholds say (the usual recipe for Python Qt applications).
+thresholds say (the usual recipe for Python Qt applications), with Python's own rule for full
+collections (desktop/core/gcpolicy.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import gc
 
 from PySide6.QtCore import QObject, QTimer
+
+from desktop.core.gcpolicy import collect_level
 
 INTERVAL_MS = 100  # often enough that each collection has little to scan
 
@@ -22,19 +25,25 @@ class MainThreadGC(QObject):
         self.threshold = gc.get_threshold()
         self.was_enabled = gc.isenabled()
         gc.disable()
+        self.long_lived = len(gc.get_objects(2))  # after the last full collection
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.check)
         self.timer.start(interval_ms)
 
     def check(self) -> None:
         counts = gc.get_count()
-        if counts[0] > self.threshold[0]:
-            level = 0
-            if counts[1] > self.threshold[1]:
-                level = 1
-                if counts[2] > self.threshold[2]:
-                    level = 2
-            gc.collect(level)
+        if counts[0] <= self.threshold[0]:
+            return
+        # generation 2's size is read only when a full collection is in question (a list of
+        # every object there: a few ms for a million, against a scan of them all)
+        full = counts[1] > self.threshold[1] and counts[2] > self.threshold[2]
+        size = len(gc.get_objects(2)) if full else 0
+        level = collect_level(counts, self.threshold, size, self.long_lived)
+        if level is None:
+            return
+        gc.collect(level)
+        if level == 2:
+            self.long_lived = len(gc.get_objects(2))
 
     def settle(self) -> None:
         """After start-up (10,000 job rows, the widgets): collect once and freeze what is left,
@@ -42,6 +51,7 @@ class MainThreadGC(QObject):
         in the middle of a flood (measured)."""
         gc.collect()
         gc.freeze()
+        self.long_lived = len(gc.get_objects(2))
 
     def stop(self) -> None:
         self.timer.stop()

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core import runs as run_states
+from desktop.core.coalesce import Coalescer
 from desktop.core.timeutil import utcnow
 from desktop.service.rules import StoreError
 from desktop.ui import data
@@ -61,6 +62,10 @@ JOBS_PAGE = 5000  # about 0.1 s of the database thread per page
 
 FAILED_STATES = frozenset({run_states.FAILED, run_states.TIMED_OUT, run_states.LOST})
 STATUS_REFRESH_MS = 1000
+# At most one worker-table refresh per this while events keep coming (a reconnect storm is
+# thousands of "online" events a second; each refresh reads every worker): desktop/core/coalesce.py
+WORKERS_REFRESH_S = 1.0
+WORKER_ROWS_PER_TURN = 1000  # rows of the workers table refreshed per turn of the event loop
 
 
 class MainWindow(QMainWindow):
@@ -90,6 +95,7 @@ class MainWindow(QMainWindow):
         self.display_tz = DEFAULT_DISPLAY_TZ
         self._quitting = False
         self._status_dirty = True
+        self._status_refresh = Coalescer(WORKERS_REFRESH_S)
         self._known_online: dict[str, bool] = {}
         # while a large job table loads in the background: ids changed meanwhile (else None)
         self._jobs_touched: set[int] | None = None
@@ -289,21 +295,23 @@ class MainWindow(QMainWindow):
     async def refresh_workers(self) -> None:
         records = await self.core.list_workers()
         live = {s.name: s for s in self.core.worker_status()}
-        rows = []
-        for rec in records:
-            if rec.revoked:
-                continue
-            status = live.get(rec.name)
-            row = worker_row(status if status is not None else rec, enabled=rec.enabled)
-            if status is None:
-                row = worker_row(rec, enabled=rec.enabled)
-            rows.append(row)
-        existing = {r.name for r in self.workers_model.rows()}
-        keep = {r.name for r in rows}
-        for name in existing - keep:
-            self.workers_model.remove(name)
-        for row in rows:
-            self.workers_model.upsert(row)
+        model = self.workers_model
+        keep = {rec.name for rec in records if not rec.revoked}
+        for name in [r.name for r in model.rows() if r.name not in keep]:
+            model.remove(name)
+        records = [rec for rec in records if not rec.revoked]
+        for start in range(0, len(records), WORKER_ROWS_PER_TURN):
+            # 10,000 workers: a turn of the loop between slices (and after reading the live
+            # status), not one 100 ms stall.  A change meanwhile is not lost: its event asks
+            # for another refresh after this one
+            await asyncio.sleep(0)
+            for rec in records[start : start + WORKER_ROWS_PER_TURN]:
+                status = live.get(rec.name)
+                row = worker_row(status if status is not None else rec, enabled=rec.enabled)
+                # only rows that changed: re-setting every row (a dataChanged and a sort check
+                # each) was most of a refresh's time on the Qt thread
+                if model.get(row.name) != row:
+                    model.upsert(row)
         self._status_dirty = True
 
     async def refresh_status(self) -> None:
@@ -337,7 +345,35 @@ class MainWindow(QMainWindow):
         self.cluster_label.setText(summary() if summary is not None else "")
         if self._status_dirty:
             self._status_dirty = False
-            spawn(self.refresh_all_status(), "refreshing the status", background=True)
+            self.request_status_refresh()
+
+    def request_status_refresh(self) -> None:
+        """Refresh the workers table and the status bar soon: at once when nothing ran lately,
+        else once the last refresh is WORKERS_REFRESH_S old (many requests, one refresh)."""
+        delay = self._status_refresh.request(asyncio.get_running_loop().time())
+        if delay is not None:
+            spawn(self._refresh_status_later(delay), "refreshing the status", background=True)
+
+    async def _refresh_status_later(self, delay: float) -> None:
+        """The planned refreshes (a task, not a timer: waiting for tasks waits for it too)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if delay:
+                await asyncio.sleep(delay)
+            if not self.status_timer.isActive():
+                # not loaded yet (load() reads everything) or shut down: nothing to refresh
+                self._status_refresh.cancel()
+                return
+            self._status_refresh.start(loop.time())
+            try:
+                await self.refresh_all_status()
+            except Exception as exc:  # the next request must still get its refresh
+                self._report_background_error("refreshing the status", exc)
+            finally:
+                next_delay = self._status_refresh.finish(loop.time())
+            if next_delay is None:
+                return
+            delay = next_delay
 
     async def refresh_all_status(self) -> None:
         await self.refresh_workers()
@@ -413,7 +449,7 @@ class MainWindow(QMainWindow):
                         QSystemTrayIcon.MessageIcon.Warning,
                     )
         self._known_online.update(changes)
-        spawn(self.refresh_all_status(), "refreshing workers", background=True)
+        self.request_status_refresh()
 
     def _notify_runs(self, changes: dict[int, Any]) -> None:
         if self.tray is None or self.settings.get(NOTIFY_FAILURES, "1") != "1":

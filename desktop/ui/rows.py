@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from desktop.service.workers import WorkerStatus
 from desktop.ui.formatting import describe_target, duration_between, outcome_label
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,23 @@ def run_row(record: Any) -> RunRow:
 
 
 def worker_row(status: Any, enabled: bool = True) -> WorkerRow:
+    if type(status) is WorkerStatus:
+        # the live status of a connected worker: typed already, so no getattr fallbacks (this
+        # runs for every worker each time the workers table is refreshed: 10,000 in a storm)
+        return WorkerRow(
+            status.name,
+            status.host or "",
+            status.os or "",
+            status.version or "",
+            status.online,
+            enabled,
+            status.last_heartbeat,
+            status.running,
+            status.slots or 1,
+            status.tags,
+            status.in_clear,
+            status.problem or "",
+        )
     tags = getattr(status, "tags", ()) or ()
     if isinstance(tags, str):
         tags = tuple(t.strip() for t in tags.split(",") if t.strip())

@@ -25,7 +25,18 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 
 from tests.benchmarks.harness import ROOT, machine, metric
 
-SCENARIOS = ["dispatch", "throughput", "hub", "flood", "scale", "idle", "ui", "schedules", "store"]
+SCENARIOS = [
+    "dispatch",
+    "throughput",
+    "hub",
+    "flood",
+    "scale",
+    "idle",
+    "ui",
+    "storm",
+    "schedules",
+    "store",
+]
 MARK = "BENCH-RESULT "
 CHILD_TIMEOUT = 1200
 

@@ -105,3 +105,27 @@ def test_hub_capacity_welcomes_every_simulated_worker():
     assert rows["workers welcomed"]["value"] == 12 and rows["workers welcomed"]["ok"]
     assert "12 simulated workers in 3 processes" in out["notes"][0]
     assert rows["console RSS"]["value"] > rows["console RSS before workers"]["value"] / 2
+
+
+def test_storm_addresses_are_loopback_and_distinct_across_processes():
+    from tests.benchmarks import sim_reconnect
+
+    n, procs = 10_000, 4
+    per = n // procs + 1  # bench_storm.Sims: process k starts at k * per
+    addresses = {sim_reconnect.address(k * per + i) for k in range(procs) for i in range(per)}
+    assert len(addresses) == procs * per
+    assert all(
+        a.startswith("127.") and all(0 < int(x) < 255 for x in a.split(".")[1:]) for a in addresses
+    )
+
+
+def test_storm_at_a_tiny_size_brings_every_worker_back_and_shows_it(monkeypatch):
+    """The whole storm sequence with 20 workers: every one welcomed again after the restart,
+    none gave up, the new window's table shows them all online."""
+    from tests.benchmarks import bench_storm
+
+    monkeypatch.setattr(bench_storm, "SIM_PROCS", 2)
+    r = bench_storm.measure(quick=True, n=20, hold=False)
+    assert (r["welcomed"], r["gave_up"], r["rejects"]) == (20, 0, {})
+    assert r["table_online"] == 20 and r["storm_s"] is not None
+    assert r["attempts"] >= 20  # each reconnected at least once
