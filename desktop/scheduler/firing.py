@@ -19,6 +19,7 @@ from desktop.core.misfire import DEFAULT_GRACE, plan_misfire
 from desktop.core.policies import retry_delay, should_retry
 from desktop.scheduler import decisions as d
 from desktop.scheduler.decisions import on_occurrence
+from desktop.scheduler.pool import WorkerPool
 from desktop.store import cluster, queries, scheduling
 from desktop.store.errors import NotFound
 from desktop.store.records import ActiveRun, JobRecord, RunRecord
@@ -108,7 +109,7 @@ class Pass:
 
 def run_pass(
     now: datetime,
-    workers: list[d.WorkerView],
+    workers: WorkerPool | list[d.WorkerView],
     declined: dict[int, frozenset[str]],
     grace: timedelta = DEFAULT_GRACE,
     lead: timedelta = timedelta(0),
@@ -131,7 +132,7 @@ def run_pass(
 
 def _pass(
     now: datetime,
-    workers: list[d.WorkerView],
+    workers: WorkerPool | list[d.WorkerView],
     declined: dict[int, frozenset[str]],
     fired: Fired,
     lead: timedelta,

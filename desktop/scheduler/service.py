@@ -25,6 +25,7 @@ from desktop.hub.commit import CommitResult
 from desktop.hub.server import Hub, HubListener, LiveWorker
 from desktop.scheduler import decisions as d
 from desktop.scheduler import firing
+from desktop.scheduler.pool import WorkerPool
 from desktop.scheduler.runlog import log_run
 from desktop.store import queries, scheduling
 from desktop.store import secrets as job_secrets
@@ -84,6 +85,8 @@ class Scheduler(HubListener):
         self._manual_writer: asyncio.Task | None = None
         # how late each fire was (seconds), for the lateness measurement in tests
         self.lateness: list[float] = []
+        self._pool: WorkerPool | None = None
+        self._pool_version = -1
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -159,12 +162,21 @@ class Scheduler(HubListener):
 
     # --- one pass -------------------------------------------------------------------------------
 
+    def _worker_pool(self) -> WorkerPool:
+        """The online workers as the pass sees them, rebuilt only when the hub's changed."""
+        version = self.hub.workers_version
+        if self._pool is None or self._pool_version != version:
+            self._pool = WorkerPool(
+                d.WorkerView(w.name, w.tags, w.scripts, w.slots, 0)
+                for w in self.hub.workers.values()
+            )
+            self._pool_version = version
+        return self._pool
+
     async def step(self) -> datetime | None:
         """Do everything due now; return when the next thing is due (None: only on wake)."""
         now = self.clock()
-        workers = [
-            d.WorkerView(w.name, w.tags, w.scripts, w.slots, 0) for w in self.hub.workers.values()
-        ]
+        workers = self._worker_pool()
         declined, retry_at = self._current_declines(now)
         done = await self.db.call(
             firing.run_pass,
