@@ -1,10 +1,13 @@
 """Many protocol-level workers in one process, for the hub capacity benchmark.
 
-    python tests/benchmarks/sim_workers.py URL TOKENS_JSON INTERVAL
+    python tests/benchmarks/sim_workers.py URL TOKENS_JSON INTERVAL [GROUP]
 
 TOKENS_JSON is a file holding ``[[name, token], ...]``.  Each simulated worker connects, says
 hello with its own token, waits for ``welcome`` and then sends a heartbeat every INTERVAL
-seconds (phases spread evenly so the hub sees a steady stream, not bursts).  Prints
+seconds (phases spread evenly so the hub sees a steady stream, not bursts).  Each connects from
+its own loopback address (127.G.x.y, G = 10 + GROUP; Linux routes all of 127/8 to lo), as
+workers on their own hosts would: the hub's per-address limits on connections that have not
+logged in yet (8) are meant for one host, not for a fleet.  Prints
 ``READY <n> <seconds>`` once all are welcomed, then runs until stdin closes.
 """
 
@@ -24,8 +27,14 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 from worker.protocol import encode
 
 
-async def one(url: str, name: str, token: str, interval: float, phase: float, ready) -> None:
-    async with connect(url, max_size=None, open_timeout=120) as ws:
+def source_address(group: int, i: int) -> str:
+    return f"127.{10 + group}.{i // 250}.{i % 250 + 1}"
+
+
+async def one(
+    url: str, name: str, token: str, interval: float, phase: float, ready, source: str
+) -> None:
+    async with connect(url, max_size=None, open_timeout=120, local_addr=(source, 0)) as ws:
         hello = encode(
             "hello",
             name=name,
@@ -47,7 +56,7 @@ async def one(url: str, name: str, token: str, interval: float, phase: float, re
             await asyncio.sleep(interval)
 
 
-async def main(url: str, tokens_file: str, interval: float) -> int:
+async def main(url: str, tokens_file: str, interval: float, group: int = 0) -> int:
     pairs = json.loads(Path(tokens_file).read_text())
     count = [0]
     all_ready = asyncio.Event()
@@ -61,7 +70,8 @@ async def main(url: str, tokens_file: str, interval: float) -> int:
     tasks = []
     for i, (name, token) in enumerate(pairs):
         phase = interval * i / len(pairs)
-        tasks.append(asyncio.create_task(one(url, name, token, interval, phase, ready)))
+        source = source_address(group, i)
+        tasks.append(asyncio.create_task(one(url, name, token, interval, phase, ready, source)))
         if i % 50 == 49:
             await asyncio.sleep(0)  # let the handshakes already started make progress
     waiter = asyncio.create_task(all_ready.wait())
@@ -80,4 +90,5 @@ async def main(url: str, tokens_file: str, interval: float) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]))))
+    group = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), group)))

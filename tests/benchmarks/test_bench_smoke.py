@@ -86,3 +86,10 @@ def test_dispatch_sees_every_firing_at_every_stage(tmp_path):
     for recv, spawn, first in zip(m["recv"], m["spawn"], m["first"]):
         assert recv <= spawn <= first
     assert m["floor_first"] and all(0 < s < f for s, f in zip(m["floor_spawn"], m["floor_first"]))
+
+
+def test_dispatch_with_an_idle_crowd_still_goes_to_the_real_workers(tmp_path):
+    # 40 more workers connected (2 protocol-level processes' worth), none with the job's script
+    m = asyncio.run(bench_dispatch.measure(tmp_path, 10, crowd=40))
+    assert m["firings"] == 10
+    assert len(m["recv"]) == 10 and len(m["spawn"]) == 10
