@@ -31,6 +31,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,21 +81,19 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGHUP):  # a terminal's Ctrl+C or hangup is for the worker
         signal.signal(sig, signal.SIG_IGN)
     groups: dict[int, tuple[int, float]] = {}
-    for raw in sys.stdin.buffer:
-        parts = raw.split()
-        try:
-            run_id = int(parts[1])
-            if parts[0] == b"+":
-                pid = int(parts[2])
-                created = psutil.Process(pid).create_time()
-                groups[run_id] = (pid, created)
-                if spool_dir is not None:
-                    _write_record(spool_dir, ProcessRecord(run_id, pid, created, life))
-            elif parts[0] == b"-" and groups.pop(run_id, None) and spool_dir is not None:
-                with contextlib.suppress(OSError):
-                    (spool_dir / f"run-{run_id}" / PROCESS_FILE).unlink(missing_ok=True)
-        except (IndexError, ValueError, psutil.Error):
-            continue  # a job already gone, or a line we do not know
+    for batch in _batches(sys.stdin.fileno()):
+        for sign, run_id, pid in net_of(batch):
+            try:
+                if sign == "+":
+                    created = psutil.Process(pid).create_time()
+                    groups[run_id] = (pid, created)
+                    if spool_dir is not None:
+                        _write_record(spool_dir, ProcessRecord(run_id, pid, created, life))
+                elif groups.pop(run_id, None) and spool_dir is not None:
+                    with contextlib.suppress(OSError):
+                        (spool_dir / f"run-{run_id}" / PROCESS_FILE).unlink(missing_ok=True)
+            except psutil.Error:
+                continue  # a job already gone
     ended = leftovers.sweep(life, dict(groups.values()))
     if ended:
         print(
@@ -103,6 +102,50 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
     return 0
+
+
+def _batches(fd: int) -> Iterator[list[bytes]]:
+    """The complete lines that arrived together, batch by batch, until end of file."""
+    rest = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return
+        *lines, rest = (rest + chunk).split(b"\n")
+        if lines:
+            yield lines
+
+
+def net_of(lines: list[bytes]) -> list[tuple[str, int, int]]:
+    """``(sign, run, pid)`` for what still matters once a batch is read whole: a job whose end
+    came in the same batch as its start needs no record (busy workers send many short jobs
+    faster than the guardian reads; writing and deleting each record was most of its work).
+    Lines it does not know are skipped."""
+    parsed: list[tuple[str, int, int]] = []
+    for raw in lines:
+        parts = raw.split()
+        try:
+            if parts[0] == b"+":
+                parsed.append(("+", int(parts[1]), int(parts[2])))
+            elif parts[0] == b"-":
+                parsed.append(("-", int(parts[1]), 0))
+        except (IndexError, ValueError):
+            continue
+    last_end = {run: i for i, (sign, run, _) in enumerate(parsed) if sign == "-"}
+    started_here: set[int] = set()
+    out = []
+    for i, (sign, run, pid) in enumerate(parsed):
+        if sign == "+" and last_end.get(run, -1) > i:
+            started_here.add(run)
+            continue
+        if sign == "-" and run in started_here:
+            started_here.discard(run)  # its start was dropped just above
+            continue
+        out.append((sign, run, pid))
+    return out
 
 
 def _write_record(spool_dir: Path, rec: ProcessRecord) -> None:

@@ -147,6 +147,9 @@ class Hub:
         self.max_unauthenticated = max_unauthenticated
         self.handshakes: HandshakeGate = HandshakeGate()
         self.workers: dict[str, LiveWorker] = {}
+        # changes whenever a worker comes, goes or gets other tags, slots or scripts: the
+        # scheduler rebuilds its indexed snapshot of them only then (desktop/scheduler/pool.py)
+        self.workers_version = 0
         # run id -> when its worker last said it holds it (hello, heartbeat, any report)
         self.run_reports: dict[int, datetime] = {}
         # secret values of each run, masked out of its output before it is stored (issue 17)
@@ -274,6 +277,7 @@ class Hub:
         if live is None or (live.tags, live.slots) == (frozenset(tags), slots):
             return
         live.tags, live.slots = frozenset(tags), slots
+        self.workers_version += 1
         log.info("worker %s now has tags %s and %d slots", name, sorted(live.tags), slots)
         self.events.publish(WorkerChanged(name, True))
         self.listener.worker_updated(live)
@@ -485,6 +489,7 @@ class Hub:
             running=frozenset(held),
         )
         self.workers[record.name] = live
+        self.workers_version += 1
         conn.own(held)
         for run_id in held:
             self.run_reports[run_id] = now
@@ -534,6 +539,7 @@ class Hub:
         if live is None or self._conns.get(live.name) is not conn:
             return
         live.scripts = frozenset(e["name"] for e in entries)
+        self.workers_version += 1
         log.info("worker %s now offers %d scripts", live.name, len(live.scripts))
         conn.spawn(self._store_catalogue(live.name, list(entries)))
         self.events.publish(WorkerChanged(live.name, True))
@@ -551,6 +557,7 @@ class Hub:
             return
         del self._conns[name]
         self.workers.pop(name, None)
+        self.workers_version += 1
         log.info("worker %s offline", name)
         self.events.publish(WorkerChanged(name, False))
         self.listener.worker_left(name)

@@ -4,12 +4,13 @@ queued run has waited too long, when an in-flight run counts as lost.  No I/O; t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from desktop.core import runs as states
+from desktop.scheduler.pool import WorkerPool
 
 if TYPE_CHECKING:
     from desktop.store.records import ActiveRun, JobRecord
@@ -51,15 +52,9 @@ def choose_worker(
 ) -> str | None:
     """The least busy eligible worker with a free slot (fewest busy per slot, then fewest
     busy, then by name so the choice is stable), or None."""
-    excluded = set(exclude)
-    free = [
-        w
-        for w in eligible(target_kind, target_value, script, workers)
-        if w.busy < w.slots and w.name not in excluded
-    ]
-    if not free:
-        return None
-    return min(free, key=lambda w: (w.busy / w.slots, w.busy, w.name)).name
+    workers = list(workers)
+    busy = {w.name: w.busy for w in workers}
+    return WorkerPool(workers).choose(target_kind, target_value, script, busy, exclude)
 
 
 def why_no_worker(
@@ -147,15 +142,21 @@ def earliest(times: Iterable[datetime | None]) -> datetime | None:
     return min(present) if present else None
 
 
-def with_busy(workers: Iterable[WorkerView], runs: Iterable[ActiveRun]) -> dict[str, WorkerView]:
-    """The online workers by name, each with ``busy`` counted from the active runs."""
+def busy_counts(runs: Iterable[ActiveRun]) -> dict[str, int]:
+    """Runs dispatched to or running on each worker, by worker name."""
     busy: dict[str, int] = {}
     for r in runs:
         if r.state in (states.DISPATCHED, states.RUNNING) and r.worker_name:
             busy[r.worker_name] = busy.get(r.worker_name, 0) + 1
-    return {
-        w.name: WorkerView(w.name, w.tags, w.scripts, w.slots, busy.get(w.name, 0)) for w in workers
-    }
+    return busy
+
+
+def _pool_of(workers: WorkerPool | Callable[[], WorkerPool] | Iterable[WorkerView]) -> WorkerPool:
+    if isinstance(workers, WorkerPool):
+        return workers
+    if callable(workers):  # built (or taken from a cache) only when a pass needs it
+        return workers()
+    return WorkerPool(workers)
 
 
 @dataclass
@@ -170,7 +171,7 @@ class DispatchPlan:
 def plan_dispatch(
     runs: Iterable[ActiveRun],
     jobs: Mapping[int, JobRecord],
-    workers: Iterable[WorkerView],
+    workers: WorkerPool | Callable[[], WorkerPool] | Iterable[WorkerView],
     declined: Mapping[int, Iterable[str]],
     now: datetime,
     refused: Mapping[int, Mapping[str, str]] | None = None,
@@ -183,10 +184,10 @@ def plan_dispatch(
     refused = refused or {}
     runs = list(runs)
     plan = DispatchPlan()
-    # the views are only for queued runs: a pass with none (most passes; every pass of a
-    # storm of 10,000 workers joining) need not count 10,000 workers' busy slots
-    queued = any(r.state == states.QUEUED for r in runs)
-    views = with_busy(workers, runs) if queued else {}
+    # the pool is only for queued runs: a pass with none (most passes; every pass of a storm
+    # of 10,000 workers joining) need not build or even look at it
+    pool = _pool_of(workers) if any(r.state == states.QUEUED for r in runs) else WorkerPool(())
+    busy = busy_counts(runs)
     job_states: dict[int, dict[int, str]] = {}
     for r in runs:
         job_states.setdefault(r.job_id, {})[r.id] = r.state
@@ -196,7 +197,7 @@ def plan_dispatch(
             continue
         deadline = queue_deadline(run.created_at, run.not_before, job.queue_timeout_seconds)
         if deadline is not None and deadline <= now:
-            reason = why_no_worker(job.target_kind, job.target_value, job.script, views.values())
+            reason = why_no_worker(job.target_kind, job.target_value, job.script, pool)
             plan.expired.append(
                 (run.id, f"waited {job.queue_timeout_seconds} s for a worker ({reason})")
             )
@@ -214,11 +215,11 @@ def plan_dispatch(
         if not may_dispatch(job.concurrency, others):
             plan.wake_at.append(deadline)
             continue
-        name = choose_worker(
-            job.target_kind, job.target_value, job.script, views.values(), declined.get(run.id, ())
+        name = pool.choose(
+            job.target_kind, job.target_value, job.script, busy, declined.get(run.id, ())
         )
         if name is None:
-            gone = refusal(job.target_kind, job.target_value, job.script, views.values(),
+            gone = refusal(job.target_kind, job.target_value, job.script, pool,
                            refused.get(run.id, {}))  # fmt: skip
             if gone is not None:
                 plan.refused.append((run.id, gone))
@@ -227,7 +228,6 @@ def plan_dispatch(
             plan.wake_at.append(deadline)
             continue
         plan.choices.append((run.id, name))
-        v = views[name]
-        views[name] = WorkerView(v.name, v.tags, v.scripts, v.slots, v.busy + 1)
+        busy[name] = busy.get(name, 0) + 1
         job_states[run.job_id][run.id] = states.DISPATCHED
     return plan

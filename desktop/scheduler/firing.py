@@ -10,6 +10,7 @@ and the unique index turns the second creation into a no-op, so nothing runs twi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from desktop.core.policies import retry_delay, should_retry
 from desktop.core.secretbox import SecretKeyError
 from desktop.scheduler import decisions as d
 from desktop.scheduler.decisions import on_occurrence
+from desktop.scheduler.pool import WorkerPool
 from desktop.store import cluster, queries, scheduling
 from desktop.store import secrets as job_secrets
 from desktop.store.errors import NotFound
@@ -113,7 +115,7 @@ class Pass:
 
 def run_pass(
     now: datetime,
-    workers: list[d.WorkerView],
+    workers: WorkerPool | Callable[[], WorkerPool] | list[d.WorkerView],
     declined: dict[int, frozenset[str]],
     grace: timedelta = DEFAULT_GRACE,
     lead: timedelta = timedelta(0),
@@ -154,7 +156,7 @@ def run_pass(
 
 def _pass(
     now: datetime,
-    workers: list[d.WorkerView],
+    workers: WorkerPool | Callable[[], WorkerPool] | list[d.WorkerView],
     declined: dict[int, frozenset[str]],
     fired: Fired,
     lead: timedelta,

@@ -25,6 +25,7 @@ from desktop.hub.commit import CommitResult
 from desktop.hub.server import Hub, HubListener, LiveWorker
 from desktop.scheduler import decisions as d
 from desktop.scheduler import firing
+from desktop.scheduler.pool import WorkerPool
 from desktop.scheduler.runlog import log_run
 from desktop.store import queries, scheduling
 from desktop.store.errors import NotFound, StoreError
@@ -85,6 +86,8 @@ class Scheduler(HubListener):
         self._ended: list[RunRecord] = []
         # how late each fire was (seconds), for the lateness measurement in tests
         self.lateness: list[float] = []
+        self._pool: WorkerPool | None = None
+        self._pool_version = -1
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -160,12 +163,29 @@ class Scheduler(HubListener):
 
     # --- one pass -------------------------------------------------------------------------------
 
+    def _worker_pool(self) -> Callable[[], WorkerPool]:
+        """The online workers as the pass sees them: a snapshot of the hub's table when it
+        changed (a tuple copy on the loop), indexed on the database thread only if the pass
+        has a queued run to place, and kept until the hub's table changes again."""
+        version = self.hub.workers_version
+        if version == self._pool_version and self._pool is not None:
+            pool = self._pool
+            return lambda: pool
+        live = tuple(self.hub.workers.values())
+
+        def build() -> WorkerPool:  # on the database thread; passes never overlap
+            self._pool = WorkerPool(
+                d.WorkerView(w.name, w.tags, w.scripts, w.slots, 0) for w in live
+            )
+            self._pool_version = version
+            return self._pool
+
+        return build
+
     async def step(self) -> datetime | None:
         """Do everything due now; return when the next thing is due (None: only on wake)."""
         now = self.clock()
-        workers = [
-            d.WorkerView(w.name, w.tags, w.scripts, w.slots, 0) for w in self.hub.workers.values()
-        ]
+        workers = self._worker_pool()
         declined, retry_at = self._current_declines(now)
         ended, self._ended = self._ended, []
         try:

@@ -195,6 +195,50 @@ async def core_with_workers(
         await core.stop()
 
 
+@contextlib.asynccontextmanager
+async def idle_crowd(core, base: Path, count: int, procs: int = 4, interval: float = 5):
+    """COUNT more registered workers, simulated at the protocol level by PROCS separate
+    sim_workers.py processes (hello, then a heartbeat every INTERVAL s, phases spread), all
+    welcomed before this yields.  They offer only ``a.py``, so the jobs of a benchmark still go
+    to its real workers while the hub and the scheduler carry the crowd."""
+    import asyncio
+    import json
+
+    from desktop.store import queries
+
+    def register() -> list[tuple[str, str, str]]:
+        from tests.benchmarks.bench_hub import loopback  # each from its own address
+
+        names = [f"idle{i:05d}" for i in range(count)]
+        return [(n, queries.add_worker(n, [], 1)[1], loopback(i)) for i, n in enumerate(names)]
+
+    loop = asyncio.get_running_loop()
+    pairs = await core.db.call(register)
+    sims: list[subprocess.Popen] = []
+    try:
+        for k in range(procs):
+            part = base / f"crowd{k}.json"
+            part.write_text(json.dumps(pairs[k::procs]))
+            sims.append(
+                subprocess.Popen(
+                    [sys.executable, str(ROOT / "tests/benchmarks/sim_workers.py"),
+                     core.hub_url, str(part), str(interval)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                )
+            )  # fmt: skip
+        for sim in sims:
+            line = await loop.run_in_executor(None, sim.stdout.readline)
+            if not line.startswith("READY"):
+                raise RuntimeError(f"simulated workers failed: {line.strip()}")
+        yield
+    finally:
+        for sim in sims:
+            sim.stdin.close()
+        for sim in sims:
+            await loop.run_in_executor(None, sim.wait, 60)
+            sim.stdout.close()
+
+
 async def wait_online(core, names, seconds: float = 60) -> None:
     import asyncio
 

@@ -129,3 +129,10 @@ def test_storm_at_a_tiny_size_brings_every_worker_back_and_shows_it(monkeypatch)
     assert (r["welcomed"], r["gave_up"], r["rejects"]) == (20, 0, {})
     assert r["table_online"] == 20 and r["storm_s"] is not None
     assert r["attempts"] >= 20  # each reconnected at least once
+
+
+def test_dispatch_with_an_idle_crowd_still_goes_to_the_real_workers(tmp_path):
+    # 40 more workers connected (2 protocol-level processes' worth), none with the job's script
+    m = asyncio.run(bench_dispatch.measure(tmp_path, 10, crowd=40))
+    assert m["firings"] == 10
+    assert len(m["recv"]) == 10 and len(m["spawn"]) == 10

@@ -218,3 +218,23 @@ async def test_a_poisoned_report_is_refused_alone_and_the_honest_one_in_its_batc
     assert bad.closed is None and good.closed is None
     for peer in (bad, good):
         await peer.close()
+
+
+async def test_a_tag_taken_away_from_a_connected_worker_stops_its_dispatches_at_once(stack):
+    # the scheduler keeps an indexed snapshot of the workers (desktop/scheduler/pool.py): a
+    # stale one would keep sending tagged jobs to a worker the admin just took the tag from
+    token = await stack.core.add_worker("tagged", ("prod",), 2)
+    peer = await RawPeer.welcomed(stack.core.hub_url, "tagged", token)
+    job = await stack.job(name="prod-only", target_kind="tag", target_value="prod")
+    first = await stack.core.run_now(job)
+    await peer.expect("dispatch", run_id=first)
+
+    await stack.core.set_worker_config("tagged", tags=())
+    second = await stack.core.run_now(job)
+    await asyncio.sleep(1.0)  # several scheduler passes
+    assert (await stack.run(second)).state == "queued"
+    assert not [f for f in peer.frames if f.get("type") == "dispatch" and f["run_id"] == second]
+
+    await stack.core.set_worker_config("tagged", tags=("prod",))
+    await peer.expect("dispatch", run_id=second)
+    await peer.close()

@@ -42,6 +42,11 @@ class RecordingHub:
         self.sent.append((name, message))
         return True
 
+    @property
+    def workers_version(self) -> int:
+        # the real hub counts its changes; tests edit the dict directly, so derive it
+        return hash(tuple((n, w.tags, w.scripts, w.slots) for n, w in sorted(self.workers.items())))
+
     def join(self, name, *, scripts=("a.py",), slots=1, tags=(), at=None) -> None:
         now = at or utcnow()
         self.workers[name] = LiveWorker(

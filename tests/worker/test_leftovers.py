@@ -138,3 +138,14 @@ def test_a_spool_whose_worker_still_runs_is_not_swept(tmp_path):
         other.wait()
     # once it is gone (a reused pid would have another creation time), the sweep goes ahead
     assert guardian.sweep_previous_life(tmp_path) == (0, {})
+
+
+def test_the_guardian_skips_records_of_jobs_that_ended_in_the_same_batch():
+    from worker.guardian import net_of
+
+    batch = [b"+ 1 100", b"+ 2 200", b"- 1", b"junk", b"- 3", b"+ 4 400", b"- 4", b"+ 4 401"]
+    # 1 and the first 4 started and ended here: nothing to record or delete for them; 3 began
+    # in an earlier batch, so its record goes; 2 and the second 4 still run
+    assert net_of(batch) == [("+", 2, 200), ("-", 3, 0), ("+", 4, 401)]
+    assert net_of([b"- 9"]) == [("-", 9, 0)]
+    assert net_of([b"+ x y", b"+"]) == []
