@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
+
 from tests.benchmarks import bench_dispatch, bench_flood, bench_hub, bench_throughput, run
 from tests.benchmarks.harness import Sample, metric, percentile, wakeups
 from tests.benchmarks.probe_worker import received_times
@@ -136,3 +138,15 @@ def test_dispatch_with_an_idle_crowd_still_goes_to_the_real_workers(tmp_path):
     m = asyncio.run(bench_dispatch.measure(tmp_path, 10, crowd=40))
     assert m["firings"] == 10
     assert len(m["recv"]) == 10 and len(m["spawn"]) == 10
+
+
+def test_spawn_floor_counts_the_childs_cpu_too(tmp_path):
+    from tests.benchmarks import spawn_floor
+
+    script = tmp_path / "noop"
+    script.write_text("#!/bin/sh\necho ok\n")
+    script.chmod(0o755)
+    f = spawn_floor.measure(script, n=20)
+    assert f["parent_ms"] > 0 and f["child_ms"] > 0
+    cores = os.cpu_count() or 1
+    assert f["ceiling_runs_per_s"] == pytest.approx(cores * 1000 / (f["parent_ms"] + f["child_ms"]))
