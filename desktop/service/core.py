@@ -26,6 +26,7 @@ It publishes desktop.core.events and never imports Qt.  What it returns are plai
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -80,6 +81,7 @@ class Core(NotifyApi):
         self.jobs.standby = lambda: self.standby
         self.changes.leading = lambda: not self.standby
         self._started = False
+        self._freezer: Any = None  # desktop/service/gcfreeze.Freezer once started
         self._stopped = False
 
     @property
@@ -124,6 +126,12 @@ class Core(NotifyApi):
         # leadership: the scheduler starts only on the console that leads (service/cluster.py)
         self.cluster = ClusterService(self, clustered=is_clustered(resolve_url(self.db_url)))
         await self.cluster.start(await self.settings.all())
+        from desktop.service.gcfreeze import Freezer
+
+        # long-lived connection objects are frozen after each full collection: thousands of
+        # workers no longer make every full collection a pause of hundreds of milliseconds
+        self._freezer = Freezer(asyncio.get_running_loop())
+        self._freezer.install()
         await self.changes.start()
         self.retention.start()
         if self.local_worker_wanted:
@@ -140,6 +148,8 @@ class Core(NotifyApi):
                 await self.db.close()
             return
         self._stopped = True
+        if self._freezer is not None:
+            self._freezer.remove()
         if self.local_worker is not None:
             await self.local_worker.stop()
         await self.changes.stop()

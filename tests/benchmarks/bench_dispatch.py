@@ -38,7 +38,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.harness import core_with_workers, idle_crowd, metric, ms, percentile
+from tests.benchmarks.harness import (
+    GcPauses,
+    core_with_workers,
+    idle_crowd,
+    metric,
+    ms,
+    percentile,
+)
 from tests.benchmarks.probe_worker import received_times
 
 SCRIPT = "import time\nprint(time.time())\nimport sys\n"
@@ -79,7 +86,9 @@ async def measure(base: Path, firings: int, crowd: int = 0) -> dict:
         core_with_workers(url, base, scripts, WORKERS, SLOTS, probe=True) as (core, fleet, names),
         idle_crowd(core, base, crowd) if crowd else contextlib.nullcontext(),
     ):
-        m = await fire_and_measure(core, base, firings)
+        with GcPauses() as pauses:
+            m = await fire_and_measure(core, base, firings)
+    m["gc"] = pauses
     received: dict[int, float] = {}  # read once the workers have stopped and flushed their logs
     for name in names:
         received.update(received_times(fleet.log_text(name)))
@@ -179,7 +188,11 @@ CROWD = 10_000  # idle workers connected during the second measurement (issue 20
 
 
 def rows_for(m: dict, firings: int, prefix: str = "") -> list[dict]:
-    p = {k: (ms(percentile(v, 50)), ms(percentile(v, 99))) for k, v in m.items() if k != "firings"}
+    p = {
+        k: (ms(percentile(v, 50)), ms(percentile(v, 99)))
+        for k, v in m.items()
+        if k not in ("firings", "gc")
+    }
     over50 = p["first"][0] - p["floor_first"][0]
     over99 = p["first"][1] - p["floor_first"][1]
     rows = [
@@ -218,6 +231,12 @@ def rows_for(m: dict, firings: int, prefix: str = "") -> list[dict]:
         metric(f"{prefix}overhead above floor p99 (child created)", spawn99, "ms", "< 5 ms",
                spawn99 < 5)
     )  # fmt: skip
+    gc = m["gc"]
+    rows.append(
+        metric(f"{prefix}longest full garbage collection (console's process)",
+               ms(gc.longest[2]), "ms")
+    )  # fmt: skip
+    rows.append(metric(f"{prefix}full garbage collections", gc.count[2], ""))
     return rows
 
 

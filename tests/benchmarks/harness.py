@@ -52,6 +52,34 @@ def ms(seconds: float) -> float:
     return seconds * 1000.0
 
 
+class GcPauses:
+    """The longest garbage collection of each generation in this process while installed."""
+
+    def __init__(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._t0 = 0.0
+
+    def __enter__(self) -> GcPauses:
+        import gc
+
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import gc
+
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        g = info["generation"]
+        self.count[g] += 1
+        self.longest[g] = max(self.longest[g], time.perf_counter() - self._t0)
+
+
 # --- databases ------------------------------------------------------------------------------
 
 

@@ -26,3 +26,15 @@ def test_a_full_collection_waits_until_generation_2_grew_by_a_quarter():
 def test_a_small_heap_is_collected_fully_as_before():
     assert collect_level((701, 11, 11), T, 5, 0) == 2
     assert collect_level((701, 11, 11), T, 130, 100) == 2
+
+
+def test_freeze_after_each_full_collection_and_thaw_now_and_then():
+    from desktop.core.gcpolicy import FreezePolicy
+
+    policy = FreezePolicy(now=1000.0, thaw_every=3600.0)
+    assert policy.after_full(1001.0) == "freeze"
+    assert policy.after_full(4599.0) == "freeze"
+    assert policy.after_full(4600.0) == "thaw"  # the frozen cycles get their collection
+    assert policy.after_full(4601.0) == "freeze"
+    assert policy.after_full(8199.0) == "freeze"
+    assert policy.after_full(8200.0) == "thaw"
