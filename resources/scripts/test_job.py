@@ -1,6 +1,6 @@
 """Sample job: prints to stdout and stderr and exits with the code given as first argument.
 
-    test_job.py [EXIT_CODE] [LINES] [DELAY_SECONDS]
+test_job.py [EXIT_CODE] [LINES] [DELAY_SECONDS]
 """
 
 import sys
