@@ -142,6 +142,27 @@ def earliest(times: Iterable[datetime | None]) -> datetime | None:
     return min(present) if present else None
 
 
+def sleep_for(deadline: datetime | None, now: datetime, max_sleep: float) -> tuple[float, bool]:
+    """How long the scheduler loop sleeps before DEADLINE (None: nothing due until a wake),
+    never longer than MAX_SLEEP; and whether MAX_SLEEP cut the sleep short ("capped")."""
+    if deadline is None:
+        return max_sleep, True
+    left = max(0.0, (deadline - now).total_seconds())
+    if left > max_sleep:
+        return max_sleep, True
+    return left, False
+
+
+def pass_due(deadline: datetime | None, now: datetime, capped: bool) -> bool:
+    """After a sleep that was not ended by a wake: is a pass due?  A sleep to the deadline
+    itself, yes (the timer may end a hair early on the wall clock: the pass is what it was
+    for).  A sleep that MAX_SLEEP cut short only if the wall clock reached the deadline
+    meanwhile (it was stepped forward); else nothing is due and the loop sleeps again."""
+    if not capped:
+        return True
+    return deadline is not None and now >= deadline
+
+
 def busy_counts(runs: Iterable[ActiveRun]) -> dict[str, int]:
     """Runs dispatched to or running on each worker, by worker name."""
     busy: dict[str, int] = {}

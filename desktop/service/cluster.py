@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from desktop.core.timeutil import utcnow
-from desktop.store import cluster
+from desktop.store import cluster, scheduling
 from desktop.store.db import parse_url
 from desktop.store.errors import StoreError
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOLO_KEY = "cluster.console"  # SQLite: this console's status, JSON, in the settings table
-SOLO_EVERY = 15.0  # as the alive mark: an idle console writes its SQLite file rarely
+SOLO_EVERY = scheduling.ALIVE_EVERY.total_seconds()  # written with the alive mark
 # a leader that could not renew for this long stops scheduling (before its lease ends)
 STEP_DOWN_MARGIN = 1.5
 
@@ -100,8 +100,10 @@ class ClusterService:
         if not self.clustered:
             self.leading = True
             await self._scheduler.start()
-            await self._write_solo()
-            self._task = asyncio.create_task(self._solo_loop(), name="cluster-solo")
+            await self.core.db.call(self._solo_writer())
+            # renewed with the console's alive mark, in the same database call (no loop of its
+            # own: one more timer and thread hand-off every SOLO_EVERY on an idle console)
+            self.core.changes.also_alive = self._solo_writer
             return
         await self.core.db.call(cluster.ensure_schema)
         await self.core.db.call(cluster.bind_fence, self.fence)
@@ -123,6 +125,8 @@ class ClusterService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self.fence.token = None
+        if not self.clustered and self.core.changes.also_alive == self._solo_writer:
+            self.core.changes.also_alive = None
         try:
             if self.clustered:
                 await asyncio.wait_for(self._call(lambda: cluster.resign(self.member_id)), 5)
@@ -165,6 +169,7 @@ class ClusterService:
 
     async def _loop(self, last_ok: float) -> None:
         loop = asyncio.get_running_loop()
+        seen_marker = -1  # the first tick that leads nudges (what changed before it led)
         while True:
             await asyncio.sleep(self.tick_seconds)
             sent = loop.time()
@@ -190,8 +195,12 @@ class ClusterService:
                 continue
             if state.leading:
                 last_ok = sent
-                # a standby's edits bump the change marker: the leader reads it every tick
-                self.core.changes.nudge()
+                # a standby's edits bump the change marker, which the tick reads: the leader
+                # looks at what changed when it moved (a nudge on every tick was a database
+                # call every second on an idle leader; benchmarks: idle wake-ups)
+                if state.marker != seen_marker:
+                    seen_marker = state.marker
+                    self.core.changes.nudge()
             await self._apply(state, sent, last_ok)
 
     async def _apply(self, state: cluster.LeaseState, sent: float, last_ok: float) -> None:
@@ -232,13 +241,9 @@ class ClusterService:
 
     # --- SQLite: one console ----------------------------------------------------------------------
 
-    async def _solo_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SOLO_EVERY)
-            with contextlib.suppress(StoreError):
-                await self._write_solo()
-
-    async def _write_solo(self) -> None:
+    def _solo_writer(self) -> Callable[[], None]:
+        """This console's status line, taken now on the loop; the function that stores it runs
+        on the database thread."""
         info = {
             "host": self.host,
             "pid": self.pid,
@@ -247,7 +252,8 @@ class ClusterService:
             "heartbeat_at": utcnow().isoformat(),
             "workers": sorted(self._hub.workers),
         }
-        await self.core.db.call(_put_solo, json.dumps(info))
+        text = json.dumps(info)
+        return lambda: _put_solo(text)
 
     # --- status ---------------------------------------------------------------------------------
 

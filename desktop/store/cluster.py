@@ -36,6 +36,7 @@ import peewee
 from desktop.store.db import store_errors
 from desktop.store.errors import StoreError
 from desktop.store.models import database_proxy
+from desktop.store.queries.common import change_marker
 
 T = TypeVar("T")
 
@@ -84,6 +85,9 @@ class LeaseState:
     leading: bool
     epoch: int
     leader: Member | None  # the console holding an unexpired lease (None: nobody right now)
+    # the store's change marker (queries.change_marker), read in the tick's transaction: the
+    # leader reads other consoles' edits only when it moved, not on every tick
+    marker: int = -1
 
 
 class Fence:
@@ -165,7 +169,8 @@ def tick(
             f"'{FORGET_MEMBERS_AFTER}'"
         )
         leader = current_leader()
-    return LeaseState(bool(won), won[0] if won else 0, leader)
+        marker = change_marker()
+    return LeaseState(bool(won), won[0] if won else 0, leader, marker)
 
 
 def current_leader() -> Member | None:

@@ -46,3 +46,51 @@ async def test_sqlite_console_is_its_own_leader(tmp_path):
         assert me.role == "leader" and me.me and me.hub_url == core.hub_url
     finally:
         await core.stop()
+
+
+async def test_sqlite_status_line_is_renewed_with_the_alive_mark_in_one_database_call(
+    tmp_path, monkeypatch
+):
+    """The line ``cluster status`` reads on SQLite rides the console's alive mark: one trip to
+    the database thread per mark, no timer of its own (benchmarks: idle wake-ups)."""
+    import asyncio
+    import json
+    from datetime import timedelta
+
+    from desktop.service import changes
+    from desktop.service.cluster import SOLO_KEY
+    from desktop.store import scheduling
+
+    monkeypatch.setattr(scheduling, "ALIVE_EVERY", timedelta(seconds=0.2))
+    monkeypatch.setattr(changes, "POLL_SECONDS", 3600.0)
+    core = Core(f"sqlite:///{tmp_path / 'solo.db'}", "127.0.0.1", 0)
+    await core.start()
+    calls: list[str] = []
+    real_call = core.db.call
+
+    async def counting_call(fn, *args, **kwargs):
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await real_call(fn, *args, **kwargs)
+
+    core.db.call = counting_call
+    try:
+
+        def beat():
+            return json.loads(cluster.get_setting(SOLO_KEY))["heartbeat_at"]
+
+        first = await real_call(beat)
+        await asyncio.sleep(0.5)  # two alive marks or so
+        assert await real_call(beat) > first, "the status line was not renewed"
+        marks = calls.count("_beat")
+        assert marks >= 1
+        # nothing else woke the database thread for the status line (no _put_solo of its own);
+        # the scheduler's first pass may still come after start()
+        assert set(calls) <= {"_beat", "run_pass"}, calls
+    finally:
+        core.db.call = real_call
+        await core.stop()
+    database = open_store(f"sqlite:///{tmp_path / 'solo.db'}")
+    try:
+        assert cluster.get_setting(SOLO_KEY) is None  # a clean stop takes the line away
+    finally:
+        database.close()

@@ -103,6 +103,34 @@ def test_earliest_ignores_none():
     assert d.earliest([None]) is None
 
 
+def test_sleep_until_a_near_deadline_then_pass():
+    timeout, capped = d.sleep_for(T0 + timedelta(seconds=4), T0, 15.0)
+    assert (timeout, capped) == (4.0, False)
+    # the timer may end a hair early on the wall clock: the pass runs all the same
+    assert d.pass_due(T0 + timedelta(seconds=4), T0 + timedelta(seconds=3.999), capped)
+
+
+def test_sleep_is_cut_at_max_sleep_and_past_deadlines_mean_now():
+    assert d.sleep_for(T0 + timedelta(days=1), T0, 15.0) == (15.0, True)
+    assert d.sleep_for(None, T0, 15.0) == (15.0, True)
+    assert d.sleep_for(T0 - timedelta(seconds=1), T0, 15.0) == (0.0, False)
+
+
+def test_idle_capped_sleep_runs_no_pass():
+    # a daily job, nothing else: the end of each MAX_SLEEP is a look at the clock, no pass
+    # (no database call: benchmarks, idle wake-ups)
+    daily = T0 + timedelta(hours=15)
+    assert not d.pass_due(daily, T0 + timedelta(seconds=15), capped=True)
+    assert not d.pass_due(None, T0 + timedelta(seconds=15), capped=True)
+
+
+def test_capped_sleep_runs_a_pass_when_the_wall_clock_reached_the_deadline():
+    # the wall clock was stepped forward past the deadline during the capped sleep
+    deadline = T0 + timedelta(hours=1)
+    assert d.pass_due(deadline, T0 + timedelta(hours=1, seconds=10), capped=True)
+    assert d.pass_due(deadline, deadline, capped=True)
+
+
 # --- plan_dispatch: one pass over the active runs ---------------------------------------------
 
 

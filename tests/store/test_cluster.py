@@ -73,6 +73,14 @@ def test_first_console_leads_the_second_stands_by_and_learns_who_leads(two):
     assert roles == {"a": "leader", "b": "standby"}
 
 
+def test_a_tick_carries_the_change_marker_so_the_leader_reads_changes_only_when_it_moved(two):
+    a, b = two
+    before = a.tick().marker
+    assert a.tick().marker == before  # idle: the same marker, the leader reads nothing more
+    b(queries.set_setting, "heartbeat_interval", "20")  # a standby's edit
+    assert a.tick().marker > before
+
+
 def test_standby_takes_over_only_once_the_lease_expired_with_a_new_token(two):
     a, b = two
     a.tick()
