@@ -27,6 +27,7 @@ from websockets.asyncio.client import connect
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.benchmarks import simfleet
 from worker.protocol import decode, encode, encode_dict
 
 PROTOCOL_V = 1
@@ -115,20 +116,10 @@ async def main(url: str, tokens_file: str, slots: int, gap_ms: float) -> int:
         asyncio.create_task(one(url, name, token, slots, gap_ms / 1000, tally, ready))
         for name, token in pairs
     ]
-    waiter = asyncio.create_task(all_ready.wait())
-    failed = asyncio.create_task(asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION))
-    await asyncio.wait({waiter, failed}, return_when=asyncio.FIRST_COMPLETED)
-    for t in tasks:
-        if t.done() and t.exception() is not None:
-            print(f"FAILED {t.exception()!r}", flush=True)
-            return 1
-    print(f"READY {count[0]}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until stdin closes
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    print(f"DONE {tally.acked} {tally.dispatched} {tally.declined}", flush=True)
-    return 0
+    code = await simfleet.serve(tasks, all_ready, lambda: f"READY {count[0]}")
+    if code == 0:
+        print(f"DONE {tally.acked} {tally.dispatched} {tally.declined}", flush=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from websockets.exceptions import InvalidHandshake
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.benchmarks import simfleet
 from worker.protocol import encode
 
 RETRIES = 10  # like a real worker, one whose connection failed tries again after a pause
@@ -84,19 +85,9 @@ async def main(url: str, tokens_file: str, interval: float) -> int:
         tasks.append(asyncio.create_task(one(url, name, token, address, interval, phase, ready)))
         if i % 50 == 49:
             await asyncio.sleep(0)  # let the handshakes already started make progress
-    waiter = asyncio.create_task(all_ready.wait())
-    failed = asyncio.create_task(asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION))
-    await asyncio.wait({waiter, failed}, return_when=asyncio.FIRST_COMPLETED)
-    for t in tasks:
-        if t.done() and t.exception() is not None:
-            print(f"FAILED {t.exception()!r}", flush=True)
-            return 1
-    print(f"READY {count[0]} {time.perf_counter() - t0:.3f} {retries[0]}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until stdin closes
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return 0
+    return await simfleet.serve(
+        tasks, all_ready, lambda: f"READY {count[0]} {time.perf_counter() - t0:.3f} {retries[0]}"
+    )
 
 
 if __name__ == "__main__":
