@@ -48,16 +48,7 @@ def _msg(mtype: str, run_id: int, seq: int, **fields) -> str:
 
 async def one(url: str, name: str, token: str, slots: int, gap: float, tally: Tally, ready):
     async with connect(url, max_size=None, open_timeout=120) as ws:
-        hello = encode(
-            "hello",
-            name=name,
-            token=token,
-            host="sim",
-            os="sim",
-            version="0",
-            scripts=[{"name": "noop", "sha256": "0" * 64}],
-            slots=slots,
-        )
+        hello = simfleet.hello(name, token, "noop", slots)
         await ws.send(hello)
         reply = json.loads(await ws.recv())
         if reply["type"] != "welcome":

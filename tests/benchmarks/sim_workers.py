@@ -47,16 +47,7 @@ async def one(
             retries[0] += 1
             await asyncio.sleep(1 + random.random())  # the worker's backoff is 1 s and up
     async with ws:
-        hello = encode(
-            "hello",
-            name=name,
-            token=token,
-            host="sim",
-            os="sim",
-            version="0",
-            scripts=[{"name": "a.py", "sha256": "0" * 64}],
-            slots=1,
-        )
+        hello = simfleet.hello(name, token, "a.py", 1)
         await ws.send(hello)
         reply = json.loads(await ws.recv())
         if reply["type"] != "welcome":

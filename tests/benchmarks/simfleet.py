@@ -7,6 +7,23 @@ import asyncio
 import sys
 from collections.abc import Callable
 
+from worker.protocol import encode
+
+
+def hello(name: str, token: str, script: str, slots: int) -> str:
+    """A simulated worker's hello: one script (its hash is not checked by the hub), ``sim``
+    for host, OS and version."""
+    return encode(
+        "hello",
+        name=name,
+        token=token,
+        host="sim",
+        os="sim",
+        version="0",
+        scripts=[{"name": script, "sha256": "0" * 64}],
+        slots=slots,
+    )
+
 
 async def serve(
     tasks: list[asyncio.Task], all_ready: asyncio.Event, ready_line: Callable[[], str]
