@@ -87,23 +87,15 @@ class Login:
 
     async def _check_waiting(self) -> None:
         """One database trip for every hello that arrived while the previous one ran."""
+        batch: list[tuple[queries.Hello, asyncio.Future[tuple[Any, datetime]]]] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 batch = [(h, f) for h, f in batch if not f.done()]  # connection gone meanwhile
                 if not batch:
                     continue
-                hellos = [h for h, _ in batch]
                 now = self.clock()
-                try:
-                    results: list[Any] = await self.db.call(queries.admit_workers, hellos, now)
-                except StoreError as exc:
-                    # the write failed (a locked database?): check the tokens one by one with
-                    # reads, as a worker whose hello cannot be recorded is still let in
-                    log.warning("cannot record %d workers' hellos: %s", len(hellos), exc)
-                    results = [await self._check_one(h) for h in hellos]
-                except Exception as exc:  # our own bug: every waiting hello hears of it
-                    results = [exc] * len(hellos)
+                results = await self._admit([h for h, _ in batch], now)
                 for (_, future), result in zip(batch, results):
                     if future.done():
                         continue
@@ -112,12 +104,34 @@ class Login:
                     else:
                         future.set_result((result, now))
         finally:
+            # never leave a hello waiting for an answer that will not come: a connection whose
+            # hello is being checked is exempt from the hello deadline and from eviction
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(RuntimeError("the login check stopped"))
             self._checker = None
+
+    async def _admit(self, hellos: list[queries.Hello], now: datetime) -> list[Any]:
+        """A result per hello (a WorkerRecord or an exception); never raises but cancellation.
+        When the group cannot be checked together, each is checked alone: one hello the store
+        cannot take (a locked database, a value the driver refuses) must not fail the others."""
+        try:
+            return list(await self.db.call(queries.admit_workers, hellos, now))
+        except StoreError as exc:
+            # the write failed (a locked database?): check the tokens one by one with reads, as
+            # a worker whose hello cannot be recorded is still let in
+            log.warning("cannot record %d workers' hellos: %s", len(hellos), exc)
+        except Exception:
+            log.exception("checking %d hellos together failed; checking each alone", len(hellos))
+        return [await self._check_one(h) for h in hellos]
 
     async def _check_one(self, hello: queries.Hello) -> Any:
         try:
             return await self.db.call(queries.authenticate_worker, hello.name, hello.token)
         except (AuthError, StoreError) as exc:
+            return exc
+        except Exception as exc:  # this hello's own trouble: it alone hears of it
+            log.warning("cannot check worker %r: %r", hello.name, exc)
             return exc
 
     async def _own_claims(self, name: str, claimed: list[int]) -> list[int]:

@@ -421,9 +421,16 @@ class Hub:
             )
 
     def _hello_overdue(self, conn: Conn) -> None:
-        actions = conn.session.hello_overdue(asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        session = conn.session
+        actions = session.hello_overdue(loop.time())
         if actions:
             conn.spawn(self._perform(conn, actions))
+        elif session.state == s.AWAIT_HELLO and conn in self._all:  # still connected
+            # asyncio may run a timer up to its clock resolution early (15.6 ms on Windows):
+            # still waiting, so look again when the deadline has really passed
+            left = session.opened + session.hello_deadline - loop.time()
+            loop.call_later(max(left, 0.001), self._hello_overdue, conn)
 
     async def _declined(self, conn: Conn, action: s.Declined) -> None:
         """A decline puts the run back in the queue: only its own worker may do that."""

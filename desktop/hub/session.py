@@ -162,6 +162,8 @@ def over_limits(msg: Message) -> str | None:
         for key in ("name", "token", "host", "os", "version"):
             if _unencodable(msg[key]):
                 return f"hello field {key!r} is not valid Unicode text"
+            if "\x00" in msg[key]:  # no database stores it (PostgreSQL refuses it outright)
+                return f"hello field {key!r} contains a NUL character"
         if len(msg["runs"]) > MAX_RUN_IDS:
             return f"hello lists {len(msg['runs'])} runs; the limit is {MAX_RUN_IDS}"
     if t == "heartbeat" and len(msg["running"]) > MAX_RUN_IDS:
@@ -171,6 +173,8 @@ def over_limits(msg: Message) -> str | None:
         if len(scripts) > MAX_SCRIPTS:
             return f"the catalogue has {len(scripts)} scripts; the limit is {MAX_SCRIPTS}"
         for entry in scripts:
+            if "\x00" in entry["name"] or "\x00" in entry["sha256"]:
+                return "a catalogue entry contains a NUL character"
             if len(entry["name"]) > MAX_SCRIPT_NAME or len(entry["sha256"]) > MAX_SHA256:
                 return (
                     f"a catalogue entry is longer than {MAX_SCRIPT_NAME} (name) or "

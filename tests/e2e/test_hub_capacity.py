@@ -118,3 +118,68 @@ async def test_a_worker_whose_hello_cannot_be_recorded_is_still_checked_and_let_
         await ws.send(hello("other", good))
         reply = json.loads(await ws.recv())
         assert (reply["type"], reply["code"]) == ("reject", "bad_token")
+
+
+async def test_a_hello_with_a_nul_character_is_refused_alone_and_the_others_get_in(stack):
+    # PostgreSQL's driver refuses a NUL in any text: one such hello in a group check must not
+    # fail the honest hellos checked with it (nor reach the database at all)
+    tokens = {f"h{i}": await stack.core.add_worker(f"h{i}") for i in range(6)}
+
+    async def login(i: int, name: str, token: str, **extra):
+        ws = await connect(stack.core.hub_url, local_addr=(f"127.0.2.{i + 1}", 0))
+        await ws.send(hello(name, token, **extra))
+        return json.loads(await ws.recv()), ws
+
+    bad = [login(10 + i, "x\u0000", "", host="a\u0000b") for i in range(4)]
+    good = [login(i, name, token) for i, (name, token) in enumerate(tokens.items())]
+    replies = await asyncio.gather(*bad, *good)
+    try:
+        for reply, _ in replies[:4]:
+            assert reply["type"] in ("reject", "error") and "NUL" in reply["reason"], reply
+        for reply, _ in replies[4:]:
+            assert reply["type"] == "welcome", reply
+        assert set(stack.core.hub.workers) == set(tokens)
+    finally:
+        await asyncio.gather(*(ws.close() for _, ws in replies))
+
+
+async def test_a_group_check_the_store_cannot_take_is_redone_hello_by_hello(stack, monkeypatch):
+    # whatever makes the grouped check fail (here: the driver refusing one value), each hello
+    # is then checked alone, so only the one at fault is refused
+    tokens = {f"g{i}": await stack.core.add_worker(f"g{i}") for i in range(5)}
+    real = queries.admit_workers
+
+    def refusing(hellos, at):
+        if len(hellos) > 1:
+            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+        return real(hellos, at)
+
+    monkeypatch.setattr(queries, "admit_workers", refusing)
+
+    async def login(i: int, name: str, token: str):
+        ws = await connect(stack.core.hub_url, local_addr=(f"127.0.3.{i + 1}", 0))
+        await ws.send(hello(name, token))
+        return json.loads(await ws.recv()), ws
+
+    replies = await asyncio.gather(*(login(i, n, t) for i, (n, t) in enumerate(tokens.items())))
+    try:
+        assert [r["type"] for r, _ in replies] == ["welcome"] * 5
+        assert set(stack.core.hub.workers) == set(tokens)
+    finally:
+        await asyncio.gather(*(ws.close() for _, ws in replies))
+
+
+async def test_a_hello_timer_that_fires_early_looks_again_and_still_closes_on_time(stack):
+    # asyncio may run a timer up to its clock resolution early (15.6 ms on Windows): the hub
+    # must not then forget the deadline of a connection that is still silent
+    hub = stack.core.hub
+    ws = await connect(stack.core.hub_url, local_addr=("127.0.4.1", 0))
+    try:
+        await asyncio.sleep(0.2)
+        (conn,) = [c for c in hub._all if c.remote == "127.0.4.1"]
+        conn.session.hello_deadline = 0.5  # shorter for the test; the first timer is long
+        hub._hello_overdue(conn)  # "early": 0.3 s before the deadline
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert (reply["type"], reply["code"]) == ("reject", "timeout")
+    finally:
+        await ws.close()

@@ -231,7 +231,9 @@ async def test_a_failure_on_the_consoles_side_still_answers_the_peer(stack, monk
     def broken(*_args, **_kw):
         raise RuntimeError("a bug in the console")
 
+    # the grouped check and the one-by-one check it falls back to both fail
     monkeypatch.setattr(queries, "admit_workers", broken)
+    monkeypatch.setattr(queries, "authenticate_worker", broken)
     peer = await RawPeer.connect(stack.core.hub_url)
     await peer.ws.send(hello_frame("unlucky", token))
     reject, close = await refused(peer)
