@@ -125,11 +125,11 @@ def run_pass(
     """A whole scheduler pass in ONE trip to the database thread: plan the retries of the
     runs that ENDED since the last pass, fire what is due within ``lead`` from now, then plan
     (decisions.plan_dispatch, with the hub's workers as they were when the pass began) and
-    record the dispatches and expired queue waits, and read the dispatched jobs' secrets.  The
-    loop sends the dispatch frames after this returns; a worker that left meanwhile makes the
-    send fail and the run is queued again.  ``wake_at`` is the next fire time less ``lead``.
-    (Retries and secrets were trips of their own, each on the way from a run's end to the
-    next dispatch.)"""
+    record the dispatches and expired queue waits; once that is committed, read the dispatched
+    jobs' secrets.  The loop sends the dispatch frames after this returns; a worker that left
+    meanwhile makes the send fail and the run is queued again.  ``wake_at`` is the next fire
+    time less ``lead``.  (Retries and secrets were trips of their own, each on the way from a
+    run's end to the next dispatch.)"""
     horizon = now + lead
     # One transaction for all of it: the retries, new runs and their dispatch commit together,
     # and the reads share it (each read in a transaction of its own was three round trips on
@@ -149,8 +149,10 @@ def run_pass(
                 next_fire = queries.earliest_next_fire()  # firing moved it
         done = _pass(now, workers, declined, fired, lead, refused, next_fire)
         done.retries = retries
-        if done.dispatched:
-            done.secrets = job_secrets.values_for_jobs({r.job_id for r in done.dispatched})
+    if done.dispatched:
+        # after the commit, in the same trip: opening the key may wait on the OS keyring (an
+        # unlock prompt), and no lock or open transaction may wait with it
+        done.secrets = job_secrets.values_for_jobs({r.job_id for r in done.dispatched})
     return done
 
 
