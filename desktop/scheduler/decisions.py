@@ -43,24 +43,10 @@ def eligible(
     return out
 
 
-def choose_worker(
-    target_kind: str,
-    target_value: str,
-    script: str,
-    workers: Iterable[WorkerView],
-    exclude: Iterable[str] = (),
-) -> str | None:
-    """The least busy eligible worker with a free slot (fewest busy per slot, then fewest
-    busy, then by name so the choice is stable), or None."""
-    workers = list(workers)
-    busy = {w.name: w.busy for w in workers}
-    return WorkerPool(workers).choose(target_kind, target_value, script, busy, exclude)
-
-
 def why_no_worker(
     target_kind: str, target_value: str, script: str, workers: Iterable[WorkerView]
 ) -> str:
-    """A reason for a person, when choose_worker found nobody."""
+    """A reason for a person, when no worker could be chosen (pool.WorkerPool.choose)."""
     workers = list(workers)
     if not workers:
         return "no worker is online"

@@ -7,9 +7,9 @@ on the dispatch path.  The snapshot is built once per change of the worker set (
 ``workers_version``) and shared read-only with the database thread; busy counts stay outside
 it, since they change with every dispatch.
 
-The choice is exactly :func:`desktop.scheduler.decisions.choose_worker`'s (least busy per
-slot, then least busy, then by name): candidates are kept in name order, so the first free
-worker with nothing to do is the answer and the scan stops there.  Pure: no I/O.
+The choice is the least busy eligible worker per slot, then the least busy, then by name
+(stable): candidates are kept in name order, so the first free worker with nothing to do is
+the answer and the scan stops there.  Pure: no I/O.
 """
 
 from __future__ import annotations

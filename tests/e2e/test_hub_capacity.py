@@ -100,8 +100,8 @@ async def test_a_worker_that_stops_heartbeating_is_closed_on_time_without_keepal
 async def test_a_worker_whose_hello_cannot_be_recorded_is_still_checked_and_let_in(
     stack, monkeypatch
 ):
-    """The group check writes (worker_seen); if the write fails, each token is still checked
-    with a read, as before: a good one is welcomed, a wrong one refused."""
+    """The group check writes what the hellos say of their hosts; if the write fails, each
+    token is still checked with a read, as before: a good one is welcomed, a wrong one refused."""
     from desktop.store.errors import StoreError
 
     good = await stack.core.add_worker("good")

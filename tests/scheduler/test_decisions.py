@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from desktop.scheduler import decisions as d
+from desktop.scheduler.pool import WorkerPool
 from desktop.store.records import JobRecord, RunRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -16,36 +17,43 @@ def w(name, busy=0, slots=1, tags=(), scripts=("a.py",)):
     return d.WorkerView(name, frozenset(tags), frozenset(scripts), slots, busy)
 
 
+def choose(kind, value, script, workers, exclude=()):
+    """The scheduler's choice among WORKERS, each busy as its view says."""
+    return WorkerPool(workers).choose(
+        kind, value, script, {x.name: x.busy for x in workers}, exclude
+    )
+
+
 def test_worker_must_have_the_script():
     workers = [w("w1", scripts=("other.py",)), w("w2")]
-    assert d.choose_worker("any", "", "a.py", workers) == "w2"
-    assert d.choose_worker("any", "", "missing.py", workers) is None
+    assert choose("any", "", "a.py", workers) == "w2"
+    assert choose("any", "", "missing.py", workers) is None
 
 
 def test_named_worker_only():
     workers = [w("w1"), w("w2")]
-    assert d.choose_worker("worker", "w2", "a.py", workers) == "w2"
-    assert d.choose_worker("worker", "w3", "a.py", workers) is None
+    assert choose("worker", "w2", "a.py", workers) == "w2"
+    assert choose("worker", "w3", "a.py", workers) is None
 
 
 def test_tag_only_matching_workers():
     workers = [w("w1", tags=("linux",)), w("w2", tags=("windows", "sql"))]
-    assert d.choose_worker("tag", "sql", "a.py", workers) == "w2"
-    assert d.choose_worker("tag", "mac", "a.py", workers) is None
+    assert choose("tag", "sql", "a.py", workers) == "w2"
+    assert choose("tag", "mac", "a.py", workers) is None
 
 
 def test_least_busy_per_slot_then_name():
     workers = [w("b", busy=1, slots=4), w("a", busy=1, slots=2), w("c", busy=0, slots=1)]
-    assert d.choose_worker("any", "", "a.py", workers) == "c"
+    assert choose("any", "", "a.py", workers) == "c"
     workers = [w("b", busy=1, slots=4), w("a", busy=1, slots=2)]
-    assert d.choose_worker("any", "", "a.py", workers) == "b"  # 25% busy beats 50%
-    assert d.choose_worker("any", "", "a.py", [w("b"), w("a")]) == "a"  # ties by name
+    assert choose("any", "", "a.py", workers) == "b"  # 25% busy beats 50%
+    assert choose("any", "", "a.py", [w("b"), w("a")]) == "a"  # ties by name
 
 
 def test_slots_are_respected_and_declined_workers_excluded():
-    assert d.choose_worker("any", "", "a.py", [w("w1", busy=2, slots=2)]) is None
+    assert choose("any", "", "a.py", [w("w1", busy=2, slots=2)]) is None
     workers = [w("w1"), w("w2", busy=0)]
-    assert d.choose_worker("any", "", "a.py", workers, exclude={"w1"}) == "w2"
+    assert choose("any", "", "a.py", workers, exclude={"w1"}) == "w2"
 
 
 def test_reasons_for_no_worker():

@@ -25,7 +25,7 @@ def fleets(draw):
 
 
 def reference(kind: str, value: str, script: str, workers, exclude) -> str | None:
-    """The rule as written in the issue of the scheduler: a plain scan, no index."""
+    """The rule as a plain scan, no index."""
     free = [
         w
         for w in workers

@@ -63,19 +63,6 @@ def test_rotate_token_replaces_old_and_lifts_revocation(db):
         q.authenticate_worker("w", old)
 
 
-def test_worker_seen_records_the_hello_but_never_its_tags_or_slots(db):
-    q.add_worker("w", tags=["a"], slots=2)
-    scripts = [{"name": "backup.py", "sha256": "ab" * 32}]
-    q.worker_seen("w", "host1", "Windows 11", "0.1.0", scripts, T0)
-    seen = q.get_worker("w")
-    assert (seen.host, seen.os_name, seen.version) == ("host1", "Windows 11", "0.1.0")
-    assert seen.scripts == tuple(scripts) and seen.last_seen_at == T0
-    # the console set these; a hello describes the host and grants nothing
-    assert (seen.tags, seen.slots) == (("a",), 2)
-    with pytest.raises(NotFound):
-        q.worker_seen("ghost", at=T0)
-
-
 def test_set_worker_config_changes_tags_and_slots_with_an_audit_entry(db):
     q.add_worker("w", tags=["a"], slots=1)
     before = q.change_marker()
@@ -132,7 +119,7 @@ def test_admit_workers_checks_each_hello_as_authenticate_does_and_records_the_ad
         "revoked",
         "other",
     ]
-    # each admitted hello is recorded (worker_seen), never its tags or slots; refused ones not
+    # each admitted hello is recorded, never its tags or slots; refused ones not
     seen = {w.name: w for w in q.list_workers()}
     assert (seen["good"].host, seen["good"].last_seen_at) == ("good-host", T0)
     assert seen["good"].scripts == tuple(scripts) and seen["good"].tags == ("a",)

@@ -84,7 +84,6 @@ from desktop.store.queries.workers import (
     set_worker_config,
     set_worker_enabled,
     set_worker_scripts,
-    worker_seen,
 )
 
 __all__ = [
@@ -140,5 +139,4 @@ __all__ = [
     "truncation_marker",
     "update_job",
     "update_runs",
-    "worker_seen",
 ]

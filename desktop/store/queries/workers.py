@@ -112,10 +112,11 @@ class Hello(NamedTuple):
 
 
 def admit_workers(hellos: Sequence[Hello], at: datetime) -> list[WorkerRecord | AuthError]:
-    """``authenticate_worker`` for each hello, and ``worker_seen`` for each one admitted, in
-    one transaction: the hub's login path in a connect storm (10,000 workers reconnecting
-    after a console restart) was two transactions per hello.  Each hello is checked on its
-    own exactly as authenticate_worker does; the result is in the hellos' order."""
+    """``authenticate_worker`` for each hello and, for each one admitted, what its hello says
+    of its host (never its tags or slots: the console sets those), all in one transaction: the
+    hub's login path in a connect storm (10,000 workers reconnecting after a console restart)
+    was two transactions per hello.  Each hello is checked on its own exactly as
+    authenticate_worker does; the result is in the hellos' order."""
     names = sorted({h.name for h in hellos})
     out: list[WorkerRecord | AuthError] = []
     with _write():
@@ -131,13 +132,13 @@ def admit_workers(hellos: Sequence[Hello], at: datetime) -> list[WorkerRecord | 
                 out.append(exc)
                 continue
             cols = _seen_columns(hello.host, hello.os_name, hello.version, hello.scripts, seen_at)
-            _prepared(("worker_seen",), _seen_update, [*cols.values(), hello.name])
+            _prepared(("admit_workers",), _seen_update, [*cols.values(), hello.name])
             out.append(record)
     return out
 
 
 def _seen_update(host, os_name, version, scripts_json, last_seen_at, name):
-    """worker_seen's UPDATE, compiled once (prepared.py); the order is _seen_columns'."""
+    """The hello's UPDATE, compiled once (prepared.py); the order is _seen_columns'."""
     return Worker.update(
         host=host,
         os_name=os_name,
@@ -206,23 +207,6 @@ def rotate_token(name: str, actor: str = "console") -> str:
         _audit(actor, "token_rotated", "worker", name)
         _bump()
     return token
-
-
-def worker_seen(
-    name: str,
-    host: str = "",
-    os_name: str = "",
-    version: str = "",
-    scripts: Sequence[dict[str, str]] = (),
-    at: datetime | None = None,
-) -> None:
-    """What a worker reported in its hello: a description of its host.  Its tags and slots are
-    not taken from the hello (a worker must not grant itself a tag): the console sets them
-    (add_worker, set_worker_config)."""
-    cols = _seen_columns(host, os_name, version, scripts, _naive(at) or _now())
-    with _write():
-        if not Worker.update(**cols).where(Worker.name == name).execute():
-            raise NotFound(f"there is no worker named {name!r}")
 
 
 def _seen_columns(
