@@ -170,3 +170,90 @@ def test_manual_runs_one_by_one_without_insert_returning(job, monkeypatch):
     assert made[0].scheduled_at == T0 and made[1].args == ("a",)
     assert made[1].scheduled_at > T0 + timedelta(microseconds=1)
     assert q.count_runs(job.id) == 3
+
+
+def _ended(job_id, outcome, at=T0, attempt=1):
+    run = q.create_run(job_id, at, attempt=attempt)
+    q.transition_run(run.id, "running", worker_name="w1")
+    return q.transition_run(run.id, outcome, worker_name="w1")
+
+
+def test_runs_owed_a_retry(db):
+    """Ended in an outcome worth a retry, attempts left, no next attempt, within the window."""
+    job = q.create_job(job_spec(max_retries=2))
+    owed = _ended(job.id, "failed", T0)
+    timed_out = _ended(job.id, "timed_out", T0 + timedelta(minutes=1))
+    retried = _ended(job.id, "lost", T0 + timedelta(minutes=2))
+    q.create_run(job.id, retried.scheduled_at, attempt=2, trigger="retry")
+    _ended(job.id, "cancelled", T0 + timedelta(minutes=3))
+    _ended(job.id, "succeeded", T0 + timedelta(minutes=4))
+    last = _ended(job.id, "failed", T0 + timedelta(minutes=5), attempt=3)  # none left
+    none_left = q.create_job(job_spec(name="once", max_retries=0))
+    _ended(none_left.id, "failed")
+    since = owed.finished_at - timedelta(minutes=1)
+    assert [r.id for r in q.runs_owed_a_retry(since)] == [owed.id, timed_out.id]
+    assert q.runs_owed_a_retry(since)[0] == q.get_run(owed.id)
+    assert [r.id for r in q.runs_owed_a_retry(since, limit=1)] == [owed.id]
+    assert q.runs_owed_a_retry(last.finished_at + timedelta(seconds=1)) == []
+
+
+def test_a_stale_list_of_owed_retries_plans_each_once(db):
+    """Two passes (or consoles) with the same candidates: the second plans nothing."""
+    from desktop.scheduler import firing
+
+    job = q.create_job(job_spec(max_retries=1))
+    ended = _ended(job.id, "failed")
+    stale = q.runs_owed_a_retry(T0 - timedelta(days=1))
+    assert [r.id for r in stale] == [ended.id]
+    made = firing.plan_retries(stale, T0, from_end=True)
+    assert [(r.attempt, r.trigger, r.state) for r in made] == [(2, "retry", "queued")]
+    assert firing.plan_retries(stale, T0, from_end=True) == []
+    assert firing.sweep_retries(T0 - timedelta(days=1), T0) == ([], False)
+    assert q.count_runs(job.id) == 2
+
+
+def test_two_consoles_sweeping_at_once_plan_one_retry(pg_schema_url):
+    """PostgreSQL: two consoles' sweeps both read the run as owed, then both plan it; the
+    unique (job, occurrence, attempt) index lets one win and the other plans nothing."""
+    import threading
+    from unittest import mock
+
+    from desktop.scheduler import firing
+    from desktop.store import db as store_db
+    from desktop.store import scheduling
+
+    database = store_db.open_store(pg_schema_url)
+    try:
+        job = q.create_job(job_spec(max_retries=3))
+        _ended(job.id, "failed")
+        both_read = threading.Barrier(2, timeout=20)
+        real = q.runs_owed_a_retry
+
+        def read_then_wait(*args):
+            owed = real(*args)
+            both_read.wait()
+            return owed
+
+        made: list = []
+        errors: list = []
+
+        def console():
+            try:
+                with scheduling.transaction():
+                    made.extend(firing.sweep_retries(T0 - timedelta(days=1), T0)[0])
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+            finally:
+                database.close()  # this thread's connection
+
+        with mock.patch.object(firing.queries, "runs_owed_a_retry", read_then_wait):
+            threads = [threading.Thread(target=console) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        assert errors == []
+        assert [r.attempt for r in made] == [2]
+        assert sorted(r.attempt for r in q.list_runs(job.id)) == [1, 2]
+    finally:
+        database.close()

@@ -11,6 +11,7 @@ from typing import Any
 import peewee
 
 from desktop.core import runs as run_states
+from desktop.core.policies import RETRYABLE
 from desktop.store.errors import NotFound
 from desktop.store.models import Job, Run
 from desktop.store.queries.common import (
@@ -21,6 +22,7 @@ from desktop.store.queries.common import (
     _joined,
     _naive,
     _now,
+    _raw_dicts,
     _read,
     _tuples,
     _write,
@@ -448,6 +450,35 @@ def active_run_states() -> list[ActiveRun]:
             ActiveRun(rid, job, state, worker, _dt_set(created), _dt(not_before), _dt(dispatched))
             for rid, job, state, worker, created, not_before, dispatched in cursor
         ]
+
+
+def runs_owed_a_retry(since: datetime, limit: int = 500) -> list[RunRecord]:
+    """Runs that ended since ``since`` in an outcome worth another attempt, with attempts left
+    under their job's policy, and no next attempt recorded: the retries a scheduler that
+    stopped (crash, stop, lost lead) before its next pass did not plan.  Oldest first, at most
+    ``limit``.  ONE query: the state index finds the candidates, the unique (job, occurrence,
+    attempt) index answers "has a next attempt" (the same index that makes planning it twice
+    a no-op)."""
+    following = Run.alias("following")
+    next_attempt = following.select(following.id).where(
+        (following.job == Run.job)
+        & (following.scheduled_at == Run.scheduled_at)
+        & (following.attempt == Run.attempt + 1)
+    )
+    with _read():
+        query = (
+            _run_query()
+            .where(
+                Run.state.in_(sorted(RETRYABLE))
+                & (Run.finished_at >= _naive(since))
+                & (Run.attempt >= 1)
+                & (Run.attempt <= Job.max_retries)
+                & ~peewee.fn.EXISTS(next_attempt)
+            )
+            .order_by(Run.id)
+            .limit(max(1, int(limit)))
+        )
+        return [_run_from_raw(r) for r in _raw_dicts(query)]
 
 
 def runs_by_ids(run_ids: Iterable[int]) -> list[RunRecord]:
