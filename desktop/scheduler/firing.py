@@ -24,7 +24,7 @@ from desktop.scheduler.decisions import on_occurrence
 from desktop.scheduler.pool import WorkerPool
 from desktop.store import cluster, queries, scheduling
 from desktop.store import secrets as job_secrets
-from desktop.store.errors import NotFound
+from desktop.store.errors import JobDeletedMeanwhile, NotFound
 from desktop.store.records import ActiveRun, JobRecord, RunRecord
 
 log = logging.getLogger(__name__)
@@ -286,12 +286,30 @@ def manual_run(job_id: int, now: datetime, args: list[str] | None = None) -> Run
     return result
 
 
+# A group of "run now" requests is written again this often when a job is deleted between the
+# group's read of its jobs and its INSERT (each time reads the jobs anew).
+MANUAL_TRIES = 3
+
+
 def manual_runs(
     requests: list[tuple[int, list[str] | None]], now: datetime
 ) -> list[RunRecord | NotFound]:
     """Many "run now" rows in ONE transaction (requests that arrived together), in order; a
     request for a job that no longer exists gets its NotFound instead of a row.  Each request's
-    occurrence is ``now`` plus its index in microseconds, bumped further if already taken."""
+    occurrence is ``now`` plus its index in microseconds, bumped further if already taken.
+    A job deleted after the group read it fails only its own request: the transaction is done
+    again, and that job is then missing from the read."""
+    for _ in range(MANUAL_TRIES - 1):
+        try:
+            return _manual_runs(requests, now)
+        except JobDeletedMeanwhile:
+            log.info("a job was deleted while a group of run-now requests was written; again")
+    return _manual_runs(requests, now)  # jobs deleted every time: the error is the group's
+
+
+def _manual_runs(
+    requests: list[tuple[int, list[str] | None]], now: datetime
+) -> list[RunRecord | NotFound]:
     out: list[RunRecord | NotFound] = []
     with scheduling.transaction():
         batch = [

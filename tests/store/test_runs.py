@@ -257,3 +257,100 @@ def test_two_consoles_sweeping_at_once_plan_one_retry(pg_schema_url):
         assert sorted(r.attempt for r in q.list_runs(job.id)) == [1, 2]
     finally:
         database.close()
+
+
+def test_a_job_deleted_after_the_group_read_fails_only_its_own_run_now(job, monkeypatch):
+    """A grouped run-now read the jobs, then one was deleted before the INSERT (a stale read):
+    its foreign key must not fail the others' requests; it gets the error of a missing job."""
+    from desktop.scheduler import firing
+    from desktop.store.queries import runs as runs_module
+
+    gone = q.create_job(job_spec(name="gone"))
+    other = q.create_job(job_spec(name="other"))
+    stale = [{"id": gone.id, "name": gone.name}]
+    q.delete_job(gone.id)
+    real = runs_module._by_ids
+
+    def read_before_the_delete(name, build, ids):
+        rows = real(name, build, ids)
+        if name == "job_names" and stale:
+            rows += [stale.pop()]  # as the read saw it, before the delete committed
+        return rows
+
+    monkeypatch.setattr(runs_module, "_by_ids", read_before_the_delete)
+    made = firing.manual_runs([(job.id, None), (gone.id, ["x"]), (other.id, None)], T0)
+    assert not stale  # the stale read happened
+    assert isinstance(made[1], NotFound)
+    assert str(made[1]) == str(NotFound(f"job {gone.id} does not exist (deleted?)"))
+    assert [(r.job_id, r.state, r.trigger) for r in (made[0], made[2])] == [
+        (job.id, "queued", "manual"),
+        (other.id, "queued", "manual"),
+    ]
+    assert [q.get_run(r.id) for r in (made[0], made[2])] == [made[0], made[2]]
+    assert q.count_runs() == 2
+
+
+def test_a_job_deleted_by_another_console_between_the_read_and_the_insert(pg_schema_url):
+    """PostgreSQL, the real race: another connection deletes the job and commits after the
+    group read its jobs; the INSERT's foreign key fails; only that job's request fails."""
+    import threading
+    from unittest import mock
+
+    from desktop.scheduler import firing
+    from desktop.store import db as store_db
+    from desktop.store.queries import runs as runs_module
+
+    database = store_db.open_store(pg_schema_url)
+    try:
+        keep = q.create_job(job_spec(name="keep"))
+        gone = q.create_job(job_spec(name="gone"))
+        real = runs_module._insert_returning
+        deleted: list = []
+
+        def delete_then_insert(*args, **kwargs):
+            if not deleted:
+
+                def other_console():
+                    try:
+                        q.delete_job(gone.id, "other console")
+                        deleted.append(True)
+                    finally:
+                        database.close()  # that thread's connection
+
+                thread = threading.Thread(target=other_console)
+                thread.start()
+                thread.join(30)
+                assert deleted, "the other console's delete did not commit"
+            return real(*args, **kwargs)
+
+        with mock.patch.object(runs_module, "_insert_returning", delete_then_insert):
+            made = firing.manual_runs([(gone.id, None), (keep.id, ["a"])], T0)
+        assert deleted
+        assert isinstance(made[0], NotFound) and f"job {gone.id} " in str(made[0])
+        assert (made[1].job_id, made[1].args) == (keep.id, ("a",))
+        assert q.get_run(made[1].id) == made[1]
+        assert q.get_job(gone.id) is None and q.count_runs() == 1
+    finally:
+        database.close()
+
+
+def test_a_group_whose_jobs_keep_vanishing_fails_as_a_whole_and_writes_nothing(job, monkeypatch):
+    from desktop.scheduler import firing
+    from desktop.store.errors import JobDeletedMeanwhile
+    from desktop.store.queries import runs as runs_module
+
+    gone = q.create_job(job_spec(name="gone"))
+    q.delete_job(gone.id)
+    real = runs_module._by_ids
+    reads: list = []
+
+    def always_stale(name, build, ids):
+        reads.append(name)
+        rows = real(name, build, ids)
+        return [*rows, {"id": gone.id, "name": "gone"}] if name == "job_names" else rows
+
+    monkeypatch.setattr(runs_module, "_by_ids", always_stale)
+    with pytest.raises(JobDeletedMeanwhile, match="deleted while its runs were being recorded"):
+        firing.manual_runs([(job.id, None), (gone.id, None)], T0)
+    assert reads.count("job_names") == firing.MANUAL_TRIES
+    assert q.count_runs() == 0  # each try was undone whole

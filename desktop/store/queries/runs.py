@@ -12,7 +12,7 @@ import peewee
 
 from desktop.core import runs as run_states
 from desktop.core.policies import RETRYABLE
-from desktop.store.errors import NotFound
+from desktop.store.errors import JobDeletedMeanwhile, NotFound
 from desktop.store.models import Job, Run
 from desktop.store.queries.common import (
     _aware,
@@ -156,7 +156,9 @@ def create_manual_runs(
     records are built from what was written (test_runs checks they equal what get_run reads).
     A request whose job is gone gets its NotFound, one whose occurrence is already taken (the
     unique index) None: the caller records it with create_run, which bumps it.  Returns None
-    where the database has no INSERT ... RETURNING (nothing written)."""
+    where the database has no INSERT ... RETURNING (nothing written).  Raises
+    JobDeletedMeanwhile when a job was deleted between the read and the INSERT: the caller's
+    transaction is spoilt and must be undone and done again."""
     if trigger not in run_states.TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}")
     if not returning_supported():
@@ -189,13 +191,22 @@ def create_manual_runs(
             if job_id in names
         ]
         # a taken occurrence is skipped, not an error (no savepoint needed to go on)
-        returned = _insert_returning(
-            Run,
-            _NEW_RUN_FIELDS,
-            rows,
-            ("id", Run.job.column_name, "scheduled_at"),
-            on_conflict_skip=True,
-        )
+        try:
+            returned = _insert_returning(
+                Run,
+                _NEW_RUN_FIELDS,
+                rows,
+                ("id", Run.job.column_name, "scheduled_at"),
+                on_conflict_skip=True,
+            )
+        except peewee.IntegrityError as exc:
+            # the foreign key: a job deleted since the read above (PostgreSQL: by another
+            # connection) fails the whole INSERT, and on PostgreSQL the transaction with it;
+            # the caller undoes it and asks again, the jobs read anew (no savepoint on the
+            # path every group takes: two round trips each)
+            raise JobDeletedMeanwhile(
+                "a job was deleted while its runs were being recorded"
+            ) from exc
     # (job, occurrence) is unique (the index): it says which id each row got
     ids = {(job_id, _db_time(at)): run_id for run_id, job_id, at in returned}
     out: list[RunRecord | NotFound | None] = []
