@@ -123,6 +123,13 @@ def lost_deadline(
     return max(signs) + grace
 
 
+def retry_after_end(ended_at: datetime, delay: timedelta, now: datetime) -> datetime:
+    """When a retry planned late (swept up after a restart) may start: ``delay`` after its run
+    ended, so one already due goes now; never later than ``delay`` from now (an end stamped
+    by a clock ahead of this one must not hold it longer than a retry planned at once)."""
+    return min(max(ended_at + delay, now), now + delay)
+
+
 def earliest(times: Iterable[datetime | None]) -> datetime | None:
     present = [t for t in times if t is not None]
     return min(present) if present else None

@@ -24,7 +24,7 @@ from desktop.scheduler.decisions import on_occurrence
 from desktop.scheduler.pool import WorkerPool
 from desktop.store import cluster, queries, scheduling
 from desktop.store import secrets as job_secrets
-from desktop.store.errors import NotFound
+from desktop.store.errors import JobDeletedMeanwhile, NotFound
 from desktop.store.records import ActiveRun, JobRecord, RunRecord
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ class Pass:
     jobs: dict[int, JobRecord]  # the jobs of those runs
     wake_at: datetime | None  # when the next pass is due (None: only when woken)
     retries: list[RunRecord] = field(default_factory=list)  # planned for runs that ended
+    # the sweep for retries owed found a full batch: sweep again next pass
+    sweep_more: bool = False
     # the dispatched runs' jobs' secrets (job id -> values, or why they cannot be opened)
     secrets: dict[int, dict[str, str] | SecretKeyError] = field(default_factory=dict)
 
@@ -121,6 +123,7 @@ def run_pass(
     lead: timedelta = timedelta(0),
     refused: dict[int, dict[str, str]] | None = None,
     ended: list[RunRecord] | None = None,
+    sweep_since: datetime | None = None,
 ) -> Pass:
     """A whole scheduler pass in ONE trip to the database thread: plan the retries of the
     runs that ENDED since the last pass, fire what is due within ``lead`` from now, then plan
@@ -129,7 +132,8 @@ def run_pass(
     jobs' secrets.  The loop sends the dispatch frames after this returns; a worker that left
     meanwhile makes the send fail and the run is queued again.  ``wake_at`` is the next fire
     time less ``lead``.  (Retries and secrets were trips of their own, each on the way from a
-    run's end to the next dispatch.)"""
+    run's end to the next dispatch.)  With ``sweep_since`` the pass also plans the retries
+    owed by runs that ended since then (sweep_retries)."""
     horizon = now + lead
     # One transaction for all of it: the retries, new runs and their dispatch commit together,
     # and the reads share it (each read in a transaction of its own was three round trips on
@@ -137,6 +141,9 @@ def run_pass(
     # those writes fences first (desktop/store/cluster.py).
     with scheduling.transaction():
         retries = plan_retries(ended, now) if ended else []
+        swept = sweep_retries(sweep_since, now) if sweep_since is not None else None
+        if swept is not None:
+            retries += swept[0]
         # the earliest fire time first: most passes (a run ended, run now) have nothing due,
         # and then it is also the pass's answer for when to wake
         next_fire = queries.earliest_next_fire()
@@ -149,6 +156,7 @@ def run_pass(
                 next_fire = queries.earliest_next_fire()  # firing moved it
         done = _pass(now, workers, declined, fired, lead, refused, next_fire)
         done.retries = retries
+        done.sweep_more = swept is not None and swept[1]
     if done.dispatched:
         # after the commit, in the same trip: opening the key may wait on the OS keyring (an
         # unlock prompt), and no lock or open transaction may wait with it
@@ -195,7 +203,7 @@ def _pass(
     return Pass(fired, changed, dispatched, active, jobs, wake_at)
 
 
-def plan_retries(runs: list[RunRecord], now: datetime) -> list[RunRecord]:
+def plan_retries(runs: list[RunRecord], now: datetime, from_end: bool = False) -> list[RunRecord]:
     """plan_retry for many ended runs (their records as just committed) in one transaction;
     returns the new retry rows.  Runs of jobs without retries cost one shared query and no
     write; plan_retry reads each candidate again in its transaction, so a record that aged
@@ -212,31 +220,60 @@ def plan_retries(runs: list[RunRecord], now: datetime) -> list[RunRecord]:
     with scheduling.joined():  # the pass's transaction, or one of its own
         cluster.fence()
         for run in wanted:
-            record = plan_retry(run.id, now)
+            record = plan_retry(run.id, now, from_end)
             if record is not None:
                 out.append(record)
     return out
 
 
-def plan_retry(run_id: int, now: datetime) -> RunRecord | None:
+# How far back a starting scheduler looks for runs whose retry was never planned (it stopped
+# between their end and its next pass): a console down over a long weekend loses none.
+RETRY_SWEEP_WINDOW = timedelta(days=7)
+RETRY_SWEEP_BATCH = 500
+
+
+def sweep_retries(since: datetime, now: datetime) -> tuple[list[RunRecord], bool]:
+    """At a scheduler's start (a console started, or became the leader): plan the retries that
+    a scheduler which stopped before its pass owed (the runs it kept in memory are gone).
+    Planned once: the unique (job, occurrence, attempt) index turns a second plan, by a racing
+    pass or console, into a no-op, and a run with a next attempt is not found again.  Returns
+    the new retry rows, and whether a full batch was found (more may be owed)."""
+    owed = queries.runs_owed_a_retry(since, RETRY_SWEEP_BATCH)
+    if owed:
+        log.warning(
+            "planning %d retr%s not planned before the scheduler last stopped",
+            len(owed),
+            "y" if len(owed) == 1 else "ies",
+        )
+    return plan_retries(owed, now, from_end=True) if owed else [], len(owed) >= RETRY_SWEEP_BATCH
+
+
+def plan_retry(run_id: int, now: datetime, from_end: bool = False) -> RunRecord | None:
     """After a run ended: the next attempt's row (queued, waiting until its backoff delay has
-    passed) if the job's retry policy wants one; None otherwise or when it already exists."""
+    passed) if the job's retry policy wants one; None otherwise or when it already exists.
+    ``from_end``: the delay counts from the run's end, not from now (a retry swept up after a
+    restart waits no longer than it would have, and one already due goes at once)."""
     run = queries.get_run(run_id)
     if run is None:
         return None
     job = queries.get_job(run.job_id)
     if job is None or not should_retry(run.state, run.attempt, job.max_retries):
         return None
-    delay = retry_delay(
-        run.attempt, job.retry_delay_seconds, job.retry_backoff, job.retry_max_delay_seconds
+    delay = timedelta(
+        seconds=retry_delay(
+            run.attempt, job.retry_delay_seconds, job.retry_backoff, job.retry_max_delay_seconds
+        )
     )
+    not_before = now + delay
+    if from_end and run.finished_at is not None:
+        not_before = d.retry_after_end(run.finished_at, delay, now)
     return queries.create_run(
         job.id,
         run.scheduled_at,
         attempt=run.attempt + 1,
         trigger=states.RETRY,
         args=run.args,
-        not_before=now + timedelta(seconds=delay),
+        not_before=not_before,
         reason=f"retry {run.attempt} of {job.max_retries}: attempt {run.attempt} was {run.state}",
     )
 
@@ -249,12 +286,30 @@ def manual_run(job_id: int, now: datetime, args: list[str] | None = None) -> Run
     return result
 
 
+# A group of "run now" requests is written again this often when a job is deleted between the
+# group's read of its jobs and its INSERT (each time reads the jobs anew).
+MANUAL_TRIES = 3
+
+
 def manual_runs(
     requests: list[tuple[int, list[str] | None]], now: datetime
 ) -> list[RunRecord | NotFound]:
     """Many "run now" rows in ONE transaction (requests that arrived together), in order; a
     request for a job that no longer exists gets its NotFound instead of a row.  Each request's
-    occurrence is ``now`` plus its index in microseconds, bumped further if already taken."""
+    occurrence is ``now`` plus its index in microseconds, bumped further if already taken.
+    A job deleted after the group read it fails only its own request: the transaction is done
+    again, and that job is then missing from the read."""
+    for _ in range(MANUAL_TRIES - 1):
+        try:
+            return _manual_runs(requests, now)
+        except JobDeletedMeanwhile:
+            log.info("a job was deleted while a group of run-now requests was written; again")
+    return _manual_runs(requests, now)  # jobs deleted every time: the error is the group's
+
+
+def _manual_runs(
+    requests: list[tuple[int, list[str] | None]], now: datetime
+) -> list[RunRecord | NotFound]:
     out: list[RunRecord | NotFound] = []
     with scheduling.transaction():
         batch = [

@@ -85,6 +85,9 @@ class Scheduler(HubListener):
         self._manual_writer: asyncio.Task | None = None
         # runs that ended since the last pass: it plans their retries
         self._ended: list[RunRecord] = []
+        # the first pass after start() also plans the retries a scheduler that stopped before
+        # its pass never planned (those runs were only in its memory): crash, stop, lost lead
+        self._sweep_retries = False
         # how late each fire was (seconds), for the lateness measurement in tests
         self.lateness: list[float] = []
         self._pool: WorkerPool | None = None
@@ -94,6 +97,7 @@ class Scheduler(HubListener):
 
     async def start(self) -> None:
         self.watching_since = self.clock()
+        self._sweep_retries = True
         self._task = asyncio.create_task(self._loop(), name="scheduler")
 
     async def stop(self) -> None:
@@ -195,6 +199,7 @@ class Scheduler(HubListener):
         workers = self._worker_pool()
         declined, retry_at = self._current_declines(now)
         ended, self._ended = self._ended, []
+        sweep_since = now - firing.RETRY_SWEEP_WINDOW if self._sweep_retries else None
         try:
             done = await self.db.call(
                 firing.run_pass,
@@ -205,10 +210,12 @@ class Scheduler(HubListener):
                 self.fire_lead,
                 {run_id: dict(by) for run_id, by in self._refused.items()},
                 ended,
+                sweep_since,
             )
         except BaseException:
             self._ended[:0] = ended  # their retries are planned by the next pass
             raise
+        self._sweep_retries = done.sweep_more  # a failed pass left it set: the next sweeps
         for retry in done.retries:
             log.info("%s: %s; it waits until %s", retry.job_name, retry.reason, retry.not_before)
             self._changed(retry)

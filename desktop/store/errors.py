@@ -32,6 +32,11 @@ class NotFound(StoreError):
     """The job, run or worker named does not exist (any more)."""
 
 
+class JobDeletedMeanwhile(NotFound):
+    """A job read at the start of a transaction was deleted (by another connection) before
+    its rows were written: the transaction is undone, and doing it again reads the jobs anew."""
+
+
 class Conflict(StoreError):
     """The change is refused in the current state (e.g. deleting a job with active runs)."""
 

@@ -3,11 +3,16 @@ the status line, the hand-over at stop; and SQLite, where the one console is the
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timezone
+
 import pytest
 
+from desktop.core.events import RunChanged
 from desktop.service import Core
-from desktop.store import cluster
+from desktop.store import cluster, queries
 from desktop.store.db import open_store
+from tests.conftest import timeout
 from tests.ha.conftest import with_database
 
 pytestmark = pytest.mark.asyncio
@@ -35,6 +40,44 @@ async def test_a_lone_core_on_postgresql_leads_at_once_and_resigns_when_it_stops
         assert expires <= now  # handed over: a standby would not wait out the lease
     finally:
         database.close()
+
+
+async def test_a_console_that_becomes_leader_plans_the_retry_the_last_leader_owed(pg_database):
+    """The last leader committed a failed run (retries left) and lost the lead before the pass
+    that plans its retry; the console that leads next plans it, once."""
+    url = with_database(*pg_database)
+    database = open_store(url)
+    try:
+        job = queries.create_job(
+            {
+                "name": "flaky",
+                "script": "a.py",
+                "schedule": {"kind": "manual"},
+                "max_retries": 1,
+                "retry_delay_seconds": 1,
+            }
+        )
+        run = queries.create_run(job.id, datetime.now(timezone.utc), trigger="manual")
+        queries.transition_run(run.id, "running", worker_name="w1")
+        queries.transition_run(run.id, "failed", worker_name="w1", exit_code=1)
+    finally:
+        database.close()
+    core = Core(url, "127.0.0.1", 0)
+    planned = asyncio.Event()
+    core.events.subscribe(
+        lambda e: planned.set() if isinstance(e, RunChanged) and e.run_id != run.id else None
+    )
+    await core.start()
+    try:
+        assert core.cluster.leading
+        await asyncio.wait_for(planned.wait(), timeout(20))
+        runs = await core.db.call(queries.list_runs, job.id)
+        assert sorted((r.attempt, r.trigger, r.state) for r in runs) == [
+            (1, "manual", "failed"),
+            (2, "retry", "queued"),
+        ]
+    finally:
+        await core.stop()
 
 
 async def test_sqlite_console_is_its_own_leader(tmp_path):

@@ -253,3 +253,13 @@ def test_plan_fails_a_run_every_able_worker_refused_for_good_and_only_then():
         )
     ]
     assert plan.choices == []
+
+
+def test_a_retry_swept_up_late_waits_its_delay_from_the_end_of_its_run():
+    delay = timedelta(seconds=60)
+    # ended long ago: due now
+    assert d.retry_after_end(T0 - timedelta(hours=2), delay, T0) == T0
+    # ended 20 s ago: the rest of its delay
+    assert d.retry_after_end(T0 - timedelta(seconds=20), delay, T0) == T0 + timedelta(seconds=40)
+    # an end stamped ahead of this clock: no longer than a retry planned now
+    assert d.retry_after_end(T0 + timedelta(hours=1), delay, T0) == T0 + delay

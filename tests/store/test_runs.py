@@ -170,3 +170,187 @@ def test_manual_runs_one_by_one_without_insert_returning(job, monkeypatch):
     assert made[0].scheduled_at == T0 and made[1].args == ("a",)
     assert made[1].scheduled_at > T0 + timedelta(microseconds=1)
     assert q.count_runs(job.id) == 3
+
+
+def _ended(job_id, outcome, at=T0, attempt=1):
+    run = q.create_run(job_id, at, attempt=attempt)
+    q.transition_run(run.id, "running", worker_name="w1")
+    return q.transition_run(run.id, outcome, worker_name="w1")
+
+
+def test_runs_owed_a_retry(db):
+    """Ended in an outcome worth a retry, attempts left, no next attempt, within the window."""
+    job = q.create_job(job_spec(max_retries=2))
+    owed = _ended(job.id, "failed", T0)
+    timed_out = _ended(job.id, "timed_out", T0 + timedelta(minutes=1))
+    retried = _ended(job.id, "lost", T0 + timedelta(minutes=2))
+    q.create_run(job.id, retried.scheduled_at, attempt=2, trigger="retry")
+    _ended(job.id, "cancelled", T0 + timedelta(minutes=3))
+    _ended(job.id, "succeeded", T0 + timedelta(minutes=4))
+    last = _ended(job.id, "failed", T0 + timedelta(minutes=5), attempt=3)  # none left
+    none_left = q.create_job(job_spec(name="once", max_retries=0))
+    _ended(none_left.id, "failed")
+    since = owed.finished_at - timedelta(minutes=1)
+    assert [r.id for r in q.runs_owed_a_retry(since)] == [owed.id, timed_out.id]
+    assert q.runs_owed_a_retry(since)[0] == q.get_run(owed.id)
+    assert [r.id for r in q.runs_owed_a_retry(since, limit=1)] == [owed.id]
+    assert q.runs_owed_a_retry(last.finished_at + timedelta(seconds=1)) == []
+
+
+def test_a_stale_list_of_owed_retries_plans_each_once(db):
+    """Two passes (or consoles) with the same candidates: the second plans nothing."""
+    from desktop.scheduler import firing
+
+    job = q.create_job(job_spec(max_retries=1))
+    ended = _ended(job.id, "failed")
+    stale = q.runs_owed_a_retry(T0 - timedelta(days=1))
+    assert [r.id for r in stale] == [ended.id]
+    made = firing.plan_retries(stale, T0, from_end=True)
+    assert [(r.attempt, r.trigger, r.state) for r in made] == [(2, "retry", "queued")]
+    assert firing.plan_retries(stale, T0, from_end=True) == []
+    assert firing.sweep_retries(T0 - timedelta(days=1), T0) == ([], False)
+    assert q.count_runs(job.id) == 2
+
+
+def test_two_consoles_sweeping_at_once_plan_one_retry(pg_schema_url):
+    """PostgreSQL: two consoles' sweeps both read the run as owed, then both plan it; the
+    unique (job, occurrence, attempt) index lets one win and the other plans nothing."""
+    import threading
+    from unittest import mock
+
+    from desktop.scheduler import firing
+    from desktop.store import db as store_db
+    from desktop.store import scheduling
+
+    database = store_db.open_store(pg_schema_url)
+    try:
+        job = q.create_job(job_spec(max_retries=3))
+        _ended(job.id, "failed")
+        both_read = threading.Barrier(2, timeout=20)
+        real = q.runs_owed_a_retry
+
+        def read_then_wait(*args):
+            owed = real(*args)
+            both_read.wait()
+            return owed
+
+        made: list = []
+        errors: list = []
+
+        def console():
+            try:
+                with scheduling.transaction():
+                    made.extend(firing.sweep_retries(T0 - timedelta(days=1), T0)[0])
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+            finally:
+                database.close()  # this thread's connection
+
+        with mock.patch.object(firing.queries, "runs_owed_a_retry", read_then_wait):
+            threads = [threading.Thread(target=console) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        assert errors == []
+        assert [r.attempt for r in made] == [2]
+        assert sorted(r.attempt for r in q.list_runs(job.id)) == [1, 2]
+    finally:
+        database.close()
+
+
+def test_a_job_deleted_after_the_group_read_fails_only_its_own_run_now(job, monkeypatch):
+    """A grouped run-now read the jobs, then one was deleted before the INSERT (a stale read):
+    its foreign key must not fail the others' requests; it gets the error of a missing job."""
+    from desktop.scheduler import firing
+    from desktop.store.queries import runs as runs_module
+
+    gone = q.create_job(job_spec(name="gone"))
+    other = q.create_job(job_spec(name="other"))
+    stale = [{"id": gone.id, "name": gone.name}]
+    q.delete_job(gone.id)
+    real = runs_module._by_ids
+
+    def read_before_the_delete(name, build, ids):
+        rows = real(name, build, ids)
+        if name == "job_names" and stale:
+            rows += [stale.pop()]  # as the read saw it, before the delete committed
+        return rows
+
+    monkeypatch.setattr(runs_module, "_by_ids", read_before_the_delete)
+    made = firing.manual_runs([(job.id, None), (gone.id, ["x"]), (other.id, None)], T0)
+    assert not stale  # the stale read happened
+    assert isinstance(made[1], NotFound)
+    assert str(made[1]) == str(NotFound(f"job {gone.id} does not exist (deleted?)"))
+    assert [(r.job_id, r.state, r.trigger) for r in (made[0], made[2])] == [
+        (job.id, "queued", "manual"),
+        (other.id, "queued", "manual"),
+    ]
+    assert [q.get_run(r.id) for r in (made[0], made[2])] == [made[0], made[2]]
+    assert q.count_runs() == 2
+
+
+def test_a_job_deleted_by_another_console_between_the_read_and_the_insert(pg_schema_url):
+    """PostgreSQL, the real race: another connection deletes the job and commits after the
+    group read its jobs; the INSERT's foreign key fails; only that job's request fails."""
+    import threading
+    from unittest import mock
+
+    from desktop.scheduler import firing
+    from desktop.store import db as store_db
+    from desktop.store.queries import runs as runs_module
+
+    database = store_db.open_store(pg_schema_url)
+    try:
+        keep = q.create_job(job_spec(name="keep"))
+        gone = q.create_job(job_spec(name="gone"))
+        real = runs_module._insert_returning
+        deleted: list = []
+
+        def delete_then_insert(*args, **kwargs):
+            if not deleted:
+
+                def other_console():
+                    try:
+                        q.delete_job(gone.id, "other console")
+                        deleted.append(True)
+                    finally:
+                        database.close()  # that thread's connection
+
+                thread = threading.Thread(target=other_console)
+                thread.start()
+                thread.join(30)
+                assert deleted, "the other console's delete did not commit"
+            return real(*args, **kwargs)
+
+        with mock.patch.object(runs_module, "_insert_returning", delete_then_insert):
+            made = firing.manual_runs([(gone.id, None), (keep.id, ["a"])], T0)
+        assert deleted
+        assert isinstance(made[0], NotFound) and f"job {gone.id} " in str(made[0])
+        assert (made[1].job_id, made[1].args) == (keep.id, ("a",))
+        assert q.get_run(made[1].id) == made[1]
+        assert q.get_job(gone.id) is None and q.count_runs() == 1
+    finally:
+        database.close()
+
+
+def test_a_group_whose_jobs_keep_vanishing_fails_as_a_whole_and_writes_nothing(job, monkeypatch):
+    from desktop.scheduler import firing
+    from desktop.store.errors import JobDeletedMeanwhile
+    from desktop.store.queries import runs as runs_module
+
+    gone = q.create_job(job_spec(name="gone"))
+    q.delete_job(gone.id)
+    real = runs_module._by_ids
+    reads: list = []
+
+    def always_stale(name, build, ids):
+        reads.append(name)
+        rows = real(name, build, ids)
+        return [*rows, {"id": gone.id, "name": "gone"}] if name == "job_names" else rows
+
+    monkeypatch.setattr(runs_module, "_by_ids", always_stale)
+    with pytest.raises(JobDeletedMeanwhile, match="deleted while its runs were being recorded"):
+        firing.manual_runs([(job.id, None), (gone.id, None)], T0)
+    assert reads.count("job_names") == firing.MANUAL_TRIES
+    assert q.count_runs() == 0  # each try was undone whole

@@ -11,7 +11,8 @@ from typing import Any
 import peewee
 
 from desktop.core import runs as run_states
-from desktop.store.errors import NotFound
+from desktop.core.policies import RETRYABLE
+from desktop.store.errors import JobDeletedMeanwhile, NotFound
 from desktop.store.models import Job, Run
 from desktop.store.queries.common import (
     _aware,
@@ -21,6 +22,7 @@ from desktop.store.queries.common import (
     _joined,
     _naive,
     _now,
+    _raw_dicts,
     _read,
     _tuples,
     _write,
@@ -154,7 +156,9 @@ def create_manual_runs(
     records are built from what was written (test_runs checks they equal what get_run reads).
     A request whose job is gone gets its NotFound, one whose occurrence is already taken (the
     unique index) None: the caller records it with create_run, which bumps it.  Returns None
-    where the database has no INSERT ... RETURNING (nothing written)."""
+    where the database has no INSERT ... RETURNING (nothing written).  Raises
+    JobDeletedMeanwhile when a job was deleted between the read and the INSERT: the caller's
+    transaction is spoilt and must be undone and done again."""
     if trigger not in run_states.TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}")
     if not returning_supported():
@@ -187,13 +191,22 @@ def create_manual_runs(
             if job_id in names
         ]
         # a taken occurrence is skipped, not an error (no savepoint needed to go on)
-        returned = _insert_returning(
-            Run,
-            _NEW_RUN_FIELDS,
-            rows,
-            ("id", Run.job.column_name, "scheduled_at"),
-            on_conflict_skip=True,
-        )
+        try:
+            returned = _insert_returning(
+                Run,
+                _NEW_RUN_FIELDS,
+                rows,
+                ("id", Run.job.column_name, "scheduled_at"),
+                on_conflict_skip=True,
+            )
+        except peewee.IntegrityError as exc:
+            # the foreign key: a job deleted since the read above (PostgreSQL: by another
+            # connection) fails the whole INSERT, and on PostgreSQL the transaction with it;
+            # the caller undoes it and asks again, the jobs read anew (no savepoint on the
+            # path every group takes: two round trips each)
+            raise JobDeletedMeanwhile(
+                "a job was deleted while its runs were being recorded"
+            ) from exc
     # (job, occurrence) is unique (the index): it says which id each row got
     ids = {(job_id, _db_time(at)): run_id for run_id, job_id, at in returned}
     out: list[RunRecord | NotFound | None] = []
@@ -448,6 +461,35 @@ def active_run_states() -> list[ActiveRun]:
             ActiveRun(rid, job, state, worker, _dt_set(created), _dt(not_before), _dt(dispatched))
             for rid, job, state, worker, created, not_before, dispatched in cursor
         ]
+
+
+def runs_owed_a_retry(since: datetime, limit: int = 500) -> list[RunRecord]:
+    """Runs that ended since ``since`` in an outcome worth another attempt, with attempts left
+    under their job's policy, and no next attempt recorded: the retries a scheduler that
+    stopped (crash, stop, lost lead) before its next pass did not plan.  Oldest first, at most
+    ``limit``.  ONE query: the state index finds the candidates, the unique (job, occurrence,
+    attempt) index answers "has a next attempt" (the same index that makes planning it twice
+    a no-op)."""
+    following = Run.alias("following")
+    next_attempt = following.select(following.id).where(
+        (following.job == Run.job)
+        & (following.scheduled_at == Run.scheduled_at)
+        & (following.attempt == Run.attempt + 1)
+    )
+    with _read():
+        query = (
+            _run_query()
+            .where(
+                Run.state.in_(sorted(RETRYABLE))
+                & (Run.finished_at >= _naive(since))
+                & (Run.attempt >= 1)
+                & (Run.attempt <= Job.max_retries)
+                & ~peewee.fn.EXISTS(next_attempt)
+            )
+            .order_by(Run.id)
+            .limit(max(1, int(limit)))
+        )
+        return [_run_from_raw(r) for r in _raw_dicts(query)]
 
 
 def runs_by_ids(run_ids: Iterable[int]) -> list[RunRecord]:
