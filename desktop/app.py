@@ -187,8 +187,10 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
         local = settings.get("local_worker", "1") == "1" and not getattr(
             args, "no_local_worker", False
         )
-        core = make_core(url, host, port, local)
-        await core.start()
+        from desktop.service.corethread import start_remote
+
+        # the Core runs on its own thread and loop: a storm of workers must not hold the window
+        core = await start_remote(lambda: make_core(url, host, port, local))
     except Exception as exc:
         problem = startup_problem(exc, host, port or 0)
         if problem is None:

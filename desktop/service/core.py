@@ -217,6 +217,11 @@ class Core(NotifyApi):
     def worker_status(self) -> list[WorkerStatus]:
         return self.workers.status()
 
+    async def live_workers(self) -> list[WorkerStatus]:
+        """worker_status() for a caller on another thread (desktop/service/corethread.py): the
+        hub's table is read on the Core's own loop."""
+        return self.workers.status()
+
     def cluster_summary(self) -> str:
         """Who leads, for the status bar ("" on SQLite: one console, no cluster)."""
         return self.cluster.summary() if self.cluster is not None else ""
@@ -226,6 +231,10 @@ class Core(NotifyApi):
         return await self.cluster.status() if self.cluster is not None else []
 
     def script_catalogue(self) -> list[str]:
+        return self.workers.script_catalogue()
+
+    async def live_scripts(self) -> list[str]:
+        """script_catalogue() for a caller on another thread (as live_workers)."""
         return self.workers.script_catalogue()
 
     async def set_setting(self, key: str, value: str) -> None:

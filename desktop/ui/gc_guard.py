@@ -1,30 +1,42 @@
 """Run Python's cycle collector on the GUI thread only.
 
-The database executor's thread allocates a lot; if the collector ran there, it could free a Qt
-object caught in a reference cycle (a dialog and a lambda that names it) from the wrong thread,
-and Qt crashes on that (seen here as a segfault in the DB thread).  So automatic collection is
-switched off and a timer on the GUI thread collects instead, generation by generation, as the
-thresholds say (the usual recipe for Python Qt applications), with Python's own rule for full
-collections (desktop/core/gcpolicy.py).
+The database executor's thread (and the Core's own thread, desktop/service/corethread.py)
+allocates a lot; if the collector ran there, it could free a Qt object caught in a reference
+cycle (a dialog and a lambda that names it) from the wrong thread, and Qt crashes on that (seen
+here as a segfault in the DB thread).  So automatic collection is switched off and a timer on the
+GUI thread collects instead, generation by generation, as the thresholds say (the usual recipe
+for Python Qt applications), with Python's own rule for full collections
+(desktop/core/gcpolicy.py).
+
+What survives a full collection is frozen (gcpolicy.FreezePolicy, as the headless console's
+desktop/service/gcfreeze.py does): with thousands of connected workers, a million long-lived
+objects, each full collection otherwise scanned them all with the window stopped.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 
 from PySide6.QtCore import QObject, QTimer
 
-from desktop.core.gcpolicy import collect_level
+from desktop.core.gcpolicy import FreezePolicy, collect_level
 
 INTERVAL_MS = 100  # often enough that each collection has little to scan
 
 
 class MainThreadGC(QObject):
-    def __init__(self, parent: QObject | None = None, interval_ms: int = INTERVAL_MS) -> None:
+    def __init__(
+        self, parent: QObject | None = None, interval_ms: int = INTERVAL_MS, clock=time.monotonic
+    ) -> None:
         super().__init__(parent)
         self.threshold = gc.get_threshold()
         self.was_enabled = gc.isenabled()
         gc.disable()
+        self.clock = clock
+        self.policy = FreezePolicy(clock())
+        self.freezes = 0
+        self.thaws = 0
         self.long_lived = len(gc.get_objects(2))  # after the last full collection
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.check)
@@ -43,7 +55,19 @@ class MainThreadGC(QObject):
             return
         gc.collect(level)
         if level == 2:
-            self.long_lived = len(gc.get_objects(2))
+            self._after_full()
+
+    def _after_full(self) -> None:
+        if self.policy.after_full(self.clock()) == "thaw":
+            # everything goes back to the collector; the next full collection (soon: nothing
+            # counts as long-lived) scans it all once and frees the cycles frozen meanwhile
+            gc.unfreeze()
+            self.thaws += 1
+            self.long_lived = 0
+            return
+        gc.freeze()
+        self.freezes += 1
+        self.long_lived = len(gc.get_objects(2))  # empty: later full ones scan only newcomers
 
     def settle(self) -> None:
         """After start-up (10,000 job rows, the widgets): collect once and freeze what is left,

@@ -294,7 +294,7 @@ class MainWindow(QMainWindow):
 
     async def refresh_workers(self) -> None:
         records = await self.core.list_workers()
-        live = {s.name: s for s in self.core.worker_status()}
+        live = {s.name: s for s in await self.core.live_workers()}
         model = self.workers_model
         keep = {rec.name for rec in records if not rec.revoked}
         for name in [r.name for r in model.rows() if r.name not in keep]:

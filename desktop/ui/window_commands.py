@@ -63,11 +63,11 @@ class WindowCommands:
         self.host = host
 
     # ------------------------------------------------------------------ job actions
-    def make_editor(self) -> JobEditorDialog:
+    async def make_editor(self) -> JobEditorDialog:
         workers = [w.name for w in self.panels.workers_model.rows()]
         tags = sorted({t for w in self.panels.workers_model.rows() for t in w.tags})
         try:
-            scripts = self.core.script_catalogue()
+            scripts = await self.core.live_scripts()
         except Exception:  # the catalogue is a nicety; the field stays editable
             log.exception("script catalogue unavailable")
             scripts = []
@@ -89,7 +89,7 @@ class WindowCommands:
         dlg.links_tab.set_data(found["channels"], found["jobs"], found["rules"], found["chains"])
 
     async def new_job(self) -> Any:
-        dlg = self.make_editor()
+        dlg = await self.make_editor()
         await self._load_links(dlg, None)
         dlg.saver = lambda spec: self.core.save_job(spec, links=dlg.links_tab.links())
         dlg.secrets_saver = self.core.save_job_secrets
@@ -101,7 +101,7 @@ class WindowCommands:
             show_message(self.parent, "Job gone", "This job was deleted meanwhile.")
             self.panels.jobs_model.remove(job_id)
             return None
-        dlg = self.make_editor()
+        dlg = await self.make_editor()
         dlg.load(record.to_spec(), job_id, copy=copy)
         await self._load_links(dlg, job_id)
         dlg.secrets_saver = self.core.save_job_secrets

@@ -3,11 +3,11 @@
     python tests/benchmarks/bench_storm.py [--quick] [--workers N] [--one-address]
 
 The console is the real Qt one, in this process: ``Core`` (hub on 127.0.0.1, scheduler, SQLite
-store) and ``MainWindow`` shown offscreen, as desktop/app.py builds them, so the gaps between
-Qt loop turns can be timed (bench_ui.TurnProbe, a 1 ms precise timer).  N workers (10,000;
-quick 1,500) are registered with their own tokens (queries.add_worker) and simulated by
-SIM_PROCS sim_reconnect.py processes that reconnect as the real worker does (its Backoff,
-timeouts and refusal delay, imported from worker/).
+store) on its own thread and ``MainWindow`` shown offscreen, as desktop/app.py builds them, so
+the gaps between Qt loop turns can be timed (bench_ui.TurnProbe, a 1 ms precise timer). N
+workers (10,000; quick 1,500) are registered with their own tokens (queries.add_worker) and
+simulated by SIM_PROCS sim_reconnect.py processes that reconnect as the real worker does (its
+Backoff, timeouts and refusal delay, imported from worker/).
 
 Sequence: console up, all workers connected and welcomed, held GOOD_CONNECTION_SECONDS (so their
 backoff resets as after a long connection), then the console is closed (window shut down, core
@@ -165,10 +165,11 @@ async def _wait_all(sims: Sims, n: int, since: float, deadline: float) -> dict:
 
 async def _open_console(url: str, port: int, settle):
     from desktop.service import Core
+    from desktop.service.corethread import start_remote
     from desktop.ui.main_window import MainWindow
 
-    core = Core(url, "127.0.0.1", port, local_worker=False)
-    await core.start()
+    # as desktop/app.py: the Core on its own thread, the window on the Qt thread
+    core = await start_remote(lambda: Core(url, "127.0.0.1", port, local_worker=False))
     listening = time.time()
     window = MainWindow(core, db_url=url, tray=False)
     window.resize(1400, 860)

@@ -122,6 +122,9 @@ class StoreCore(NotifyApi):
     def worker_status(self):
         return list(self.online.values())
 
+    async def live_workers(self):
+        return self.worker_status()
+
     # secrets and audit: the same store calls as desktop.service.Core
     actor = "console:tester@test-host"
 
@@ -144,6 +147,9 @@ class StoreCore(NotifyApi):
 
     def script_catalogue(self):
         return sorted(self.scripts)
+
+    async def live_scripts(self):
+        return self.script_catalogue()
 
     # --- playing the worker's part
     def connect_worker(self, name: str, **kw) -> None:
