@@ -214,14 +214,18 @@ async def scenario_real(quick: bool, tmp: Path, settle=lambda: None) -> dict:
     import subprocess
 
     from desktop.service import Core
+    from desktop.service.corethread import start_remote
     from desktop.store import queries
     from desktop.ui import asyncqt
     from desktop.ui.main_window import MainWindow
     from desktop.ui.worker_dialogs import worker_ini
     from tests.ui.storecore import seed_jobs
 
-    core = Core(f"sqlite:///{tmp / 'real.db'}", "127.0.0.1", 0, local_worker=False)
-    await core.start()
+    # as desktop/app.py builds it: the Core on its own thread, the window on the Qt thread
+    remote = await start_remote(
+        lambda: Core(f"sqlite:///{tmp / 'real.db'}", "127.0.0.1", 0, local_worker=False)
+    )
+    core = remote.target  # its database executor is called from this loop below
     await core.db.call(
         seed_jobs,
         JOBS,
@@ -232,7 +236,7 @@ async def scenario_real(quick: bool, tmp: Path, settle=lambda: None) -> dict:
             "time_zone": "UTC",
         },
     )
-    token = await core.add_worker("bench-worker", [], 1)
+    token = await remote.add_worker("bench-worker", [], 1)
     home = tmp / "worker"
     (home / "scripts").mkdir(parents=True)
     (home / "scripts" / "flood.py").write_text(FLOOD_SCRIPT)
@@ -244,7 +248,7 @@ async def scenario_real(quick: bool, tmp: Path, settle=lambda: None) -> dict:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    window = MainWindow(core, tray=False)
+    window = MainWindow(remote, tray=False)
     window.resize(1400, 860)
     window.show()
     probe = TurnProbe()
@@ -255,7 +259,7 @@ async def scenario_real(quick: bool, tmp: Path, settle=lambda: None) -> dict:
         await asyncio.wait_for(window.all_jobs_loaded.wait(), 120)  # all 10,000 rows in
         settle()
         deadline = time.perf_counter() + 60
-        while not any(w.online for w in core.worker_status()):
+        while not any(w.online for w in await remote.live_workers()):
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"the worker did not connect; see {tmp / 'worker.log'}")
             await asyncio.sleep(0.05)
@@ -298,7 +302,7 @@ async def scenario_real(quick: bool, tmp: Path, settle=lambda: None) -> dict:
         worker.terminate()
         worker.wait(30)
         log.close()
-        await core.stop()
+        await remote.stop()
         window.deleteLater()
     return results
 
