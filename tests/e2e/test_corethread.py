@@ -121,6 +121,10 @@ class Fake:
         for i in range(count):
             self.events.publish(OutputAppended(1, i, "stdout", f"{i}\n"))
 
+    async def change(self, run_id: int) -> int:
+        self.events.publish(RunChanged(run_id, 1, "running"))
+        return run_id
+
     def worker_status(self) -> list:
         return []
 
@@ -196,3 +200,18 @@ async def test_events_published_while_stopping_still_arrive():
     remote.events.subscribe(got.append)
     await remote.stop()
     assert got == [RunChanged(7, 1, "lost")]
+
+
+@pytest.mark.asyncio
+async def test_the_events_a_call_published_arrive_before_it_returns():
+    """The window updates a row from the call's result and from the events: the events must
+    not come after the result (the row would go back to an older state)."""
+    remote = await start_remote(Fake)
+    got: list[int] = []
+    remote.events.subscribe(lambda e: got.append(e.run_id))
+    try:
+        for run_id in range(300):
+            assert await remote.change(run_id) == run_id
+            assert got and got[-1] == run_id
+    finally:
+        await remote.stop()

@@ -86,3 +86,22 @@ async def test_a_busy_core_does_not_hold_the_window(tmp_path, qtbot):
     finally:
         window.shutdown()
         await remote.stop()
+
+
+@pytest.mark.asyncio
+async def test_on_the_qt_loop_a_calls_events_arrive_before_it_returns(tmp_path):
+    """The same order on qasync's loop (its call_soon_threadsafe is a queued Qt signal)."""
+    from desktop.core.events import JobChanged
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    remote = await start_remote(lambda: StoreCore(url))
+    got: list[int] = []
+    remote.events.subscribe(lambda e: got.append(e.job_id) if isinstance(e, JobChanged) else None)
+    try:
+        for i in range(30):
+            job = await remote.save_job(
+                {"name": f"j{i}", "script": "a.py", "schedule": {"kind": "manual"}}
+            )
+            assert got and got[-1] == job.id
+    finally:
+        await remote.stop()
