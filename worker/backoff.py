@@ -23,3 +23,23 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+    def busy_delay(self, exc: BaseException) -> float | None:
+        """The wait a busy console asked for, or None when ``exc`` is not that answer.
+
+        In a reconnect storm the console caps the workers logging in at once and answers the
+        others' opening handshake with HTTP 503 and a Retry-After in seconds: an appointment,
+        spread over the time it needs for those ahead (desktop/hub/admission.py).  Keeping it,
+        plus up to a second so those given the same second do not come back in lockstep, beats
+        the backoff, which would bring them back sooner, to be refused again.  A console cannot
+        hold a worker away longer than BUSY_MAX with it (it could simply not answer)."""
+        response = getattr(exc, "response", None)  # websockets' InvalidStatus
+        if getattr(response, "status_code", None) != 503:
+            return None
+        raw = str(response.headers.get("Retry-After", ""))  # type: ignore[union-attr]
+        if not raw.strip().isdigit():
+            return None  # an HTTP date or garbage: the usual backoff
+        return min(BUSY_MAX, max(1.0, float(raw.strip()))) + self.rng.random()
+
+
+BUSY_MAX = 60.0  # seconds, the most a console's Retry-After is believed

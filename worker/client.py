@@ -298,6 +298,18 @@ class Worker:
                 if once:
                     return 1
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                busy = backoff.busy_delay(exc)
+                if busy is not None:  # the console is up, with a queue of logins: keep it
+                    log.info(
+                        "The console at %s is busy with other workers logging in; it asked "
+                        "this one to come back later: retrying in %.1f s",
+                        self.cfg.server_url,
+                        busy,
+                    )
+                    if once:
+                        return 1
+                    await asyncio.sleep(busy)
+                    continue
                 # the next console at once; the backoff only after every one failed in a row
                 failed_url = self.cfg.server_url
                 delay = backoff.next_delay() if ring.failed() else 0.0

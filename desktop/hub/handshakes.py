@@ -13,7 +13,7 @@ it from the connection's ``connection_made``/``connection_lost`` and when the ha
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from websockets.asyncio.server import ServerConnection
@@ -71,8 +71,11 @@ def evictable(waiting: list[Conn]) -> Conn | None:
     return min(candidates, key=lambda c: c.session.opened) if candidates else None
 
 
-def gated(gate: HandshakeGate[Any]) -> type[ServerConnection]:
-    """websockets' connection, counted per address while its opening handshake runs."""
+def gated(
+    gate: HandshakeGate[Any], lost: Callable[[ServerConnection], None] = lambda _c: None
+) -> type[ServerConnection]:
+    """websockets' connection, counted per address while its opening handshake runs; ``lost``
+    hears of every connection that closed (also one that never finished its handshake)."""
 
     class GatedConnection(ServerConnection):
         def connection_made(self, transport: Any) -> None:
@@ -85,6 +88,7 @@ def gated(gate: HandshakeGate[Any]) -> type[ServerConnection]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             gate.done(self)
+            lost(self)
             super().connection_lost(exc)
 
     return GatedConnection

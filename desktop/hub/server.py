@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,7 @@ from desktop.core.events import EventBus, OutputAppended, RunChanged, WorkerChan
 from desktop.core.timeutil import utcnow
 from desktop.hub import cleartext, ownership
 from desktop.hub import session as s
+from desktop.hub.admission import Admission
 from desktop.hub.commit import CommitResult
 from desktop.hub.connection import Conn, remote_of
 from desktop.hub.handshakes import HandshakeGate, evictable, gated
@@ -146,6 +148,8 @@ class Hub:
         self.hello_deadline = hello_deadline
         self.max_unauthenticated = max_unauthenticated
         self.handshakes: HandshakeGate = HandshakeGate()
+        # logins at once; over it a newcomer gets 503 and an appointment (admission.py)
+        self.admission: Admission[ServerConnection] = Admission()
         self.workers: dict[str, LiveWorker] = {}
         # changes whenever a worker comes, goes or gets other tags, slots or scripts: the
         # scheduler rebuilds its indexed snapshot of them only then (desktop/scheduler/pool.py)
@@ -209,9 +213,9 @@ class Hub:
             self.port,
             ssl=self.ssl_context,
             max_size=MAX_FRAME_BYTES,
-            process_request=self._check_path,
+            process_request=self._process_request,
             server_header=f"JobTrigger/{__version__}",
-            create_connection=gated(self.handshakes),
+            create_connection=gated(self.handshakes, self._connection_lost),
             # the protocol's own heartbeats find a silent worker (silence.py); websockets'
             # keepalive would add a task and a ping per connection every 20 s
             ping_interval=None,
@@ -245,13 +249,30 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    @staticmethod
-    def _check_path(connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] != DEFAULT_PATH:
             return connection.respond(
                 HTTPStatus.NOT_FOUND, f"Job Trigger workers connect to {DEFAULT_PATH}\n"
             )
-        return None
+        retry_after = self.admission.admit(connection, time.monotonic())
+        if retry_after is None:
+            return None
+        if self.admission.refused % 1000 == 1:  # a storm is thousands: a line now and then
+            log.info(
+                "%d workers are logging in; newcomers are asked to come back later (%d so far)",
+                self.admission.in_progress,
+                self.admission.refused,
+            )
+        response = connection.respond(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            f"Job Trigger console busy: {self.admission.in_progress} workers are logging in; "
+            f"come back in {retry_after} s\n",
+        )
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    def _connection_lost(self, connection: ServerConnection) -> None:
+        self.admission.done(connection, time.monotonic(), welcomed=False)
 
     # --- what the scheduler calls ---------------------------------------------------------------
 
@@ -364,8 +385,10 @@ class Hub:
                 task.cancel()
             self._gone(conn)
 
-    def _welcomed(self, conn: Conn) -> None:
-        """No longer counts against its address's connections waiting for a welcome."""
+    def _welcomed(self, conn: Conn, welcomed: bool = False) -> None:
+        """No longer counts against its address's connections waiting for a welcome, nor
+        against the logins in progress (``welcomed``: it logged in; else it ended)."""
+        self.admission.done(conn.ws, time.monotonic(), welcomed)
         waiting = self._unwelcomed.get(conn.remote)
         if waiting is not None:
             waiting.discard(conn)
@@ -480,7 +503,7 @@ class Hub:
         if conn.closing:
             return
         conn.name = record.name
-        self._welcomed(conn)
+        self._welcomed(conn, welcomed=True)
         self._conns[record.name] = conn
         live = LiveWorker(
             name=record.name,

@@ -98,8 +98,13 @@ class SimWorker:
                 self.stats.rejects[exc.code] += 1
                 delay = REJECT_RETRY
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                self.stats.errors[type(exc).__name__] += 1
-                delay = backoff.next_delay()  # one url: every failure completes a round
+                busy = backoff.busy_delay(exc)  # the console's appointment, as the worker keeps
+                if busy is not None:
+                    self.stats.rejects["busy (503)"] += 1
+                    delay = busy
+                else:
+                    self.stats.errors[type(exc).__name__] += 1
+                    delay = backoff.next_delay()  # one url: every failure completes a round
             self.stats.backoff_waits[str(int(delay))] += 1
             await asyncio.sleep(delay)
 

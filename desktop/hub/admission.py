@@ -1,0 +1,81 @@
+"""How many workers may be logging in at once, and when the others should come back (pure).
+
+In a reconnect storm (a console restart with 10,000 workers) every worker connects within a
+second or two.  A login costs the hub about a millisecond of CPU, so the last ones served first
+come, first served wait longer than a worker waits for its welcome (WELCOME_TIMEOUT, 15 s); they
+give up and come back to queue again, and on a slow or busy machine the hub spends its time on
+logins nobody waits for any more.  So the logins in progress (accepted, not yet welcomed or
+closed) are capped.  A connection over the cap is answered at its opening handshake, before any
+WebSocket, hello or database work, with HTTP 503 and a Retry-After: an appointment.
+Appointments are handed out one after the other at the rate the hub has been welcoming workers,
+after the time it needs for the logins already in progress, so the refused workers come back
+spread out, about when there is room for them, instead of all at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+MAX_IN_PROGRESS = 1000  # logins at once: ~1 s of work for this hub, far below WELCOME_TIMEOUT
+RATE_WINDOW = 5.0  # seconds of welcomes the rate is measured over
+MIN_SAMPLES = 50  # welcomes in the window before the measured rate is believed
+# Welcomes/s assumed before that: on the high side on purpose.  A worker sent back too soon is
+# refused again at the cost of an HTTP answer and given a later appointment; one sent back too
+# late leaves the hub idle (simulated in tests/hub/test_admission.py: 10,000 workers in 12 s at
+# 1,000 welcomes/s against 22 s with 500 assumed; a slow hub still finishes in its work's time).
+DEFAULT_RATE = 1000.0
+MIN_RATE = 50.0  # never plan slower than this (a stalled hub must not send workers away long)
+MAX_RETRY_AFTER = 60  # seconds; the worker caps what it accepts at the same figure
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Admission(Generic[K]):
+    def __init__(self, limit: int = MAX_IN_PROGRESS) -> None:
+        self.limit = limit
+        self._in_progress: set[K] = set()
+        self._welcomes: deque[float] = deque()  # when the last RATE_WINDOW's welcomes happened
+        self._next_slot = 0.0  # the next free appointment (loop time)
+        self.refused = 0  # since start, for the log and tests
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._in_progress)
+
+    def admit(self, key: K, now: float) -> int | None:
+        """A new connection: None when it may log in now (it counts until ``done``), else the
+        seconds after which it should come back (Retry-After)."""
+        if len(self._in_progress) < self.limit:
+            self._in_progress.add(key)
+            return None
+        self.refused += 1
+        rate = self.rate(now)
+        # the logins in progress first, then every appointment already given
+        slot = max(self._next_slot, now + len(self._in_progress) / rate)
+        self._next_slot = slot + 1.0 / rate
+        return max(1, min(MAX_RETRY_AFTER, math.ceil(slot - now)))
+
+    def done(self, key: K, now: float, welcomed: bool) -> None:
+        """The login ended (welcomed, refused or the connection closed); unknown keys and a
+        second call are ignored."""
+        if key not in self._in_progress:
+            return
+        self._in_progress.discard(key)
+        if welcomed:
+            self._welcomes.append(now)
+            self._trim(now)
+
+    def rate(self, now: float) -> float:
+        """Welcomes per second over the last RATE_WINDOW (DEFAULT_RATE until MIN_SAMPLES)."""
+        self._trim(now)
+        if len(self._welcomes) < MIN_SAMPLES:
+            return DEFAULT_RATE
+        span = max(now - self._welcomes[0], 1.0)
+        return max(MIN_RATE, len(self._welcomes) / span)
+
+    def _trim(self, now: float) -> None:
+        while self._welcomes and self._welcomes[0] < now - RATE_WINDOW:
+            self._welcomes.popleft()

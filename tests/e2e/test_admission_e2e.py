@@ -1,0 +1,95 @@
+"""Logins at once are capped (desktop/hub/admission.py), through real sockets: over the cap the
+opening handshake is answered 503 with a Retry-After before any hello or database work, a slot
+comes back when a login ends however it ends, and a real worker process keeps the appointment
+and gets in."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from desktop.store import queries
+from tests.conftest import timeout
+from tests.e2e.rawpeer import RawPeer, hello_frame
+from worker.backoff import BUSY_MAX
+
+pytestmark = pytest.mark.asyncio
+
+
+async def busy_answer(url: str) -> InvalidStatus:
+    with pytest.raises(InvalidStatus) as caught:
+        async with connect(url):
+            pass
+    return caught.value
+
+
+async def test_over_the_cap_newcomers_get_an_appointment_and_a_slot_comes_back(stack):
+    hub = stack.core.hub
+    hub.admission.limit = 2
+    token = await stack.core.add_worker("raw")
+    url = stack.core.hub_url
+    hellos_checked = 0
+    real_admit = hub.login.admit
+
+    async def counting(*args, **kwargs):
+        nonlocal hellos_checked
+        hellos_checked += 1
+        return await real_admit(*args, **kwargs)
+
+    hub.login.admit = counting
+    silent = await RawPeer.connect(url)  # in progress: no hello yet
+    wrong = await RawPeer.connect(url)
+    refused = await busy_answer(url)
+    assert refused.response.status_code == 503
+    retry_after = int(refused.response.headers["Retry-After"])
+    assert 1 <= retry_after <= BUSY_MAX
+    assert b"busy" in refused.response.body
+    assert hellos_checked == 0 and hub.admission.refused == 1  # no WebSocket, no database
+    # a login that fails frees its slot
+    await wrong.ws.send(hello_frame("raw", "not-the-token"))
+    assert (await wrong.expect("reject"))["code"] == "bad_token"
+    await wrong.until_closed()
+    good = await RawPeer.welcomed(url, "raw", token)  # the freed slot
+    # a welcomed worker no longer counts: room for another
+    assert hub.admission.in_progress == 1
+    another = await RawPeer.connect(url)
+    await busy_answer(url)  # silent + another: full again
+    await silent.ws.close()
+    await another.ws.close()
+    await asyncio.sleep(0.2)
+    assert hub.admission.in_progress == 0
+    for peer in (silent, wrong, good, another):
+        await peer.close()
+    record = await stack.core.db.call(queries.get_worker, "raw")
+    assert record.last_seen_at is not None
+
+
+async def test_a_connection_silent_past_the_hello_deadline_frees_its_slot(stack):
+    hub = stack.core.hub
+    hub.admission.limit = 1
+    hub.hello_deadline = 0.3
+    silent = await RawPeer.connect(stack.core.hub_url)
+    await busy_answer(stack.core.hub_url)
+    await silent.until_closed()  # the hello deadline closed it
+    await asyncio.sleep(0.1)
+    assert hub.admission.in_progress == 0
+    late = await RawPeer.connect(stack.core.hub_url)  # room again
+    await late.close()
+
+
+async def test_a_real_worker_keeps_its_appointment_and_gets_in(stack):
+    hub = stack.core.hub
+    hub.admission.limit = 1
+    blocker = await RawPeer.connect(stack.core.hub_url)  # holds the only slot
+    await stack.add_worker("late")
+    deadline = asyncio.get_running_loop().time() + timeout(20)
+    while "busy with other workers logging in" not in stack.workers.log_text("late"):
+        assert asyncio.get_running_loop().time() < deadline, stack.workers.log_text("late")
+        await asyncio.sleep(0.05)
+    assert "late" not in hub.workers
+    await blocker.close()
+    await stack.online("late", seconds=BUSY_MAX + 5)
+    assert "Cannot reach the console" not in stack.workers.log_text("late")

@@ -1,0 +1,101 @@
+"""The cap on logins at once and the appointments given to the others (pure)."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+
+from desktop.hub.admission import (
+    DEFAULT_RATE,
+    MAX_RETRY_AFTER,
+    MIN_SAMPLES,
+    RATE_WINDOW,
+    Admission,
+)
+
+
+def test_logins_up_to_the_cap_go_in_and_a_slot_frees_when_one_ends():
+    gate: Admission[str] = Admission(limit=2)
+    assert gate.admit("a", 0.0) is None
+    assert gate.admit("b", 0.0) is None
+    assert gate.admit("c", 0.0) is not None  # over the cap: an appointment
+    gate.done("a", 0.1, welcomed=False)  # closed before its welcome: room again
+    gate.done("a", 0.1, welcomed=True)  # a second report is ignored
+    gate.done("zzz", 0.1, welcomed=True)  # and an unknown one
+    assert gate.in_progress == 1
+    assert gate.admit("d", 0.2) is None
+    assert gate.refused == 1
+
+
+def test_appointments_follow_one_another_at_the_measured_welcome_rate():
+    gate: Admission[int] = Admission(limit=100)
+    # 200 workers welcomed over 2 s: 100/s
+    for i in range(200):
+        assert gate.admit(i, i / 100) is None
+        gate.done(i, i / 100, welcomed=True)
+    now = 2.0
+    assert abs(gate.rate(now) - 100) < 2
+    for i in range(100):
+        assert gate.admit(1000 + i, now) is None
+    # 1 s for the 100 in progress, then one appointment every 10 ms
+    waits = [gate.admit(2000 + i, now) for i in range(500)]
+    assert waits[0] == 1
+    assert waits == sorted(waits)
+    assert waits[-1] == 6  # 1 s + 500 x 10 ms
+    assert sum(1 for w in waits if w == 3) == 100  # a second's worth per second
+
+
+def test_before_enough_welcomes_the_default_rate_is_assumed_and_waits_are_bounded():
+    gate: Admission[int] = Admission(limit=1)
+    assert gate.admit(0, 0.0) is None
+    assert gate.rate(0.0) == DEFAULT_RATE
+    waits = [gate.admit(i, 0.0) for i in range(1, 100_001)]
+    assert min(waits) >= 1 and max(waits) == MAX_RETRY_AFTER
+    # welcomes older than the window no longer count
+    for i in range(MIN_SAMPLES):
+        gate.done(i, 0.0, welcomed=True)
+        gate._in_progress.add(i)
+    assert gate.rate(RATE_WINDOW + 1) == DEFAULT_RATE
+
+
+def storm(hub_rate: float, n: int = 10_000, limit: int = 1000) -> tuple[int, int, float]:
+    """n workers at once against a hub welcoming ``hub_rate`` a second with room for ``limit``:
+    each refused worker returns at its appointment plus up to a second (as worker/backoff.py).
+    Returns (refused at first, refused again later, seconds until the last is welcomed)."""
+    rng = random.Random(7)
+    gate: Admission[int] = Admission(limit=limit)
+    queue: deque[int] = deque()
+    back: list[tuple[float, int]] = []
+    for i in range(n):
+        wait = gate.admit(i, 0.0)
+        if wait is None:
+            queue.append(i)
+        else:
+            heapq.heappush(back, (wait + rng.random(), i))
+    first, again, t = len(back), 0, 0.0
+    while queue or back:
+        t += 1 / hub_rate
+        if queue:
+            gate.done(queue.popleft(), t, welcomed=True)
+        while back and back[0][0] <= t:
+            _, i = heapq.heappop(back)
+            wait = gate.admit(i, t)
+            if wait is None:
+                queue.append(i)
+            else:
+                again += 1
+                heapq.heappush(back, (t + wait + rng.random(), i))
+    return first, again, t
+
+
+def test_a_storm_is_spread_over_about_the_time_its_work_takes():
+    first, again, seconds = storm(hub_rate=1000)
+    assert first == 9000
+    assert again == 0  # the assumed rate held: everyone came back to room
+    assert seconds < 10_000 / 1000 * 1.3
+    # a hub three times slower than assumed: sent back too soon, refused again (an HTTP
+    # answer each), but the storm still takes about its work's time, not a multiple
+    first, again, seconds = storm(hub_rate=300)
+    assert again > 0
+    assert seconds < 10_000 / 300 * 1.15
