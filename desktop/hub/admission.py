@@ -10,6 +10,12 @@ WebSocket, hello or database work, with HTTP 503 and a Retry-After: an appointme
 Appointments are handed out one after the other at the rate the hub has been welcoming workers,
 after the time it needs for the logins already in progress, so the refused workers come back
 spread out, about when there is room for them, instead of all at once.
+
+The cap counts at most PER_ADDRESS logins of one remote address: otherwise a peer with a few
+dozen addresses could keep it full with connections that never say hello (each address may hold
+24 until the hello deadline closes them) and send every real worker away.  A storm comes from
+many hosts, one worker each, so it is counted in full; workers behind one NAT are bounded by the
+per-address limits instead (handshakes.py, server.py).
 """
 
 from __future__ import annotations
@@ -29,14 +35,18 @@ MIN_SAMPLES = 50  # welcomes in the window before the measured rate is believed
 DEFAULT_RATE = 1000.0
 MIN_RATE = 50.0  # never plan slower than this (a stalled hub must not send workers away long)
 MAX_RETRY_AFTER = 60  # seconds; the worker caps what it accepts at the same figure
+PER_ADDRESS = 2  # logins of one address that count against the cap
 
 K = TypeVar("K", bound=Hashable)
 
 
 class Admission(Generic[K]):
-    def __init__(self, limit: int = MAX_IN_PROGRESS) -> None:
+    def __init__(self, limit: int = MAX_IN_PROGRESS, per_address: int = PER_ADDRESS) -> None:
         self.limit = limit
-        self._in_progress: set[K] = set()
+        self.per_address = per_address
+        self._in_progress: dict[K, str] = {}  # login -> its remote address
+        self._by_address: dict[str, int] = {}
+        self._counted = 0  # sum over addresses of min(their logins, per_address)
         self._welcomes: deque[float] = deque()  # when the last RATE_WINDOW's welcomes happened
         self._next_slot = 0.0  # the next free appointment (loop time)
         self.refused = 0  # since start, for the log and tests
@@ -45,25 +55,38 @@ class Admission(Generic[K]):
     def in_progress(self) -> int:
         return len(self._in_progress)
 
-    def admit(self, key: K, now: float) -> int | None:
+    def admit(self, key: K, address: str, now: float) -> int | None:
         """A new connection: None when it may log in now (it counts until ``done``), else the
         seconds after which it should come back (Retry-After)."""
-        if len(self._in_progress) < self.limit:
-            self._in_progress.add(key)
+        held = self._by_address.get(address, 0)
+        if self._counted < self.limit or held >= self.per_address:
+            # under the cap, or this address already counts in full (its further logins cost
+            # the cap nothing: the per-address limits bound them)
+            self._in_progress[key] = address
+            self._by_address[address] = held + 1
+            if held < self.per_address:
+                self._counted += 1
             return None
         self.refused += 1
         rate = self.rate(now)
         # the logins in progress first, then every appointment already given
-        slot = max(self._next_slot, now + len(self._in_progress) / rate)
+        slot = max(self._next_slot, now + self._counted / rate)
         self._next_slot = slot + 1.0 / rate
         return max(1, min(MAX_RETRY_AFTER, math.ceil(slot - now)))
 
     def done(self, key: K, now: float, welcomed: bool) -> None:
         """The login ended (welcomed, refused or the connection closed); unknown keys and a
         second call are ignored."""
-        if key not in self._in_progress:
+        address = self._in_progress.pop(key, None)
+        if address is None:
             return
-        self._in_progress.discard(key)
+        held = self._by_address[address]
+        if held <= self.per_address:
+            self._counted -= 1
+        if held == 1:
+            del self._by_address[address]
+        else:
+            self._by_address[address] = held - 1
         if welcomed:
             self._welcomes.append(now)
             self._trim(now)

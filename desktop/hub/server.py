@@ -254,7 +254,7 @@ class Hub:
             return connection.respond(
                 HTTPStatus.NOT_FOUND, f"Job Trigger workers connect to {DEFAULT_PATH}\n"
             )
-        retry_after = self.admission.admit(connection, time.monotonic())
+        retry_after = self.admission.admit(connection, remote_of(connection), time.monotonic())
         if retry_after is None:
             return None
         if self.admission.refused % 1000 == 1:  # a storm is thousands: a line now and then

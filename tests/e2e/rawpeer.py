@@ -47,12 +47,16 @@ class RawPeer:
         self._beats: asyncio.Task | None = None
 
     @classmethod
-    async def connect(cls, url: str) -> RawPeer:
-        return cls(await connect(url, max_size=None))
+    async def connect(cls, url: str, local: str | None = None) -> RawPeer:
+        """``local``: the loopback address (127.x.y.z) to connect from, as another host."""
+        extra: dict[str, Any] = {"local_addr": (local, 0)} if local else {}
+        return cls(await connect(url, max_size=None, **extra))
 
     @classmethod
-    async def welcomed(cls, url: str, name: str, token: str, **hello: Any) -> RawPeer:
-        peer = await cls.connect(url)
+    async def welcomed(
+        cls, url: str, name: str, token: str, local: str | None = None, **hello: Any
+    ) -> RawPeer:
+        peer = await cls.connect(url, local)
         await peer.ws.send(hello_frame(name, token, **hello))
         welcome = await peer.expect("welcome")
         assert welcome["worker"] == name

@@ -19,9 +19,9 @@ from worker.backoff import BUSY_MAX
 pytestmark = pytest.mark.asyncio
 
 
-async def busy_answer(url: str) -> InvalidStatus:
+async def busy_answer(url: str, local: str = "127.0.0.9") -> InvalidStatus:
     with pytest.raises(InvalidStatus) as caught:
-        async with connect(url):
+        async with connect(url, local_addr=(local, 0)):
             pass
     return caught.value
 
@@ -40,8 +40,9 @@ async def test_over_the_cap_newcomers_get_an_appointment_and_a_slot_comes_back(s
         return await real_admit(*args, **kwargs)
 
     hub.login.admit = counting
-    silent = await RawPeer.connect(url)  # in progress: no hello yet
-    wrong = await RawPeer.connect(url)
+    # each from a host of its own: the cap counts at most two logins of one address
+    silent = await RawPeer.connect(url, "127.0.0.2")  # in progress: no hello yet
+    wrong = await RawPeer.connect(url, "127.0.0.3")
     refused = await busy_answer(url)
     assert refused.response.status_code == 503
     retry_after = int(refused.response.headers["Retry-After"])
@@ -52,10 +53,10 @@ async def test_over_the_cap_newcomers_get_an_appointment_and_a_slot_comes_back(s
     await wrong.ws.send(hello_frame("raw", "not-the-token"))
     assert (await wrong.expect("reject"))["code"] == "bad_token"
     await wrong.until_closed()
-    good = await RawPeer.welcomed(url, "raw", token)  # the freed slot
+    good = await RawPeer.welcomed(url, "raw", token, "127.0.0.4")  # the freed slot
     # a welcomed worker no longer counts: room for another
     assert hub.admission.in_progress == 1
-    another = await RawPeer.connect(url)
+    another = await RawPeer.connect(url, "127.0.0.5")
     await busy_answer(url)  # silent + another: full again
     await silent.ws.close()
     await another.ws.close()
@@ -71,19 +72,19 @@ async def test_a_connection_silent_past_the_hello_deadline_frees_its_slot(stack)
     hub = stack.core.hub
     hub.admission.limit = 1
     hub.hello_deadline = 0.3
-    silent = await RawPeer.connect(stack.core.hub_url)
+    silent = await RawPeer.connect(stack.core.hub_url, "127.0.0.2")
     await busy_answer(stack.core.hub_url)
     await silent.until_closed()  # the hello deadline closed it
     await asyncio.sleep(0.1)
     assert hub.admission.in_progress == 0
-    late = await RawPeer.connect(stack.core.hub_url)  # room again
+    late = await RawPeer.connect(stack.core.hub_url, "127.0.0.3")  # room again
     await late.close()
 
 
 async def test_a_real_worker_keeps_its_appointment_and_gets_in(stack):
     hub = stack.core.hub
     hub.admission.limit = 1
-    blocker = await RawPeer.connect(stack.core.hub_url)  # holds the only slot
+    blocker = await RawPeer.connect(stack.core.hub_url, "127.0.0.2")  # holds the only slot
     await stack.add_worker("late")
     deadline = asyncio.get_running_loop().time() + timeout(20)
     while "busy with other workers logging in" not in stack.workers.log_text("late"):
@@ -93,3 +94,24 @@ async def test_a_real_worker_keeps_its_appointment_and_gets_in(stack):
     await blocker.close()
     await stack.online("late", seconds=BUSY_MAX + 5)
     assert "Cannot reach the console" not in stack.workers.log_text("late")
+
+
+async def test_silent_connections_from_a_few_addresses_cannot_send_a_real_worker_away(stack):
+    """The attack the per-address weight stops: two hosts each fill their allowance of
+    connections waiting for a welcome, without a hello; the cap is 5.  Counted in full they
+    would be 16 logins in progress; counted two per address they are 4, so a real worker
+    process from a third address is let in at once, not sent away."""
+    hub = stack.core.hub
+    hub.admission.limit = 5
+    attackers = [
+        await RawPeer.connect(stack.core.hub_url, f"127.0.0.{host}")
+        for host in (2, 3)
+        for _ in range(hub.max_unauthenticated)
+    ]
+    assert hub.admission.in_progress == 2 * hub.max_unauthenticated
+    await stack.add_worker("real")  # from 127.0.0.1
+    await stack.online("real", seconds=20)
+    assert "busy with other workers logging in" not in stack.workers.log_text("real")
+    assert hub.admission.refused == 0
+    for peer in attackers:
+        await peer.close()

@@ -10,21 +10,27 @@ from desktop.hub.admission import (
     DEFAULT_RATE,
     MAX_RETRY_AFTER,
     MIN_SAMPLES,
+    PER_ADDRESS,
     RATE_WINDOW,
     Admission,
 )
 
 
+def addr(key: object) -> str:
+    """Each worker from a host of its own, as in a storm."""
+    return f"host-{key}"
+
+
 def test_logins_up_to_the_cap_go_in_and_a_slot_frees_when_one_ends():
     gate: Admission[str] = Admission(limit=2)
-    assert gate.admit("a", 0.0) is None
-    assert gate.admit("b", 0.0) is None
-    assert gate.admit("c", 0.0) is not None  # over the cap: an appointment
+    assert gate.admit("a", addr("a"), 0.0) is None
+    assert gate.admit("b", addr("b"), 0.0) is None
+    assert gate.admit("c", addr("c"), 0.0) is not None  # over the cap: an appointment
     gate.done("a", 0.1, welcomed=False)  # closed before its welcome: room again
     gate.done("a", 0.1, welcomed=True)  # a second report is ignored
     gate.done("zzz", 0.1, welcomed=True)  # and an unknown one
     assert gate.in_progress == 1
-    assert gate.admit("d", 0.2) is None
+    assert gate.admit("d", addr("d"), 0.2) is None
     assert gate.refused == 1
 
 
@@ -32,14 +38,14 @@ def test_appointments_follow_one_another_at_the_measured_welcome_rate():
     gate: Admission[int] = Admission(limit=100)
     # 200 workers welcomed over 2 s: 100/s
     for i in range(200):
-        assert gate.admit(i, i / 100) is None
+        assert gate.admit(i, addr(i), i / 100) is None
         gate.done(i, i / 100, welcomed=True)
     now = 2.0
     assert abs(gate.rate(now) - 100) < 2
     for i in range(100):
-        assert gate.admit(1000 + i, now) is None
+        assert gate.admit(1000 + i, addr(1000 + i), now) is None
     # 1 s for the 100 in progress, then one appointment every 10 ms
-    waits = [gate.admit(2000 + i, now) for i in range(500)]
+    waits = [gate.admit(2000 + i, addr(2000 + i), now) for i in range(500)]
     assert waits[0] == 1
     assert waits == sorted(waits)
     assert waits[-1] == 6  # 1 s + 500 x 10 ms
@@ -48,14 +54,16 @@ def test_appointments_follow_one_another_at_the_measured_welcome_rate():
 
 def test_before_enough_welcomes_the_default_rate_is_assumed_and_waits_are_bounded():
     gate: Admission[int] = Admission(limit=1)
-    assert gate.admit(0, 0.0) is None
+    assert gate.admit(0, addr(0), 0.0) is None
     assert gate.rate(0.0) == DEFAULT_RATE
-    waits = [gate.admit(i, 0.0) for i in range(1, 100_001)]
+    waits = [gate.admit(i, addr(i), 0.0) for i in range(1, 100_001)]
     assert min(waits) >= 1 and max(waits) == MAX_RETRY_AFTER
     # welcomes older than the window no longer count
-    for i in range(MIN_SAMPLES):
+    gate = Admission(limit=1000)
+    for i in range(MIN_SAMPLES * 2):
+        gate.admit(i, addr(i), 0.0)
         gate.done(i, 0.0, welcomed=True)
-        gate._in_progress.add(i)
+    assert gate.rate(1.0) == MIN_SAMPLES * 2  # measured: 100 in (at least) a second
     assert gate.rate(RATE_WINDOW + 1) == DEFAULT_RATE
 
 
@@ -68,7 +76,7 @@ def storm(hub_rate: float, n: int = 10_000, limit: int = 1000) -> tuple[int, int
     queue: deque[int] = deque()
     back: list[tuple[float, int]] = []
     for i in range(n):
-        wait = gate.admit(i, 0.0)
+        wait = gate.admit(i, addr(i), 0.0)
         if wait is None:
             queue.append(i)
         else:
@@ -80,7 +88,7 @@ def storm(hub_rate: float, n: int = 10_000, limit: int = 1000) -> tuple[int, int
             gate.done(queue.popleft(), t, welcomed=True)
         while back and back[0][0] <= t:
             _, i = heapq.heappop(back)
-            wait = gate.admit(i, t)
+            wait = gate.admit(i, addr(i), t)
             if wait is None:
                 queue.append(i)
             else:
@@ -99,3 +107,24 @@ def test_a_storm_is_spread_over_about_the_time_its_work_takes():
     first, again, seconds = storm(hub_rate=300)
     assert again > 0
     assert seconds < 10_000 / 300 * 1.15
+
+
+def test_a_peer_with_many_addresses_cannot_fill_the_cap_with_silent_connections():
+    """42 addresses each holding their whole allowance (8 waiting for a welcome, 16 upgrading)
+    would be 1,008 logins in progress: the cap counts PER_ADDRESS of each."""
+    gate: Admission[tuple[int, int]] = Admission(limit=1000)
+    for a in range(42):
+        for c in range(24):
+            assert gate.admit((a, c), f"10.0.0.{a}", 0.0) is None
+    assert gate.in_progress == 1008
+    assert gate.admit(("real", 0), "10.9.9.9", 0.0) is None  # a real worker still gets in
+    # it takes 500 addresses to fill a cap of 1,000 this way
+    for a in range(42, 1000 // PER_ADDRESS):
+        for c in range(PER_ADDRESS):
+            gate.admit((a, c), f"10.1.{a // 250}.{a % 250}", 0.0)
+    assert gate.admit(("real", 1), "10.9.9.8", 0.0) is not None
+    # and the count comes back down exactly as logins end
+    for a in range(42):
+        for c in range(24):
+            gate.done((a, c), 1.0, welcomed=False)
+    assert gate.admit(("real", 2), "10.9.9.7", 1.0) is None
