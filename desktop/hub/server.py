@@ -50,7 +50,7 @@ from desktop.hub.handshakes import HandshakeGate, evictable, gated
 from desktop.hub.login import Admitted, Login
 from desktop.hub.masks import RunMasks
 from desktop.hub.reports import Batch, ReportQueue
-from desktop.hub.silence import watch_silence
+from desktop.hub.silence import SilenceWatch
 from desktop.hub.throttle import AuthThrottle
 from desktop.store import queries
 from desktop.store.errors import StoreError
@@ -165,6 +165,12 @@ class Hub:
         self.reports = ReportQueue(db, self._after_commit, self._reports_refused, self.masks)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task] = []
+        self.silence = SilenceWatch(
+            self._conns.values,
+            heartbeat_interval,
+            lambda conn: conn.pending >= self.max_pending,
+            self._silent,
+        )
         self.bound_port: int | None = None
         # leadership gate (desktop/service/cluster.py): None, or returns why this console may
         # not take workers now (a standby names the leader)
@@ -226,15 +232,7 @@ class Hub:
         self.bound_port = sockets[0].getsockname()[1] if sockets else self.port
         self._tasks = [
             asyncio.create_task(self.reports.run(), name="hub-commit"),
-            asyncio.create_task(
-                watch_silence(
-                    self._conns.values,
-                    self.heartbeat_interval,
-                    lambda conn: conn.pending >= self.max_pending,
-                    self._silent,
-                ),
-                name="hub-silence",
-            ),
+            asyncio.create_task(self.silence.run(), name="hub-silence"),
         ]
         log.info("hub listening on %s", self.url)
 
@@ -370,6 +368,9 @@ class Hub:
                     except ProtocolError as exc:
                         msg = exc
                 actions = session.feed(msg, loop.time())
+                if session.state != s.AWAIT_HELLO:
+                    # the hello came: its timer would wake an idle console for nothing
+                    deadline.cancel()
                 await self._perform(conn, actions)  # a closed session ignores the rest
                 while conn.pending >= self.max_pending and not conn.closing:
                     # back-pressure: stop reading until the database caught up
@@ -547,6 +548,8 @@ class Hub:
         live = self.workers.get(conn.name or "")
         if live is None or self._conns.get(live.name) is not conn:
             return
+        # the silence watch's look, if due, runs in this wake-up rather than one of its own
+        self.silence.heard(asyncio.get_running_loop().time())
         now = self.clock()
         live.last_heartbeat = now
         # only runs dispatched to (or held and owned by) this connection: a heartbeat cannot

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from desktop.core import runs as states
+from desktop.core.beat import next_beat, wait_until
 from desktop.core.events import EventBus, JobChanged, RunChanged
 from desktop.core.misfire import DEFAULT_GRACE
 from desktop.core.secretbox import SecretKeyError
@@ -47,7 +48,8 @@ DECLINE_BACKOFF = timedelta(seconds=15)
 # forward again nothing would fire until that hour had passed.  So no sleep is longer than this:
 # a step of the wall clock is noticed within it (and handled by the misfire policy), at the cost
 # of one wake-up of the loop per MAX_SLEEP while idle (a look at the wall clock: a pass, and its
-# database call, only if the deadline came).  Found by tests/chaos/test_clock_chaos.py.
+# database call, only if the deadline came), shared with the alive mark: both end on the beats
+# of core/beat.py.  Found by tests/chaos/test_clock_chaos.py.
 MAX_SLEEP = 15.0
 
 
@@ -125,13 +127,11 @@ class Scheduler(HubListener):
                     log.exception("scheduler step failed; retrying in 5 s")
                     deadline = self.clock() + RETRY_AFTER_ERROR
             timeout, capped = d.sleep_for(deadline, self.clock(), self.max_sleep)
-            # asyncio.wait, not wait_for: with a timeout, wait_for (3.10, 3.11) loses a cancel
-            # (stop()) that comes while the wake event is being set, and the loop never ends
-            waiter = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({waiter}, timeout=timeout)
-            finally:
-                waiter.cancel()
+            loop = asyncio.get_running_loop()
+            # a capped sleep ends on the shared beat (core/beat.py), not MAX_SLEEP from now: the
+            # alive mark's timer is on the same grid, so an idle console wakes once for both
+            until = next_beat(loop.time(), self.max_sleep) if capped else loop.time() + timeout
+            await wait_until(self._wake, until)
             # a wake (jobs changed, a worker came, a run ended) always runs a pass; the end of
             # a sleep cut short by MAX_SLEEP runs one only if the wall clock says the deadline
             # came (it was stepped): an idle console must not touch the database every

@@ -8,12 +8,12 @@ out, JobChanged(0) ("reload") is published and the scheduler is woken."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from desktop import poke
+from desktop.core.beat import last_beat_within, next_beat, wait_until
 from desktop.core.events import EventBus, JobChanged
 from desktop.service.lifecycle import Stack
 from desktop.store import queries, scheduling
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # the fallback poll (read at each turn, so a test can change it)
 POLL_SECONDS = 30.0
+# how early a timer may end (asyncio runs one up to its clock resolution early: 15.6 ms on
+# Windows) and still count as due, or the mark would wait a whole beat more
+EARLY = 0.02
 
 
 class ChangePoll:
@@ -72,27 +75,28 @@ class ChangePoll:
 
     async def _loop(self, marker: int) -> None:
         loop = asyncio.get_running_loop()
-        last_alive = self.clock()
-        last_poll = loop.time()
+        every = scheduling.ALIVE_EVERY.total_seconds()
+        # both on the shared beat (core/beat.py): the scheduler's capped sleep ends on the same
+        # instants, and the fallback poll on every other mark, so an idle console wakes once
+        # per ALIVE_EVERY for all three
+        mark_at = next_beat(loop.time(), every)
+        poll_at = last_beat_within(loop.time(), POLL_SECONDS, every)
         while True:
-            # the alive mark is due every ALIVE_EVERY; a nudge or the fallback poll may come first
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), scheduling.ALIVE_EVERY.total_seconds())
-            poked = self._poked.is_set()
+            poked = await wait_until(self._poked, min(mark_at, poll_at))
             self._poked.clear()
             try:
-                now = self.clock()
-                mark = now - last_alive >= scheduling.ALIVE_EVERY
-                poll = poked or loop.time() - last_poll >= POLL_SECONDS
+                t = loop.time()
+                mark = t >= mark_at - EARLY
+                poll = poked or t >= poll_at - EARLY
                 if not (mark or poll):
                     continue
-                extra = self.also_alive() if mark and self.also_alive is not None else None
-                if poll:
-                    last_poll = loop.time()
-                # the mark, the extra line and the marker read: one trip to the database thread
-                current = await self.db.call(_beat, now if mark else None, extra, poll)
                 if mark:
-                    last_alive = now
+                    mark_at = next_beat(max(t, mark_at), every)
+                if poll:
+                    poll_at = last_beat_within(t, POLL_SECONDS, every)
+                extra = self.also_alive() if mark and self.also_alive is not None else None
+                # the mark, the extra line and the marker read: one trip to the database thread
+                current = await self.db.call(_beat, self.clock() if mark else None, extra, poll)
                 if current is None or current == marker:
                     continue
                 marker = current

@@ -159,6 +159,7 @@ def run(
             metric("console RSS before workers", idle_rss, "MB"),
             metric("console RSS per connection", per_conn_kb, "KB"),
             metric("console wake-ups", s["wakeups_per_s"], "/s"),
+            metric("console preemptions", s["preemptions_per_s"], "/s"),
         ],
         "notes": [
             f"{n} simulated workers in {procs} processes, heartbeat every {INTERVAL} s, "

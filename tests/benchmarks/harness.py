@@ -362,23 +362,33 @@ class Headless:
 # --- process sampling -----------------------------------------------------------------------
 
 
-def wakeups(pid: int) -> int:
-    """Context switches (voluntary + involuntary) summed over all threads of PID: each one is
-    the thread going to sleep or being put to sleep, so deltas count wake-ups."""
-    total = 0
+def switches(pid: int) -> tuple[int, int]:
+    """Context switches (voluntary, involuntary) summed over all threads of PID.  A voluntary
+    one is a thread going to sleep (a timer, a socket, a lock): each is followed by one
+    wake-up, so its deltas count the process's wake-ups.  An involuntary one is a running
+    thread preempted so that another can run: it happens inside a wake-up the process already
+    had, and how many there are depends on what else the machine runs, not on the process."""
+    vol = invol = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             text = (task / "status").read_text()
         except OSError:
             continue  # thread ended meanwhile
         for line in text.splitlines():
-            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                total += int(line.split()[1])
-    return total
+            if line.startswith("voluntary_ctxt_switches"):
+                vol += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches"):
+                invol += int(line.split()[1])
+    return vol, invol
+
+
+def wakeups(pid: int) -> int:
+    """Wake-ups of PID so far: its threads' voluntary context switches (see ``switches``)."""
+    return switches(pid)[0]
 
 
 class Sample:
-    """CPU seconds, RSS and wake-ups of a process between ``begin`` and ``end``."""
+    """CPU seconds, RSS, wake-ups and preemptions of a process between ``begin`` and ``end``."""
 
     def __init__(self, pid: int) -> None:
         import psutil
@@ -388,17 +398,20 @@ class Sample:
     def begin(self) -> None:
         t = self.proc.cpu_times()
         self.cpu0 = t.user + t.system
-        self.wake0 = wakeups(self.proc.pid)
+        self.switches0 = switches(self.proc.pid)
         self.t0 = time.monotonic()
 
     def end(self) -> dict:
         t = self.proc.cpu_times()
+        vol, invol = switches(self.proc.pid)
         elapsed = time.monotonic() - self.t0
         return {
             "seconds": elapsed,
             "cpu_percent": 100.0 * (t.user + t.system - self.cpu0) / elapsed,
             "rss_mb": self.proc.memory_info().rss / 1e6,
-            "wakeups_per_s": (wakeups(self.proc.pid) - self.wake0) / elapsed,
+            # wake-ups: voluntary switches; preemptions reported beside them (switches())
+            "wakeups_per_s": (vol - self.switches0[0]) / elapsed,
+            "preemptions_per_s": (invol - self.switches0[1]) / elapsed,
         }
 
 

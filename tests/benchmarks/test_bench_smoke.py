@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 
 from tests.benchmarks import bench_dispatch, bench_flood, bench_hub, bench_throughput, run
-from tests.benchmarks.harness import Sample, metric, percentile, wakeups
+from tests.benchmarks.harness import Sample, metric, percentile, switches, wakeups
 from tests.benchmarks.probe_worker import received_times
 
 
@@ -65,6 +66,17 @@ def test_sampling_counts_this_process():
     got = sample.end()
     assert before > 0
     assert got["rss_mb"] > 1 and got["seconds"] > 0 and got["cpu_percent"] >= 0
+
+
+def test_wake_ups_are_the_voluntary_switches_and_preemptions_are_apart():
+    pid = os.getpid()
+    vol0, invol0 = switches(pid)
+    for _ in range(5):
+        time.sleep(0.002)  # each sleep is a voluntary switch, then a wake-up
+    vol1, invol1 = switches(pid)
+    assert vol1 - vol0 >= 5
+    assert invol1 >= invol0
+    assert wakeups(pid) >= vol1
 
 
 def test_flood_stores_every_line_once(tmp_path):

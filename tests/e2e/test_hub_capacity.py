@@ -183,3 +183,32 @@ async def test_a_hello_timer_that_fires_early_looks_again_and_still_closes_on_ti
         assert (reply["type"], reply["code"]) == ("reject", "timeout")
     finally:
         await ws.close()
+
+
+async def test_the_hello_timer_is_dropped_once_the_hello_came_and_kept_until_then(
+    stack, monkeypatch
+):
+    # a timer per connection that fires after a welcome only wakes an idle console for nothing
+    hub = stack.core.hub
+    hub.hello_deadline = 0.3
+    overdue: list[str] = []
+    real = hub._hello_overdue
+
+    def counted(conn):
+        overdue.append(conn.remote)
+        real(conn)
+
+    monkeypatch.setattr(hub, "_hello_overdue", counted)
+    token = await stack.core.add_worker("prompt")
+    welcomed = await connect(stack.core.hub_url, local_addr=("127.0.5.1", 0))
+    mute = await connect(stack.core.hub_url, local_addr=("127.0.5.2", 0))
+    try:
+        await welcomed.send(hello("prompt", token))
+        assert json.loads(await welcomed.recv())["type"] == "welcome"
+        reply = json.loads(await asyncio.wait_for(mute.recv(), 5))
+        assert (reply["type"], reply["code"]) == ("reject", "timeout")
+        await asyncio.sleep(0.2)  # past the welcomed one's deadline too
+        assert overdue == ["127.0.5.2"]
+    finally:
+        await welcomed.close()
+        await mute.close()
