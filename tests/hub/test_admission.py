@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections import deque
 
 from desktop.hub.admission import (
-    DEFAULT_RATE,
+    FLOOR_RATE,
     MAX_RETRY_AFTER,
-    MIN_SAMPLES,
     PER_ADDRESS,
     RATE_WINDOW,
     Admission,
@@ -36,35 +36,46 @@ def test_logins_up_to_the_cap_go_in_and_a_slot_frees_when_one_ends():
 
 def test_appointments_follow_one_another_at_the_measured_welcome_rate():
     gate: Admission[int] = Admission(limit=100)
-    # 200 workers welcomed over 2 s: 100/s
-    for i in range(200):
-        assert gate.admit(i, addr(i), i / 100) is None
-        gate.done(i, i / 100, welcomed=True)
+    # 4,000 workers welcomed over 2 s: 2,000/s, above the floor
+    for i in range(4000):
+        assert gate.admit(i, addr(i), i / 2000) is None
+        gate.done(i, i / 2000, welcomed=True)
     now = 2.0
-    assert abs(gate.rate(now) - 100) < 2
+    assert abs(gate.rate(now) - 2000) < 10
     for i in range(100):
-        assert gate.admit(1000 + i, addr(1000 + i), now) is None
-    # 1 s for the 100 in progress, then one appointment every 10 ms
-    waits = [gate.admit(2000 + i, addr(2000 + i), now) for i in range(500)]
-    assert waits[0] == 1
+        assert gate.admit(10_000 + i, addr(10_000 + i), now) is None
+    # 50 ms for the 100 in progress, then one appointment every 0.5 ms
+    waits = [gate.admit(20_000 + i, addr(20_000 + i), now) for i in range(5000)]
     assert waits == sorted(waits)
-    assert waits[-1] == 6  # 1 s + 500 x 10 ms
-    assert sum(1 for w in waits if w == 3) == 100  # a second's worth per second
+    assert waits[0] == 1 and waits[-1] == 3  # 0.05 s + 5,000 x 0.5 ms, in whole seconds
+    assert sum(1 for w in waits if w == 2) == 2000  # a second's worth per second
 
 
-def test_before_enough_welcomes_the_default_rate_is_assumed_and_waits_are_bounded():
+def test_a_low_measured_rate_does_not_stretch_the_appointments():
+    """At a storm's start few logins have ended yet: the measured rate is low and says
+    nothing of the hub's capacity.  Planning at it sent 2,000 workers away for up to 40 s."""
+    gate: Admission[int] = Admission(limit=1000)
+    for i in range(60):  # 60 welcomes in the first second
+        gate.admit(i, addr(i), i / 60)
+        gate.done(i, i / 60, welcomed=True)
+    assert gate.rate(1.0) == FLOOR_RATE
+    for i in range(1000):
+        gate.admit(100 + i, addr(100 + i), 1.0)
+    waits = [gate.admit(5000 + i, addr(5000 + i), 1.0) for i in range(2000)]
+    assert max(waits) == 1 + math.ceil(2000 / FLOOR_RATE)
+
+
+def test_appointments_are_bounded_and_old_welcomes_no_longer_count():
     gate: Admission[int] = Admission(limit=1)
     assert gate.admit(0, addr(0), 0.0) is None
-    assert gate.rate(0.0) == DEFAULT_RATE
     waits = [gate.admit(i, addr(i), 0.0) for i in range(1, 100_001)]
     assert min(waits) >= 1 and max(waits) == MAX_RETRY_AFTER
-    # welcomes older than the window no longer count
-    gate = Admission(limit=1000)
-    for i in range(MIN_SAMPLES * 2):
+    gate = Admission(limit=10_000)
+    for i in range(5000):
         gate.admit(i, addr(i), 0.0)
         gate.done(i, 0.0, welcomed=True)
-    assert gate.rate(1.0) == MIN_SAMPLES * 2  # measured: 100 in (at least) a second
-    assert gate.rate(RATE_WINDOW + 1) == DEFAULT_RATE
+    assert gate.rate(1.0) == 5000
+    assert gate.rate(RATE_WINDOW + 1) == FLOOR_RATE
 
 
 def storm(hub_rate: float, n: int = 10_000, limit: int = 1000) -> tuple[int, int, float]:
