@@ -5,7 +5,9 @@ second or two.  A login costs the hub about a millisecond of CPU, so the last on
 come, first served wait longer than a worker waits for its welcome (WELCOME_TIMEOUT, 15 s); they
 give up and come back to queue again, and on a slow or busy machine the hub spends its time on
 logins nobody waits for any more.  So the logins in progress (accepted, not yet welcomed or
-closed) are capped.  A connection over the cap is answered at its opening handshake, before any
+closed) are capped at what the hub can finish within TARGET_WAIT (a third of the worker's wait)
+at the rate it has shown; measured here, a storm of 3,000 never reaches the cap, one of 10,000
+on a slow machine does.  A connection over the cap is answered at its opening handshake, before any
 WebSocket, hello or database work, with HTTP 503 and a Retry-After: an appointment.
 Appointments are handed out one after the other at the rate the hub has been welcoming workers,
 after the time it needs for the logins already in progress, so the refused workers come back
@@ -25,7 +27,9 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-MAX_IN_PROGRESS = 1000  # logins at once: ~1 s of work for this hub, far below WELCOME_TIMEOUT
+TARGET_WAIT = 5.0  # seconds a login may wait for its welcome: a third of WELCOME_TIMEOUT
+MIN_CAP = 1000  # logins at once, whatever the measured rate
+MIN_SAMPLES = 500  # welcomes in the window before the measured rate sets the cap
 RATE_WINDOW = 5.0  # seconds of welcomes the rate is measured over
 # The rate appointments are planned at, at the least (welcomes/s; a 2-core machine does about
 # 700-1,500).  Planned on the high side on purpose: a worker sent back too soon is refused again
@@ -43,8 +47,8 @@ K = TypeVar("K", bound=Hashable)
 
 
 class Admission(Generic[K]):
-    def __init__(self, limit: int = MAX_IN_PROGRESS, per_address: int = PER_ADDRESS) -> None:
-        self.limit = limit
+    def __init__(self, limit: int | None = None, per_address: int = PER_ADDRESS) -> None:
+        self.limit = limit  # a fixed cap (tests); None: TARGET_WAIT at the measured rate
         self.per_address = per_address
         self._in_progress: dict[K, str] = {}  # login -> its remote address
         self._by_address: dict[str, int] = {}
@@ -61,7 +65,7 @@ class Admission(Generic[K]):
         """A new connection: None when it may log in now (it counts until ``done``), else the
         seconds after which it should come back (Retry-After)."""
         held = self._by_address.get(address, 0)
-        if self._counted < self.limit or held >= self.per_address:
+        if self._counted < self.cap(now) or held >= self.per_address:
             # under the cap, or this address already counts in full (its further logins cost
             # the cap nothing: the per-address limits bound them)
             self._in_progress[key] = address
@@ -93,13 +97,26 @@ class Admission(Generic[K]):
             self._welcomes.append(now)
             self._trim(now)
 
-    def rate(self, now: float) -> float:
-        """Welcomes per second over the last RATE_WINDOW, FLOOR_RATE at the least."""
+    def cap(self, now: float) -> int:
+        """Logins that may be in progress at once (counted per address as in ``admit``)."""
+        if self.limit is not None:
+            return self.limit
+        self._trim(now)
+        if len(self._welcomes) < MIN_SAMPLES:
+            # before the hub has shown its rate: the rate it is planned at
+            return max(MIN_CAP, int(FLOOR_RATE * TARGET_WAIT))
+        return max(MIN_CAP, int(self.measured(now) * TARGET_WAIT))
+
+    def measured(self, now: float) -> float:
+        """Welcomes per second over the last RATE_WINDOW (0 without any)."""
         self._trim(now)
         if not self._welcomes:
-            return FLOOR_RATE
-        span = max(now - self._welcomes[0], 1.0)
-        return max(FLOOR_RATE, len(self._welcomes) / span)
+            return 0.0
+        return len(self._welcomes) / max(now - self._welcomes[0], 1.0)
+
+    def rate(self, now: float) -> float:
+        """The rate appointments are planned at: the measured one, FLOOR_RATE at the least."""
+        return max(FLOOR_RATE, self.measured(now))
 
     def _trim(self, now: float) -> None:
         while self._welcomes and self._welcomes[0] < now - RATE_WINDOW:

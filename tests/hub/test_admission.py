@@ -10,8 +10,11 @@ from collections import deque
 from desktop.hub.admission import (
     FLOOR_RATE,
     MAX_RETRY_AFTER,
+    MIN_CAP,
+    MIN_SAMPLES,
     PER_ADDRESS,
     RATE_WINDOW,
+    TARGET_WAIT,
     Admission,
 )
 
@@ -78,46 +81,75 @@ def test_appointments_are_bounded_and_old_welcomes_no_longer_count():
     assert gate.rate(RATE_WINDOW + 1) == FLOOR_RATE
 
 
-def storm(hub_rate: float, n: int = 10_000, limit: int = 1000) -> tuple[int, int, float]:
-    """n workers at once against a hub welcoming ``hub_rate`` a second with room for ``limit``:
-    each refused worker returns at its appointment plus up to a second (as worker/backoff.py).
-    Returns (refused at first, refused again later, seconds until the last is welcomed)."""
+def storm(
+    hub_rate: float, n: int = 10_000, limit: int | None = 1000
+) -> tuple[int, int, float, float]:
+    """n workers at once against a hub welcoming ``hub_rate`` a second: each refused worker
+    returns at its appointment plus up to a second (as worker/backoff.py).  Returns (refused at
+    first, refused again later, seconds until the last is welcomed, the longest wait of an
+    admitted login for its welcome)."""
     rng = random.Random(7)
     gate: Admission[int] = Admission(limit=limit)
-    queue: deque[int] = deque()
+    queue: deque[tuple[int, float]] = deque()
     back: list[tuple[float, int]] = []
     for i in range(n):
         wait = gate.admit(i, addr(i), 0.0)
         if wait is None:
-            queue.append(i)
+            queue.append((i, 0.0))
         else:
             heapq.heappush(back, (wait + rng.random(), i))
-    first, again, t = len(back), 0, 0.0
+    first, again, t, longest = len(back), 0, 0.0, 0.0
     while queue or back:
         t += 1 / hub_rate
         if queue:
-            gate.done(queue.popleft(), t, welcomed=True)
+            i, since = queue.popleft()
+            longest = max(longest, t - since)
+            gate.done(i, t, welcomed=True)
         while back and back[0][0] <= t:
             _, i = heapq.heappop(back)
             wait = gate.admit(i, addr(i), t)
             if wait is None:
-                queue.append(i)
+                queue.append((i, t))
             else:
                 again += 1
                 heapq.heappush(back, (t + wait + rng.random(), i))
-    return first, again, t
+    return first, again, t, longest
 
 
 def test_a_storm_is_spread_over_about_the_time_its_work_takes():
-    first, again, seconds = storm(hub_rate=1000)
+    first, again, seconds, _ = storm(hub_rate=1000)
     assert first == 9000
-    assert again == 0  # the assumed rate held: everyone came back to room
+    assert again == 0  # the planned rate held: everyone came back to room
     assert seconds < 10_000 / 1000 * 1.3
-    # a hub three times slower than assumed: sent back too soon, refused again (an HTTP
+    # a hub three times slower than planned: sent back too soon, refused again (an HTTP
     # answer each), but the storm still takes about its work's time, not a multiple
-    first, again, seconds = storm(hub_rate=300)
+    first, again, seconds, _ = storm(hub_rate=300)
     assert again > 0
     assert seconds < 10_000 / 300 * 1.15
+
+
+def test_the_cap_follows_the_rate_the_hub_has_shown():
+    gate: Admission[int] = Admission()
+    assert gate.cap(0.0) == FLOOR_RATE * TARGET_WAIT  # nothing measured yet
+    for i in range(1400):  # 700 welcomes a second for 2 s
+        gate.admit(i, addr(i), i / 700)
+        gate.done(i, i / 700, welcomed=True)
+    now = 2.0
+    assert abs(gate.cap(now) - 700 * TARGET_WAIT) < 20
+    for i in range(MIN_SAMPLES):  # then 100 a second: a stalled hub
+        gate.admit(10_000 + i, addr(10_000 + i), now + i / 100)
+        gate.done(10_000 + i, now + i / 100, welcomed=True)
+    assert gate.cap(now + MIN_SAMPLES / 100) == MIN_CAP
+
+
+def test_with_the_measured_cap_a_storm_of_3000_is_not_refused_and_no_login_waits_too_long():
+    first, _, _, longest = storm(hub_rate=700, n=3000, limit=None)
+    assert first == 0
+    # 10,000 on a hub of 700 welcomes a second: those let in are welcomed within the worker's
+    # wait (15 s; without a cap the last would wait 14.3 s, at the edge of it)
+    first, _, seconds, longest = storm(hub_rate=700, n=10_000, limit=None)
+    assert first > 0 and longest < 15
+    assert seconds < 10_000 / 700 * 1.2
 
 
 def test_a_peer_with_many_addresses_cannot_fill_the_cap_with_silent_connections():
