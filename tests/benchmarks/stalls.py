@@ -212,7 +212,9 @@ class StallProbe:
             where = threading.current_thread().name
             self.collections.append(
                 Span(
-                    t0, time.perf_counter() - t0, f"gc2 on {where} ({info.get('collected')} freed)"
+                    t0,
+                    time.perf_counter() - t0,
+                    f"gc2 on {where} ({info.get('collected')} freed)",
                 )
             )
 
