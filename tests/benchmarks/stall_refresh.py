@@ -1,14 +1,15 @@
 """How long the console's periodic O(workers) work holds its database thread and its loop,
 with a crowd of simulated workers connected (the stalls behind the dispatch p99 at 10,000).
 
-    python tests/benchmarks/stall_refresh.py [CROWD] [ROUNDS]
+    python tests/benchmarks/stall_refresh.py [CROWD] [ROUNDS] [--probe]
 
 The real Core on SQLite, CROWD idle workers heartbeating every 5 s (harness.idle_crowd), and
 two probes while it idles: a trivial database call every 10 ms (how long a scheduler pass
 would wait for the database thread) and a 10 ms sleep (how late the loop wakes).  Then ROUNDS
 times the workers refresh the console runs after any change it notices (service/changes.py),
 with the database thread's CPU time it took.  Figures on a shared machine are noisy in wall
-time; the CPU milliseconds per refresh are the steadier measure.
+time; the CPU milliseconds per refresh are the steadier measure.  ``--probe`` also runs the
+stall probe (stalls.py) and prints what ran during each stall of the loop.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 
 from tests.benchmarks.harness import idle_crowd, prepare_db
 
+IDLE = 20.0  # seconds of idle probing before the refreshes (heartbeats, silence watch, alive)
 
-async def measure(base: Path, crowd: int, rounds: int) -> dict:
+
+async def measure(base: Path, crowd: int, rounds: int, stalls: bool = False) -> dict:
     from desktop.service import Core
 
     url = f"sqlite:///{base / 'stall.db'}"
@@ -36,7 +39,15 @@ async def measure(base: Path, crowd: int, rounds: int) -> dict:
     await core.start()
     try:
         async with idle_crowd(core, base, crowd):
-            return await probe(core, rounds)
+            if not stalls:
+                return await probe(core, rounds)
+            from tests.benchmarks.stalls import StallProbe
+
+            with StallProbe(db=core.db) as watch:
+                t0 = time.perf_counter()
+                result = await probe(core, rounds)
+            result["stalls"] = watch.report(t0)
+            return result
     finally:
         await core.stop()
 
@@ -60,7 +71,7 @@ async def probe(core, rounds: int) -> dict:
 
     tasks = [asyncio.create_task(ping()), asyncio.create_task(lag())]
     try:
-        await asyncio.sleep(20)  # idle with the crowd: heartbeats, silence watch, alive mark
+        await asyncio.sleep(IDLE)  # idle with the crowd: heartbeats, silence watch, alive mark
         idle_end = time.perf_counter()
         refresh = []
         for _ in range(rounds):
@@ -104,8 +115,11 @@ async def probe(core, rounds: int) -> dict:
 
 
 if __name__ == "__main__":
-    crowd = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    crowd = int(numbers[0]) if numbers else 10_000
+    rounds = int(numbers[1]) if len(numbers) > 1 else 3
     with tempfile.TemporaryDirectory(prefix="jt-stall-") as tmp:
-        result = asyncio.run(measure(Path(tmp), crowd, rounds))
+        result = asyncio.run(measure(Path(tmp), crowd, rounds, "--probe" in sys.argv))
+    report = result.pop("stalls", "")
     print(json.dumps(result, indent=1))
+    print(report)
