@@ -154,6 +154,7 @@ class Hub:
         # changes whenever a worker comes, goes or gets other tags, slots or scripts: the
         # scheduler rebuilds its indexed snapshot of them only then (desktop/scheduler/pool.py)
         self.workers_version = 0
+        self._names: tuple[int, list[str]] = (-1, [])  # (workers_version, sorted names)
         # run id -> when its worker last said it holds it (hello, heartbeat, any report)
         self.run_reports: dict[int, datetime] = {}
         # secret values of each run, masked out of its output before it is stored (issue 17)
@@ -199,6 +200,15 @@ class Hub:
     @max_pending.setter
     def max_pending(self, value: int) -> None:
         self.reports.max_pending = value
+
+    def worker_names(self) -> list[str]:
+        """The connected workers' names, sorted (a new list; sorted once per change of the
+        table: the console's status line and lease name all 10,000 every few seconds)."""
+        version, names = self._names
+        if version != self.workers_version:
+            names = sorted(self.workers)
+            self._names = (self.workers_version, names)
+        return list(names)
 
     def pending_of(self, name: str) -> int:
         """Reports of a connected worker that are not committed yet (queued or being written)."""
@@ -653,6 +663,10 @@ class Hub:
         for record in result.ended:
             self.masks.forget(record.id)
             self.run_reports.pop(record.id, None)
-            for conn in self._conns.values():
-                conn.owned.pop(record.id, None)
+            # only its worker's connection can own it (a decline or a failed send gives a run
+            # up before it can go to another worker; a report from any other is refused): not
+            # a look through all 10,000 connections for every run that ends
+            owner = self._conns.get(record.worker_name or "")
+            if owner is not None:
+                owner.owned.pop(record.id, None)
         self.listener.runs_committed(result)

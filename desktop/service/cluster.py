@@ -80,6 +80,7 @@ class ClusterService:
         # the lease's own thread, hence its own connection (peewee: one per thread): a firing
         # transaction waiting for a row lock on the database thread cannot delay a renewal
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._names_json: tuple[int, str] = (-1, "[]")  # (hub's workers_version, JSON names)
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -157,7 +158,7 @@ class ClusterService:
     # --- the lease ------------------------------------------------------------------------------
 
     def _tick_call(self):
-        workers = sorted(self._hub.workers) if self.core.hub is not None else []
+        workers = self._hub.worker_names() if self.core.hub is not None else []
         member, host, pid, url, lease = (
             self.member_id,
             self.host,
@@ -250,9 +251,13 @@ class ClusterService:
             "hub_url": self.core.hub_url,
             "since": self.since.isoformat() if self.since else None,
             "heartbeat_at": utcnow().isoformat(),
-            "workers": sorted(self._hub.workers),
         }
-        text = json.dumps(info)
+        # the names (10,000 of them: milliseconds to encode on the loop) are encoded again only
+        # when the hub's table changed; spliced in as the object's last member
+        version = self._hub.workers_version
+        if self._names_json[0] != version:
+            self._names_json = (version, json.dumps(self._hub.worker_names()))
+        text = json.dumps(info)[:-1] + ', "workers": ' + self._names_json[1] + "}"
         return lambda: _put_solo(text)
 
     # --- status ---------------------------------------------------------------------------------
@@ -268,7 +273,7 @@ class ClusterService:
                     "leader",
                     self.since,
                     utcnow(),
-                    tuple(sorted(self._hub.workers)),
+                    tuple(self._hub.worker_names()),
                     me=True,
                 )
             ]

@@ -135,3 +135,39 @@ def test_admit_workers_handles_more_hellos_than_one_in_list(db):
     hellos = [q.Hello(n, t, "h", "o", "v", []) for n, t in tokens.items()]
     out = q.admit_workers(hellos, T0)
     assert [r.name for r in out] == list(tokens)
+
+
+def test_list_workers_reads_every_column_as_the_models_do(db):
+    """The raw-row read (no peewee conversion) gives the same records as the model path."""
+    from desktop.store.models import Worker
+    from desktop.store.queries.workers import _worker_from
+
+    _, token = q.add_worker("b-seen", tags=["x", "y"], slots=3)
+    q.add_worker("a-plain")
+    q.add_worker("c-off")
+    q.set_worker_enabled("c-off", False)
+    q.revoke_worker("a-plain")
+    scripts = [{"name": "s.py", "sha256": "0" * 64}]
+    q.admit_workers([q.Hello("b-seen", token, "host", "linux", "1.2", scripts)], T0)
+    expected = [_worker_from(w) for w in Worker.select().order_by(Worker.name)]
+    assert q.list_workers() == expected
+    seen = q.list_workers()[1]
+    assert seen.last_seen_at == T0 and seen.last_seen_at.tzinfo is not None
+    assert seen.scripts == tuple(scripts) and seen.tags == ("x", "y")
+    assert q.list_workers()[0].revoked and not q.list_workers()[2].enabled
+
+
+def test_list_workers_page_walks_the_names_in_order(db):
+    names = [f"w{i:02d}" for i in range(7)]
+    for name in reversed(names):
+        q.add_worker(name)
+    pages, after = [], ""
+    while True:
+        page = q.list_workers_page(after, 3)
+        pages.append([w.name for w in page])
+        if len(page) < 3:
+            break
+        after = page[-1].name
+    assert pages == [names[0:3], names[3:6], names[6:7]]
+    assert [w for p in pages for w in p] == [w.name for w in q.list_workers()]
+    assert q.list_workers_page(names[-1], 3) == []

@@ -1,0 +1,130 @@
+"""WorkerService.refresh on a real database thread (SQLite file) and a stand-in hub: the
+records are read a page per trip, so other database calls (a scheduler pass) go between the
+pages, and the outcome is the same as one read of the whole table."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import SimpleNamespace
+
+import pytest
+import pytest_asyncio
+
+from desktop.core.events import EventBus
+from desktop.service import workers as workers_service
+from desktop.service.workers import WorkerService
+from desktop.store import queries
+from desktop.store.executor import DbExecutor
+
+pytestmark = pytest.mark.asyncio
+
+
+class FakeHub:
+    def __init__(self, names) -> None:
+        self.workers = {n: SimpleNamespace(name=n) for n in names}
+        self.configured: list[tuple[str, tuple, int]] = []
+        self.disconnected: list[tuple[str, str]] = []
+
+    def configure(self, name, tags, slots) -> None:
+        self.configured.append((name, tuple(tags), slots))
+
+    async def disconnect(self, name, code, reason) -> None:
+        self.disconnected.append((name, code))
+        self.workers.pop(name, None)
+
+
+@pytest_asyncio.fixture
+async def db(tmp_path):
+    ex = DbExecutor(f"sqlite:///{tmp_path / 'w.db'}")
+    await ex.start()
+    yield ex
+    await ex.close()
+
+
+def service(db, hub) -> WorkerService:
+    return WorkerService(db, EventBus(), SimpleNamespace(hub=hub, scheduler=None), "test")
+
+
+async def test_refresh_reads_in_pages_and_disconnects_the_revoked_and_disabled(db, monkeypatch):
+    monkeypatch.setattr(workers_service, "REFRESH_PAGE", 3)
+    monkeypatch.setattr(workers_service, "REFRESH_SLICE", 2)
+    names = [f"w{i}" for i in range(8)]
+    for name in names:
+        await db.call(queries.add_worker, name, ["t"], 2)
+    await db.call(queries.revoke_worker, "w2")
+    await db.call(queries.set_worker_enabled, "w5", False)
+    pages = []
+    real_page = queries.list_workers_page
+
+    def counted(after, limit):
+        pages.append(after)
+        return real_page(after, limit)
+
+    monkeypatch.setattr(queries, "list_workers_page", counted)
+    hub = FakeHub(names)
+    svc = service(db, hub)
+    await svc.refresh()
+    assert pages == ["", "w2", "w5"]  # 8 workers, 3 a page: three trips
+    assert sorted(svc.known) == names
+    assert sorted(hub.disconnected) == [("w2", "revoked"), ("w5", "disabled")]
+    assert {c[0] for c in hub.configured} == set(names)
+    assert all(c[1:] == (("t",), 2) for c in hub.configured)
+
+
+async def test_other_database_calls_go_between_the_pages(db, monkeypatch):
+    monkeypatch.setattr(workers_service, "REFRESH_PAGE", 2)
+    for i in range(6):
+        await db.call(queries.add_worker, f"w{i}")
+    order: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+    real_page = queries.list_workers_page
+
+    def page(after, limit):
+        order.append("page")
+        if len(order) == 1:
+            entered.set()
+            release.wait(10)
+        return real_page(after, limit)
+
+    def other():
+        order.append("pass")
+
+    monkeypatch.setattr(queries, "list_workers_page", page)
+    svc = service(db, FakeHub([]))
+    refresh = asyncio.create_task(svc.refresh())
+    await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+    passed = asyncio.create_task(db.call(other))  # queued while the first page is read
+    release.set()
+    await asyncio.gather(refresh, passed)
+    assert order[:2] == ["page", "pass"] and order.count("page") == 4
+    assert len(svc.known) == 6
+
+
+async def test_a_worker_added_while_the_pages_are_read_is_kept_and_not_disconnected(
+    db, monkeypatch
+):
+    monkeypatch.setattr(workers_service, "REFRESH_PAGE", 2)
+    for name in ("m1", "m2", "m3", "m4"):
+        await db.call(queries.add_worker, name)
+    hub = FakeHub(["m1", "m2", "m3", "m4"])
+    svc = service(db, hub)
+    await svc.refresh()
+    real_page = queries.list_workers_page
+    added = []
+
+    def page(after, limit):
+        if after == "m2" and not added:
+            # behind the first page: one registered by the console, one by the CLI that then
+            # connected at once
+            added.append(True)
+            record, _ = queries.add_worker("a-console")
+            svc.known[record.name] = record  # what add() does, on the loop, meanwhile
+            queries.add_worker("a-cli")
+            hub.workers["a-cli"] = SimpleNamespace(name="a-cli")
+        return real_page(after, limit)
+
+    monkeypatch.setattr(queries, "list_workers_page", page)
+    await svc.refresh()
+    assert hub.disconnected == []
+    assert {"a-console", "a-cli"} <= set(svc.known)
