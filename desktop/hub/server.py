@@ -173,6 +173,7 @@ class Hub:
             self._silent,
         )
         self.bound_port: int | None = None
+        self.listening_since: float | None = None
         # leadership gate (desktop/service/cluster.py): None, or returns why this console may
         # not take workers now (a standby names the leader)
         self.gate: Callable[[], str | None] | None = None
@@ -244,6 +245,7 @@ class Hub:
             asyncio.create_task(self.reports.run(), name="hub-commit"),
             asyncio.create_task(self.silence.run(), name="hub-silence"),
         ]
+        self.listening_since = time.time()  # wall clock, for the log and benchmarks
         log.info("hub listening on %s", self.url)
 
     async def stop(self) -> None:

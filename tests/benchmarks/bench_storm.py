@@ -170,7 +170,9 @@ async def _open_console(url: str, port: int, settle):
 
     # as desktop/app.py: the Core on its own thread, the window on the Qt thread
     core = await start_remote(lambda: Core(url, "127.0.0.1", port, local_worker=False))
-    listening = time.time()
+    # from the hub's first listening moment: its storm starts there, while the rest of the
+    # Core is still starting
+    listening = core.target.hub.listening_since
     window = MainWindow(core, db_url=url, tray=False)
     window.resize(1400, 860)
     window.show()
