@@ -6,6 +6,8 @@ and gets in."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 
 import pytest
 from websockets.asyncio.client import connect
@@ -115,3 +117,38 @@ async def test_silent_connections_from_a_few_addresses_cannot_send_a_real_worker
     assert hub.admission.refused == 0
     for peer in attackers:
         await peer.close()
+
+
+UPGRADE = (
+    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def test_peers_that_leave_with_their_upgrade_in_flight_hold_no_login(stack):
+    """A worker whose wait ran out sends its request and closes: websockets still asks the
+    hub about the request after the connection is gone.  Slots taken then were never given
+    back (found in review: hundreds stuck after 3,000 such peers, the cap full for good)."""
+    from worker.protocol import DEFAULT_PATH
+
+    hub = stack.core.hub
+    port = hub.bound_port
+    request = UPGRADE.format(path=DEFAULT_PATH).encode()
+    loop = asyncio.get_running_loop()
+    for round_ in range(10):
+        socks = []
+        for i in range(60):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.bind((f"127.0.{round_ + 1}.{i + 1}", 0))
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            await loop.sock_sendall(sock, request)
+            socks.append(sock)
+        for sock in socks:  # gone before the hub has read the request
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+    deadline = loop.time() + timeout(10)
+    while hub.admission.in_progress:
+        assert loop.time() < deadline, f"{hub.admission.in_progress} logins held by gone peers"
+        await asyncio.sleep(0.05)
+    assert hub.admission._counted == 0 and hub.admission._by_address == {}
