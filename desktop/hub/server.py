@@ -271,11 +271,10 @@ class Hub:
             # still asks, after connection_lost, which would never release a slot taken now
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "closed\n")
         now = time.monotonic()
-        retry_after = self.admission.admit(connection, remote_of(connection), now)
-        if retry_after is not None and self.admission.prune_due(now):
+        if self.admission.prune_due(now):
             # a backstop against any other way a closed connection could keep its slot
             self.admission.prune(lambda c: c.connection_lost_waiter.done(), now)
-            retry_after = self.admission.admit(connection, remote_of(connection), now)
+        retry_after = self.admission.admit(connection, remote_of(connection), now)
         if retry_after is None:
             return None
         if self.admission.refused % 1000 == 1:  # a storm is thousands: a line now and then
