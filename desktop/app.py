@@ -175,6 +175,7 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
     host = getattr(args, "host", None) or "127.0.0.1"
     port = getattr(args, "port", None)
     core = None
+    gc_guard = None
     try:
         check_not_running(url)  # a second console hears who runs, not "port in use"
         busy = busy_port(url, getattr(args, "host", None), port)
@@ -188,7 +189,11 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
             args, "no_local_worker", False
         )
         from desktop.service.corethread import start_remote
+        from desktop.ui.gc_guard import MainThreadGC
 
+        # before the Core's thread exists: from then on cycles are collected on this thread
+        # only (a collection on the Core's thread could free a Qt object there)
+        gc_guard = MainThreadGC()
         # the Core runs on its own thread and loop: a storm of workers must not hold the window
         core = await start_remote(lambda: make_core(url, host, port, local))
     except Exception as exc:
@@ -200,15 +205,15 @@ async def main(args: argparse.Namespace, *, on_window=None) -> int:
             log.error("%s: %s", problem[0], exc)
         if core is not None:
             await core.stop()
+        if gc_guard is not None:
+            gc_guard.stop()
         if getattr(args, "smoke_test", False):
             print(f"smoke test failed: {problem[1]}", file=sys.stderr)
         else:
             await show_fatal(*problem, closing)
         return 1
 
-    from desktop.ui.gc_guard import MainThreadGC
-
-    gc_guard = MainThreadGC()
+    assert gc_guard is not None
     window = MainWindow(core, db_url=url, tray=not getattr(args, "smoke_test", False))
     window.quitRequested.connect(closing.set)
     code = 0

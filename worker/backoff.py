@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 
 class Backoff:
@@ -36,10 +37,12 @@ class Backoff:
         response = getattr(exc, "response", None)  # websockets' InvalidStatus
         if getattr(response, "status_code", None) != 503:
             return None
-        raw = str(response.headers.get("Retry-After", ""))  # type: ignore[union-attr]
-        if not raw.strip().isdigit():
+        raw = str(response.headers.get("Retry-After", "")).strip()  # type: ignore[union-attr]
+        # ASCII digits only: headers are read as Latin-1, and "²" passes str.isdigit() but
+        # not float(); an exception here would end the worker's connection loop
+        if not re.fullmatch(r"[0-9]{1,6}", raw):
             return None  # an HTTP date or garbage: the usual backoff
-        return min(BUSY_MAX, max(1.0, float(raw.strip()))) + self.rng.random()
+        return min(BUSY_MAX, max(1.0, float(raw))) + self.rng.random()
 
 
 BUSY_MAX = 60.0  # seconds, the most a console's Retry-After is believed

@@ -50,6 +50,9 @@ from worker.words import plural
 log = logging.getLogger(__name__)
 
 REJECT_RETRY = 60.0
+# busy answers in a row from one console before it counts as a failure (the next console in
+# server_urls, or the backoff): about 3 minutes at the longest appointments
+BUSY_BEFORE_NEXT = 3
 GOOD_CONNECTION_SECONDS = 10.0
 WELCOME_TIMEOUT = 15.0
 # Frames between MAX_FRAME_BYTES and this are answered with an `error`; bigger ones make
@@ -230,11 +233,13 @@ class Worker:
         # several consoles, one leader: move to the next address on failure (failover.py)
         ring = UrlRing(self.cfg.server_urls or [self.cfg.server_url])
         self.cfg.server_url = ring.current
+        busy_in_a_row = 0  # "come back later" answers from the current console
         self.disk.start()  # messages held since before the loop ran
         while True:
             try:
                 self.closed_by = ""
                 await self._connect_and_serve(backoff)
+                busy_in_a_row = 0
                 ring.worked()
                 if self.closed_by in TRY_NEXT_CONSOLE:  # this console stepped down
                     ring.failed()
@@ -299,7 +304,11 @@ class Worker:
                     return 1
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 busy = backoff.busy_delay(exc)
-                if busy is not None:  # the console is up, with a queue of logins: keep it
+                if busy is not None and busy_in_a_row < BUSY_BEFORE_NEXT:
+                    # the console is up, with a queue of logins: keep the appointment.  Not
+                    # forever: a console that only ever says so (one that is not the leader and
+                    # overloaded, or an answer injected on ws://) must not hold the worker
+                    busy_in_a_row += 1
                     log.info(
                         "The console at %s is busy with other workers logging in; it asked "
                         "this one to come back later: retrying in %.1f s",
@@ -310,6 +319,7 @@ class Worker:
                         return 1
                     await asyncio.sleep(busy)
                     continue
+                busy_in_a_row = 0
                 # the next console at once; the backoff only after every one failed in a row
                 failed_url = self.cfg.server_url
                 delay = backoff.next_delay() if ring.failed() else 0.0

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 TARGET_WAIT = 5.0  # seconds a login may wait for its welcome: a third of WELCOME_TIMEOUT
@@ -55,6 +55,9 @@ class Admission(Generic[K]):
         self._counted = 0  # sum over addresses of min(their logins, per_address)
         self._welcomes: deque[float] = deque()  # when the last RATE_WINDOW's welcomes happened
         self._next_slot = 0.0  # the next free appointment (loop time)
+        # the appointment each address waiting was given, in the order given (so in time order)
+        self._appointments: dict[str, float] = {}
+        self._pruned_at = 0.0
         self.refused = 0  # since start, for the log and tests
 
     @property
@@ -74,11 +77,26 @@ class Admission(Generic[K]):
                 self._counted += 1
             return None
         self.refused += 1
-        rate = self.rate(now)
-        # the logins in progress first, then every appointment already given
-        slot = max(self._next_slot, now + self._counted / rate)
-        self._next_slot = slot + 1.0 / rate
+        self._forget_appointments(now)
+        slot = self._appointments.get(address)
+        if slot is None:
+            rate = self.rate(now)
+            # the logins in progress first, then every appointment already given; never past
+            # the longest wait one can be given (asked again and again, the slots would run away)
+            slot = min(max(self._next_slot, now + self._counted / rate), now + MAX_RETRY_AFTER)
+            self._next_slot = slot + 1.0 / rate
+            # an address asking again before its time gets the same one, not the next free one:
+            # one peer's retries cannot push everyone else's appointment back
+            self._appointments[address] = slot
         return max(1, min(MAX_RETRY_AFTER, math.ceil(slot - now)))
+
+    def _forget_appointments(self, now: float) -> None:
+        """Drop the appointments that are due (the oldest first: they were given in order)."""
+        while self._appointments:
+            address, slot = next(iter(self._appointments.items()))
+            if slot > now:
+                return
+            del self._appointments[address]
 
     def done(self, key: K, now: float, welcomed: bool) -> None:
         """The login ended (welcomed, refused or the connection closed); unknown keys and a
@@ -96,6 +114,19 @@ class Admission(Generic[K]):
         if welcomed:
             self._welcomes.append(now)
             self._trim(now)
+
+    def prune_due(self, now: float) -> bool:
+        """Whether a look for logins whose connection closed unnoticed is due (once a second
+        at most: it walks every login in progress)."""
+        return now - self._pruned_at >= 1.0
+
+    def prune(self, closed: Callable[[K], bool], now: float) -> int:
+        """Release the logins for which ``closed(key)``; returns how many."""
+        self._pruned_at = now
+        gone = [key for key in self._in_progress if closed(key)]
+        for key in gone:
+            self.done(key, now, welcomed=False)
+        return len(gone)
 
     def cap(self, now: float) -> int:
         """Logins that may be in progress at once (counted per address as in ``admit``)."""

@@ -59,6 +59,8 @@ from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, Message, ProtocolErro
 
 log = logging.getLogger(__name__)
 
+SILENT_SEND_SECONDS = 5.0  # for the reject sent to a silent connection before it is closed
+
 CLOSE_POLICY = 1008  # WebSocket close code "policy violation"
 MAX_UNAUTHENTICATED = 8  # connections per remote address that have not been welcomed yet
 MAX_UNSTORABLE = 3  # reports the database refused before the connection is closed
@@ -264,7 +266,15 @@ class Hub:
             return connection.respond(
                 HTTPStatus.NOT_FOUND, f"Job Trigger workers connect to {DEFAULT_PATH}\n"
             )
-        retry_after = self.admission.admit(connection, remote_of(connection), time.monotonic())
+        if connection.connection_lost_waiter.done():
+            # the peer left with its request in flight (a worker whose wait ran out): websockets
+            # still asks, after connection_lost, which would never release a slot taken now
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "closed\n")
+        now = time.monotonic()
+        if self.admission.prune_due(now):
+            # a backstop against any other way a closed connection could keep its slot
+            self.admission.prune(lambda c: c.connection_lost_waiter.done(), now)
+        retry_after = self.admission.admit(connection, remote_of(connection), now)
         if retry_after is None:
             return None
         if self.admission.refused % 1000 == 1:  # a storm is thousands: a line now and then
@@ -608,13 +618,16 @@ class Hub:
         self.listener.worker_left(name)
 
     async def _silent(self, conn: Conn, seconds: float) -> None:
-        await self._perform(
-            conn,
-            s.reject(
-                "timeout",
-                f"no heartbeat for {seconds:.0f} s; reconnect when the network is back",
-            ),
+        reject = s.reject(
+            "timeout", f"no heartbeat for {seconds:.0f} s; reconnect when the network is back"
         )
+        try:
+            # a peer that stopped reading (a zero TCP window) would hold this send, and the
+            # silence watch with it, forever: no other dead worker would be closed
+            await asyncio.wait_for(self._perform(conn, reject), SILENT_SEND_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("worker connection from %s does not read; dropped", conn.remote)
+            conn.ws.transport.abort()
         self._gone(conn)
 
     # --- commits --------------------------------------------------------------------------------

@@ -70,7 +70,11 @@ class CoreThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on this thread's loop and await it from the caller's loop."""
+        """Run ``coro`` on this thread's loop and await it from the caller's loop.  Raises
+        RuntimeError at once when the thread has ended (a call would wait forever)."""
+        if not self.alive:
+            coro.close()
+            raise RuntimeError("the Core's thread has ended; restart Job Trigger")
         return await asyncio.wrap_future(self.submit(coro))
 
     def stop(self) -> None:
@@ -158,7 +162,10 @@ class RemoteCore:
             return
         self._stopped = True
         try:
-            await self.runner.run(self.target.stop())
+            if self.runner.alive:
+                await self.runner.run(self.target.stop())
+            else:
+                log.error("the Core's thread had ended before the console stopped")
         finally:
             self._relay.flush()  # the last events (workers gone, runs ended) still arrive
             self._relay.close()

@@ -89,6 +89,14 @@ class WorkerService:
                 rec = await self.db.call(queries.get_worker, name)
                 if rec is not None:
                     known[name] = rec
+            if rec is not None and (rec.revoked or not rec.enabled):
+                # the pages were read a while ago: re-enabled since and connected again, it
+                # must not be sent away on an old record (only the few disconnects pay this)
+                rec = await self.db.call(queries.get_worker, name)
+                if rec is not None:
+                    known[name] = rec
+            if name not in hub.workers:
+                continue
             if rec is not None:
                 hub.configure(name, rec.tags, rec.slots)
             if rec is None or rec.revoked:

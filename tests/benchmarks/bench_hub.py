@@ -99,7 +99,7 @@ def run(
                         text=True,
                     )
                 )
-            welcomed = retried = 0
+            welcomed = retried = appointments = 0
             for sim in sims:
                 line = sim.stdout.readline()
                 if not line.startswith("READY"):
@@ -108,6 +108,7 @@ def run(
                     raise RuntimeError(f"simulated workers failed: {line.strip()}\n{log}")
                 welcomed += int(line.split()[1])
                 retried += int(line.split()[3])
+                appointments += int(line.split()[4])
             connect_s = time.perf_counter() - t0
             cpu_after = sample.proc.cpu_times()
             welcome_cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
@@ -144,6 +145,7 @@ def run(
                 connect_s < GOAL_WELCOME,
             ),
             metric("connections refused or dropped and retried", retried, ""),
+            metric("busy answers (503 + Retry-After) kept", appointments, ""),
             metric("console CPU to welcome all (per hello)", welcome_cpu * 1e6 / n, "us"),
             metric(
                 "console CPU",

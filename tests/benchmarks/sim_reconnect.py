@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 
 from worker.backoff import Backoff
 from worker.client import (
+    BUSY_BEFORE_NEXT,
     GOOD_CONNECTION_SECONDS,
     RECEIVE_LIMIT,
     REJECT_RETRY,
@@ -90,19 +91,23 @@ class SimWorker:
 
     async def serve_forever(self) -> None:
         backoff = Backoff()
+        busy_in_a_row = 0
         while True:
             try:
                 await self._connect_and_serve(backoff)
+                busy_in_a_row = 0
                 delay = backoff.next_delay()  # "Connection ... closed; reconnecting"
             except Rejected as exc:
                 self.stats.rejects[exc.code] += 1
                 delay = REJECT_RETRY
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 busy = backoff.busy_delay(exc)  # the console's appointment, as the worker keeps
-                if busy is not None:
+                if busy is not None and busy_in_a_row < BUSY_BEFORE_NEXT:
+                    busy_in_a_row += 1
                     self.stats.rejects["busy (503)"] += 1
                     delay = busy
                 else:
+                    busy_in_a_row = 0
                     self.stats.errors[type(exc).__name__] += 1
                     delay = backoff.next_delay()  # one url: every failure completes a round
             self.stats.backoff_waits[str(int(delay))] += 1

@@ -7,7 +7,9 @@ from its own loopback ADDRESS (127.x.y.z, as real workers come from their own ho
 limits handshakes and connections waiting for a welcome per address), says
 hello with its own token, waits for ``welcome`` and then sends a heartbeat every INTERVAL
 seconds (phases spread evenly so the hub sees a steady stream, not bursts).  Prints
-``READY <n> <seconds> <retries>`` once all are welcomed (retries: connections that failed
+``READY <n> <seconds> <retries> <appointments>`` once all are welcomed (appointments: the
+hub's "busy, come back in N s" answers, kept as a real worker keeps them; retries: connections
+that failed
 and were tried again after a pause, as a real worker does), then runs until stdin closes.
 """
 
@@ -27,23 +29,33 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks import simfleet
+from worker.backoff import Backoff
 from worker.protocol import encode
 
 RETRIES = 10  # like a real worker, one whose connection failed tries again after a pause
 
 retries = [0]  # connection attempts that failed and were tried again, in this process
+appointments = [0]  # "busy, come back in N s" answers kept (desktop/hub/admission.py)
 
 
 async def one(
     url: str, name: str, token: str, address: str, interval: float, phase: float, ready
 ) -> None:
-    for attempt in range(RETRIES + 1):
+    backoff = Backoff()
+    attempt = 0
+    while True:
         try:
             ws = await connect(url, max_size=None, open_timeout=120, local_addr=(address, 0))
             break
-        except (OSError, InvalidHandshake, asyncio.TimeoutError):
+        except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+            busy = backoff.busy_delay(exc)
+            if busy is not None:  # the hub's appointment (503), kept as the real worker keeps it
+                appointments[0] += 1
+                await asyncio.sleep(busy)
+                continue
             if attempt == RETRIES:
                 raise
+            attempt += 1
             retries[0] += 1
             await asyncio.sleep(1 + random.random())  # the worker's backoff is 1 s and up
     async with ws:
@@ -77,7 +89,9 @@ async def main(url: str, tokens_file: str, interval: float) -> int:
         if i % 50 == 49:
             await asyncio.sleep(0)  # let the handshakes already started make progress
     return await simfleet.serve(
-        tasks, all_ready, lambda: f"READY {count[0]} {time.perf_counter() - t0:.3f} {retries[0]}"
+        tasks,
+        all_ready,
+        lambda: f"READY {count[0]} {time.perf_counter() - t0:.3f} {retries[0]} {appointments[0]}",
     )
 
 

@@ -171,3 +171,26 @@ def test_a_peer_with_many_addresses_cannot_fill_the_cap_with_silent_connections(
         for c in range(24):
             gate.done((a, c), 1.0, welcomed=False)
     assert gate.admit(("real", 2), "10.9.9.7", 1.0) is None
+
+
+def test_one_address_asking_again_and_again_cannot_push_back_everyone_elses_appointment():
+    gate: Admission[int] = Admission(limit=1)
+    gate.admit(0, "busy-host", 0.0)
+    first = gate.admit(1, "pest", 0.0)
+    for i in range(120_000):  # the same peer, asking again and again
+        assert gate.admit(2 + i, "pest", i / 1000) == max(1, math.ceil(first - i / 1000))
+    # a real worker asking now gets about what it would have got without the pest
+    assert gate.admit(10**6, "real", 120.0) <= 2
+    # and however many addresses ask, nobody is given more than the longest wait
+    waits = [gate.admit(10**7 + i, f"h{i}", 121.0) for i in range(200_000)]
+    assert max(waits) == MAX_RETRY_AFTER
+    assert gate._next_slot <= 121.0 + MAX_RETRY_AFTER + 1
+
+
+def test_prune_releases_logins_whose_connection_closed_unnoticed():
+    gate: Admission[str] = Admission(limit=10)
+    for key in "abcd":
+        gate.admit(key, f"host-{key}", 0.0)
+    assert gate.prune(lambda k: k in "bd", 1.0) == 2
+    assert gate.in_progress == 2 and not gate.prune_due(1.5) and gate.prune_due(2.0)
+    assert gate.prune(lambda k: True, 2.0) == 2 and gate.in_progress == 0

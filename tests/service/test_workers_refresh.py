@@ -128,3 +128,27 @@ async def test_a_worker_added_while_the_pages_are_read_is_kept_and_not_disconnec
     await svc.refresh()
     assert hub.disconnected == []
     assert {"a-console", "a-cli"} <= set(svc.known)
+
+
+async def test_a_worker_enabled_again_while_the_pages_were_read_is_not_sent_away(db, monkeypatch):
+    """The pages are read over many trips: a worker disabled in an early page may have been
+    enabled again (and reconnected) before the decision; the decision reads it once more."""
+    await db.call(queries.add_worker, "back", [], 1)
+    await db.call(queries.set_worker_enabled, "back", False)
+    real_page = queries.list_workers_page
+    stale = await db.call(real_page, "", 100)  # the record as the page read it: disabled
+
+    def page(after, limit):
+        queries.set_worker_enabled("back", True)  # meanwhile: enabled again, in the database
+        return [r for r in stale if r.name > after][:limit]
+
+    monkeypatch.setattr(queries, "list_workers_page", page)
+    hub = FakeHub(["back"])
+    monkeypatch.setattr(queries, "list_workers_page", page)
+    await service(db, hub).refresh()
+    assert hub.disconnected == []
+    assert "back" in hub.workers
+    monkeypatch.setattr(queries, "list_workers_page", real_page)
+    await db.call(queries.set_worker_enabled, "back", False)
+    await service(db, hub).refresh()  # really disabled: sent away
+    assert hub.disconnected == [("back", "disabled")]

@@ -197,6 +197,21 @@ def test_runs_owed_a_retry(db):
     assert q.runs_owed_a_retry(last.finished_at + timedelta(seconds=1)) == []
 
 
+def test_failures_from_before_a_job_was_changed_or_of_a_disabled_job_are_not_owed(db):
+    """Found in review: raising max_retries (or switching the job off) after a week of
+    failures brought every one of them back as a retry at the next start."""
+    job = q.create_job(job_spec(max_retries=0))
+    for i in range(5):
+        _ended(job.id, "failed", T0 + timedelta(minutes=i))
+    q.update_job(job.id, {"max_retries": 1})
+    since = T0 - timedelta(days=1)
+    assert q.runs_owed_a_retry(since) == []  # they ended under the old settings
+    later = _ended(job.id, "failed", T0 + timedelta(minutes=10))
+    assert [r.id for r in q.runs_owed_a_retry(since)] == [later.id]  # under the new ones
+    q.set_job_enabled(job.id, False)
+    assert q.runs_owed_a_retry(since) == []
+
+
 def test_a_stale_list_of_owed_retries_plans_each_once(db):
     """Two passes (or consoles) with the same candidates: the second plans nothing."""
     from desktop.scheduler import firing

@@ -466,7 +466,8 @@ def active_run_states() -> list[ActiveRun]:
 def runs_owed_a_retry(since: datetime, limit: int = 500) -> list[RunRecord]:
     """Runs that ended since ``since`` in an outcome worth another attempt, with attempts left
     under their job's policy, and no next attempt recorded: the retries a scheduler that
-    stopped (crash, stop, lost lead) before its next pass did not plan.  Oldest first, at most
+    stopped (crash, stop, lost lead) before its next pass did not plan.  Only runs that ended
+    after their job was last changed, of enabled jobs.  Oldest first, at most
     ``limit``.  ONE query: the state index finds the candidates, the unique (job, occurrence,
     attempt) index answers "has a next attempt" (the same index that makes planning it twice
     a no-op)."""
@@ -482,6 +483,10 @@ def runs_owed_a_retry(since: datetime, limit: int = 500) -> list[RunRecord]:
             .where(
                 Run.state.in_(sorted(RETRYABLE))
                 & (Run.finished_at >= _naive(since))
+                # under the job's current settings: raising max_retries (or any edit) after a
+                # run ended does not bring back a week of old failures; a disabled job neither
+                & (Run.finished_at >= Job.updated_at)
+                & (Job.enabled == True)  # noqa: E712 (SQL, not Python)
                 & (Run.attempt >= 1)
                 & (Run.attempt <= Job.max_retries)
                 & ~peewee.fn.EXISTS(next_attempt)
