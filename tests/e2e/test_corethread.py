@@ -215,3 +215,15 @@ async def test_the_events_a_call_published_arrive_before_it_returns():
             assert got and got[-1] == run_id
     finally:
         await remote.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_core_thread_that_ended_fails_calls_at_once_and_stop_does_not_hang():
+    remote = await start_remote(Fake)
+    # the thread's loop ends under the window (a bug there, say): calls must not wait forever
+    await asyncio.get_running_loop().run_in_executor(None, remote.runner.stop)
+    assert not remote.runner.alive
+    with pytest.raises(RuntimeError, match="has ended"):
+        await asyncio.wait_for(remote.busy_for(0), timeout(5))
+    await asyncio.wait_for(remote.stop(), timeout(5))
+    assert remote.target.stopped == 0  # nothing ran on a loop that no longer turns
