@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from worker import __version__, scripts, tls
 from worker.backoff import Backoff
 from worker.config import WorkerConfig
+from worker.deflate import client_deflate
 from worker.diskhold import DiskHold
 from worker.failover import NOT_LEADER_RETRY, TRY_NEXT_CONSOLE, UrlRing
 from worker.guardian import Guardian, sweep_previous_life
@@ -345,6 +346,7 @@ class Worker:
             max_size=RECEIVE_LIMIT,
             open_timeout=WELCOME_TIMEOUT,
             ssl=self._ssl_context(),
+            extensions=[client_deflate()],  # heartbeats and acks go uncompressed (deflate.py)
         ) as ws:
             tls.check_peer(ws.transport, self.cfg.cert_sha256)  # the token goes out next
             await ws.send(self._hello())

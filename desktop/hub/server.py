@@ -35,7 +35,6 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
 
 from desktop import __version__
@@ -55,6 +54,7 @@ from desktop.hub.throttle import AuthThrottle
 from desktop.store import queries
 from desktop.store.errors import StoreError
 from desktop.store.executor import DbExecutor
+from worker.deflate import ServerDeflate
 from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, Message, ProtocolError, decode, make
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ LISTEN_BACKLOG = 4096
 # 688 MB for 10,000 workers, 295 MB without it (tests/benchmarks/README.md, "Performance round
 # 2").  A worker's output still travels compressed (batches of up to 64 KiB lose almost
 # nothing without the previous message's 4 KiB window); a fresh inflater per message costs
-# about a microsecond.
-DEFLATE = ServerPerMessageDeflateFactory(
+# about a microsecond.  Messages under worker.deflate.COMPRESS_FROM go out uncompressed.
+DEFLATE = ServerDeflate(
     server_no_context_takeover=True,
     client_no_context_takeover=True,
     server_max_window_bits=12,

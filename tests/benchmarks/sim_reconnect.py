@@ -49,6 +49,7 @@ from worker.client import (
     WELCOME_TIMEOUT,
     Rejected,
 )
+from worker.deflate import client_deflate
 from worker.protocol import decode, encode
 
 
@@ -117,7 +118,11 @@ class SimWorker:
         self.stats.attempts += 1
         extra: dict[str, Any] = {"local_addr": (self.local, 0)} if self.local else {}
         async with connect(
-            self.url, max_size=RECEIVE_LIMIT, open_timeout=WELCOME_TIMEOUT, **extra
+            self.url,
+            max_size=RECEIVE_LIMIT,
+            open_timeout=WELCOME_TIMEOUT,
+            extensions=[client_deflate()],  # as the real worker
+            **extra,
         ) as ws:
             await ws.send(self._hello())
             welcome = await asyncio.wait_for(self._first_reply(ws), WELCOME_TIMEOUT)

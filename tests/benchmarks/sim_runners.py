@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks import simfleet
+from worker.deflate import client_deflate
 from worker.protocol import decode, encode, encode_dict
 
 PROTOCOL_V = 1
@@ -47,7 +48,7 @@ def _msg(mtype: str, run_id: int, seq: int, **fields) -> str:
 
 
 async def one(url: str, name: str, token: str, slots: int, gap: float, tally: Tally, ready):
-    async with connect(url, max_size=None, open_timeout=120) as ws:
+    async with connect(url, max_size=None, open_timeout=120, extensions=[client_deflate()]) as ws:
         hello = simfleet.hello(name, token, "noop", slots)
         await ws.send(hello)
         reply = json.loads(await ws.recv())

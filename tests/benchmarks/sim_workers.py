@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 
 from tests.benchmarks import simfleet
 from worker.backoff import Backoff
+from worker.deflate import client_deflate
 from worker.protocol import encode
 
 RETRIES = 10  # like a real worker, one whose connection failed tries again after a pause
@@ -45,7 +46,13 @@ async def one(
     attempt = 0
     while True:
         try:
-            ws = await connect(url, max_size=None, open_timeout=120, local_addr=(address, 0))
+            ws = await connect(
+                url,
+                max_size=None,
+                open_timeout=120,
+                extensions=[client_deflate()],
+                local_addr=(address, 0),
+            )
             break
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             busy = backoff.busy_delay(exc)
