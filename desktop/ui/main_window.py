@@ -305,13 +305,16 @@ class MainWindow(QMainWindow):
             # status), not one 100 ms stall.  A change meanwhile is not lost: its event asks
             # for another refresh after this one
             await asyncio.sleep(0)
+            changed = []
             for rec in records[start : start + WORKER_ROWS_PER_TURN]:
                 status = live.get(rec.name)
                 row = worker_row(status if status is not None else rec, enabled=rec.enabled)
                 # only rows that changed: re-setting every row (a dataChanged and a sort check
                 # each) was most of a refresh's time on the Qt thread
                 if model.get(row.name) != row:
-                    model.upsert(row)
+                    changed.append(row)
+            # one dataChanged per slice, not per row: a storm changes every row
+            model.update_rows(changed)
         self._status_dirty = True
 
     async def refresh_status(self) -> None:
