@@ -59,7 +59,7 @@ class FreezePolicy:
         return "freeze"
 
 
-STORM_YOUNG = 5_000  # young objects per check (100 ms) from which the young policy may freeze
+STORM_YOUNG = 2_000  # young objects per check (100 ms) from which the young policy may freeze
 SAMPLE_EVERY = 10  # in a storm, one check in this many still collects: is it still barren?
 BARREN = 0.01  # a collection freeing less than this share of what it scanned found nothing
 

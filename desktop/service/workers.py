@@ -57,6 +57,9 @@ class WorkerService:
     async def list(self) -> list[WorkerRecord]:
         return await self.db.call(queries.list_workers)
 
+    def known_records(self) -> builtins.list[WorkerRecord]:
+        return builtins.list(self.known.values())
+
     async def get(self, name: str) -> WorkerRecord | None:
         return await self.db.call(queries.get_worker, name)
 

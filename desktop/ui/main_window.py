@@ -293,7 +293,7 @@ class MainWindow(QMainWindow):
         return await self.core.read_output(run_id, after_seq, limit)
 
     async def refresh_workers(self) -> None:
-        records = await self.core.list_workers()
+        records = await self.core.known_workers()  # no database read: see its docstring
         live = {s.name: s for s in await self.core.live_workers()}
         model = self.workers_model
         keep = {rec.name for rec in records if not rec.revoked}

@@ -47,11 +47,22 @@ class Recorder:
         self.open_cpu0 = 0.0
         self.open_probe: Any = None
         self.details: list[tuple] = []
+        self.gc_cpu: list[tuple] = []
+        self._gc_cpu0 = 0.0
         self._young = (0, 0, 0)
         self._orig_run = asyncio.Handle._run
+        self._orig_freeze = gc.freeze
+        self.freezes: list[float] = []
 
     def install(self) -> None:
         gc.callbacks.append(self._on_gc)
+        freeze = self._orig_freeze
+
+        def counted_freeze() -> None:
+            self.freezes.append(time.perf_counter())
+            freeze()
+
+        gc.freeze = counted_freeze
         rec = self
         orig = self._orig_run
 
@@ -97,6 +108,7 @@ class Recorder:
         tid = threading.get_ident()
         if phase == "start":
             self._gc_start[tid] = time.perf_counter()
+            self._gc_cpu0 = time.thread_time()
             self._young = gc.get_count()
             return
         t0 = self._gc_start.pop(tid, None)
@@ -106,6 +118,7 @@ class Recorder:
         self.collections.append(
             (t0, time.perf_counter() - t0, info["generation"], who, info["collected"])
         )
+        self.gc_cpu.append((t0, info["generation"], who, time.thread_time() - self._gc_cpu0))
         self.details.append(
             (t0, time.perf_counter() - t0, info["generation"], who, info["collected"], self._young)
         )
@@ -134,6 +147,10 @@ class Recorder:
                 round(1000 * max([c[1] for c in whole if c[2] == g], default=0.0), 1),
             ]
             for g in (0, 1, 2)
+        }
+        mine = [c for c in self.gc_cpu if opened <= c[0] <= end and c[2] == "gui"]
+        whole_cpu = {
+            f"gen{g}": round(1000 * sum(c[3] for c in mine if c[1] == g), 1) for g in (0, 1, 2)
         }
         open_cbs = sorted(
             (cb for cb in self.callbacks if opened <= cb[0] <= begin), key=lambda cb: -cb[1]
@@ -190,6 +207,8 @@ class Recorder:
             "open_s": round(open_s, 2),
             "open_gui_cpu_s": round(open_cpu, 2),
             "gui_gc_from_open": whole_gen,
+            "gui_gc_cpu_ms_from_open": whole_cpu,
+            "freezes_from_open": sum(1 for t in self.freezes if opened <= t <= end),
             "gui_thread_cpu_from_open_s": round(probe.cpu[-1] - self.open_cpu0, 2)
             if probe.cpu
             else None,
@@ -234,6 +253,7 @@ def main() -> None:
         finally:
             gc.callbacks.remove(rec._on_gc)
             asyncio.Handle._run = rec._orig_run  # type: ignore[method-assign]
+            gc.freeze = rec._orig_freeze
         print(json.dumps(r), flush=True)
         results.append(r)
     keys = ("storm_s", "max_gap_ms", "p99_gap_ms", "max_cpu_gap_ms", "cpu_s")
