@@ -74,7 +74,8 @@ class YoungPolicy:
     Scanning it again and again finds no garbage, so while young objects arrive by the
     thousand and the last sample found none, they are frozen as they are (``gc.freeze``: no
     scan; the frozen are skipped by later collections) and only one check in SAMPLE_EVERY
-    collects, to notice when garbage comes back.  Quiet periods (few young objects) are
+    collects, to notice when garbage comes back (and, if it found none, freezes what it
+    scanned).  Quiet periods (few young objects) are
     collected as always.  A cycle frozen this way and dropped later waits for the next thaw
     (FreezePolicy), like the survivors of a full collection."""
 
@@ -101,9 +102,12 @@ class YoungPolicy:
         self.since_sample += 1
         return "freeze"
 
-    def collected(self, young: int, freed: int) -> None:
-        """A collection of ``young`` objects freed ``freed`` (what gc.collect returned)."""
+    def collected(self, young: int, freed: int) -> bool:
+        """A collection of ``young`` objects freed ``freed`` (what gc.collect returned).  True
+        when it was a storm's and found (almost) nothing: freeze its survivors too, or the
+        next generation-1 collections scan them again (up to 500 ms each, measured)."""
         if young < self.storm_young:
-            return  # a small sample says little; a quiet period collects anyway
+            return False  # a small sample says little; a quiet period collects anyway
         self.last_yield = freed / young
         self.since_sample = 0
+        return self.last_yield < self.barren

@@ -64,9 +64,13 @@ class MainThreadGC(QObject):
         if level is None:
             return
         freed = gc.collect(level)
-        self.young.collected(counts[0], freed)
+        barren = self.young.collected(counts[0], freed)
         if level == 2:
             self._after_full()
+        elif barren:  # a storm's long-lived objects: not to be scanned again by generation 1
+            gc.freeze()
+            self.young_freezes += 1
+            self.long_lived = 0
 
     def _after_full(self) -> None:
         if self.policy.after_full(self.clock()) == "thaw":
