@@ -58,7 +58,8 @@ class WorkerService:
         return await self.db.call(queries.list_workers)
 
     def known_records(self) -> builtins.list[WorkerRecord]:
-        return builtins.list(self.known.values())
+        """In name order, as queries.list_workers."""
+        return [self.known[name] for name in sorted(self.known)]
 
     async def get(self, name: str) -> WorkerRecord | None:
         return await self.db.call(queries.get_worker, name)

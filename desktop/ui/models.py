@@ -198,7 +198,13 @@ class _KeyedTableModel(QAbstractTableModel):
         three calls into Qt and a signal per row, each holding the interpreter lock the Core's
         thread needs.  A row whose sort key did not change stays where it is, so the rows
         changed in place are announced together (the span from the first to the last: the view
-        repaints only what it shows); new rows and rows that move go through upsert."""
+        repaints only what it shows); new rows and rows that move go through upsert.  Into an
+        empty model the rows go as one reset (set_rows)."""
+        rows = list(rows)
+        if not self._rows and rows:
+            # the first load (10,000 workers): one reset, not a rowsInserted per row
+            self.set_rows(rows)
+            return
         first = last = -1
         for row in rows:
             i = self._index.get(self.key_of(row))

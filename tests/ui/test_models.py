@@ -314,3 +314,15 @@ def test_update_rows_inserts_new_rows_and_moves_resorted_ones_in_order(qtmodelte
     # each in-place row is announced at its place before a move or insert shifts the rows
     assert changes == [(9, 9), (99, 99), (19, 19), (59, 59)]
     qtmodeltester.check(model, force_py=True)
+
+
+def test_update_rows_into_an_empty_model_is_one_reset(qtmodeltester):
+    model = WorkersTableModel()
+    inserts, resets = [], []
+    model.rowsInserted.connect(lambda *_a: inserts.append(1))
+    model.modelReset.connect(lambda: resets.append(1))
+    model.update_rows([worker(f"w{i:05d}") for i in reversed(range(2000))])
+    assert inserts == [] and resets == [1]
+    assert [model.row_at(i).name for i in range(2000)] == [f"w{i:05d}" for i in range(2000)]
+    assert model.row_for_key("w01234") == 1234
+    qtmodeltester.check(model, force_py=True)
