@@ -89,7 +89,7 @@ class MainThreadGC(QObject):
         the window's load made) and freeze what is left, so later collections skip these
         long-lived objects instead of scanning them for 50-80 ms in the middle of a flood
         (measured).  Not a full collection: the Core has been listening meanwhile, and under a
-        reconnect storm a full one scanned its connections too, 0.5-2 s with the lock held
+        reconnect storm a full one scanned its connections too, 0.2-2 s with the lock held
         (5,000 workers); cycles among the older objects wait for the first thaw."""
         gc.collect(1)
         gc.freeze()
