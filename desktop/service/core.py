@@ -140,6 +140,9 @@ class Core(NotifyApi):
             await self.db.call(seed_first_run)
             self.local_worker = LocalWorker(self.db, self.hub_url)
             await self.local_worker.start()
+            from desktop.localworker import local_name
+
+            await self.workers.learn(local_name())  # registered just now, after the refresh
 
     async def stop(self) -> None:
         if self._stopped or not self._started:

@@ -61,6 +61,13 @@ class WorkerService:
         """In name order, as queries.list_workers."""
         return [self.known[name] for name in sorted(self.known)]
 
+    async def learn(self, name: str) -> None:
+        """Read one worker's record into ``known``: registered on the database thread behind
+        this service (the local worker on first start), not seen by the last refresh."""
+        record = await self.db.call(queries.get_worker, name)
+        if record is not None:
+            self.known[name] = record
+
     async def get(self, name: str) -> WorkerRecord | None:
         return await self.db.call(queries.get_worker, name)
 

@@ -113,3 +113,18 @@ async def test_the_refresh_does_not_read_every_worker_from_the_database(tmp_path
         await window.refresh_all_status()
         assert status_column(window) == {"w000": "Offline", "w001": "Online", "w002": "Offline"}
         assert errors == []
+
+
+@pytest.mark.asyncio
+async def test_a_connected_worker_the_core_has_not_read_yet_is_shown(tmp_path, qtbot):
+    """Registered by another process (the CLI) after the Core's last read of the records, and
+    connected: the table shows it from its live status, as the database read did."""
+    async with console(tmp_path, qtbot) as (core, window, _dialogs, errors):
+        await core.db.call(add_workers, 1)
+        core.connect_worker("w000")
+        core.connect_worker("newcomer", host="far")
+        await window.refresh_all_status()
+        assert status_column(window) == {"newcomer": "Online", "w000": "Online"}
+        assert window.workers_model.get("newcomer").host == "far"
+        assert window.workers_model.get("newcomer").enabled
+        assert errors == []
