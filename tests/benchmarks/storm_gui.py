@@ -174,7 +174,8 @@ class Recorder:
         self.open_probe.stop()
         ostamps = [t for t in ostamps if t <= end]
         ogaps = sorted(((b - a, a, b) for a, b in itertools.pairwise(ostamps)), reverse=True)
-        # gaps not spent in the window's own building and loading (the scenario's task steps)
+        # gaps overlapping none of the scenario task's steps (building and loading the window,
+        # polling the simulators)
         build = [cb for cb in self.callbacks if cb[3].startswith("task scenario")]
         storm_gaps = [
             g for g in ogaps if not any(cb[0] < g[2] and cb[0] + cb[1] > g[1] for cb in build)
