@@ -1,17 +1,20 @@
 """The reconnect storm seen from the GUI thread (a diagnostic around bench_storm.py).
 
-    python tests/benchmarks/storm_gui.py [--workers N] [--runs K] [--json OUT]
+    python tests/benchmarks/storm_gui.py [--workers N] [--json OUT]     (N: 3,000 by default)
 
-Runs bench_storm.measure and records, with one clock (time.perf_counter), from the new window's
-first screen until the probe stops:
+Runs bench_storm.measure once and records, with one clock (time.perf_counter), from the
+restarted console's opening (the hub listens at once) until bench_storm's probe stops:
 
-- every garbage collection: its thread, generation, duration and what it freed (gc.callbacks);
+- every garbage collection: its thread, generation, wall and CPU time, what it freed and the
+  counts at its start (gc.callbacks), and every gc.freeze;
 - every callback the GUI thread's asyncio loop ran for longer than SLOW_CALLBACK, with its
   thread CPU (asyncio's Handle._run timed: qasync runs each through it);
-- the Qt loop's turns (bench_storm's 1 ms probe): the largest gaps, and what overlapped each.
+- the Qt loop's turns (a 1 ms probe from the opening, and bench_storm's own from the window's
+  first screen): the largest gaps, and what overlapped each.
 
-Per run it prints one JSON line: bench_storm's figures plus the collections on the GUI thread
-by generation (count, total and largest ms) and the ten largest gaps with their causes.
+It prints one JSON line: bench_storm's figures plus "gui": the collections on the GUI thread by
+generation, the GUI thread's CPU, the largest gaps with their causes (tests/benchmarks/README.md,
+round 4, reads them).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import asyncio
 import gc
 import itertools
 import json
-import statistics
 import sys
 import threading
 import time
@@ -240,29 +242,22 @@ def _label(handle: asyncio.Handle) -> str:
 
 
 def main() -> None:
+    """One run per process (the benchmark builds its QApplication): repeat from the shell."""
     args = sys.argv[1:]
     n = int(args[args.index("--workers") + 1]) if "--workers" in args else 3000
-    runs = int(args[args.index("--runs") + 1]) if "--runs" in args else 1
     out_path = args[args.index("--json") + 1] if "--json" in args else None
-    results = []
-    for _ in range(runs):
-        rec = Recorder()
-        rec.install()
-        try:
-            r = bench_storm.measure(False, n)
-            r["gui"] = rec.analyse()
-        finally:
-            gc.callbacks.remove(rec._on_gc)
-            asyncio.Handle._run = rec._orig_run  # type: ignore[method-assign]
-            gc.freeze = rec._orig_freeze
-        print(json.dumps(r), flush=True)
-        results.append(r)
-    keys = ("storm_s", "max_gap_ms", "p99_gap_ms", "max_cpu_gap_ms", "cpu_s")
-    summary = {k: statistics.median(r[k] for r in results if r[k] is not None) for k in keys}
-    summary["gui_gc_total_ms"] = statistics.median(r["gui"]["gui_gc_total_ms"] for r in results)
-    print(json.dumps({"median": summary}), flush=True)
+    rec = Recorder()
+    rec.install()
+    try:
+        r = bench_storm.measure(False, n)
+        r["gui"] = rec.analyse()
+    finally:
+        gc.callbacks.remove(rec._on_gc)
+        asyncio.Handle._run = rec._orig_run  # type: ignore[method-assign]
+        gc.freeze = rec._orig_freeze
+    print(json.dumps(r), flush=True)
     if out_path:
-        Path(out_path).write_text(json.dumps(results, indent=1))
+        Path(out_path).write_text(json.dumps([r], indent=1))
 
 
 if __name__ == "__main__":
