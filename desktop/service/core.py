@@ -140,6 +140,9 @@ class Core(NotifyApi):
             await self.db.call(seed_first_run)
             self.local_worker = LocalWorker(self.db, self.hub_url)
             await self.local_worker.start()
+            from desktop.localworker import local_name
+
+            await self.workers.learn(local_name())  # registered just now, after the refresh
 
     async def stop(self) -> None:
         if self._stopped or not self._started:
@@ -198,6 +201,14 @@ class Core(NotifyApi):
 
     async def list_workers(self) -> list[WorkerRecord]:
         return await self.workers.list()
+
+    async def known_workers(self) -> list[WorkerRecord]:
+        """The worker records as this Core last read them (at start, after each change it
+        made, on the change poll's notice of another process's change): no database read.
+        For the window's refresh, once a second during a reconnect storm: list_workers read
+        them all on the one database thread each time (80 ms of CPU at 5,000 workers, measured),
+        the workers' logins queued behind it."""
+        return self.workers.known_records()
 
     async def get_worker(self, name: str) -> WorkerRecord | None:
         return await self.workers.get(name)

@@ -57,6 +57,17 @@ class WorkerService:
     async def list(self) -> list[WorkerRecord]:
         return await self.db.call(queries.list_workers)
 
+    def known_records(self) -> builtins.list[WorkerRecord]:
+        """In name order, as queries.list_workers."""
+        return [self.known[name] for name in sorted(self.known)]
+
+    async def learn(self, name: str) -> None:
+        """Read one worker's record into ``known``: registered on the database thread behind
+        this service (the local worker on first start), not seen by the last refresh."""
+        record = await self.db.call(queries.get_worker, name)
+        if record is not None:
+            self.known[name] = record
+
     async def get(self, name: str) -> WorkerRecord | None:
         return await self.db.call(queries.get_worker, name)
 

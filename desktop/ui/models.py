@@ -191,6 +191,40 @@ class _KeyedTableModel(QAbstractTableModel):
             self._reindex(pos)
         self.endInsertRows()
 
+    def update_rows(self, rows: Iterable[Any]) -> None:
+        """Many upserts with one dataChanged for the rows changed in place.
+
+        A reconnect storm changes every worker's row at once (online again): an upsert each is
+        three calls into Qt and a signal per row, each holding the interpreter lock the Core's
+        thread needs.  A row whose sort key did not change stays where it is, so the rows
+        changed in place are announced together (the span from the first to the last: the view
+        repaints only what it shows); new rows and rows that move go through upsert.  Into an
+        empty model the rows go as one reset (set_rows)."""
+        rows = list(rows)
+        if not self._rows and rows:
+            # the first load (10,000 workers): one reset, not a rowsInserted per row
+            self.set_rows(rows)
+            return
+        first = last = -1
+        for row in rows:
+            i = self._index.get(self.key_of(row))
+            if i is None or (
+                self.sorting is not None and self._key(row) != self._key(self._rows[i])
+            ):
+                if first >= 0:  # announced before the order changes under it
+                    self._changed(first, last)
+                    first = last = -1
+                self.upsert(row)
+                continue
+            self._rows[i] = row
+            first = i if first < 0 else min(first, i)
+            last = max(last, i)
+        if first >= 0:
+            self._changed(first, last)
+
+    def _changed(self, first: int, last: int) -> None:
+        self.dataChanged.emit(self.index(first, 0), self.index(last, self.columnCount() - 1))
+
     def _resort(self, i: int) -> int:
         """Row i changed: move it where the sort order wants it; returns its new row."""
         row = self._rows[i]

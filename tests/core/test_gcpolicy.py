@@ -38,3 +38,35 @@ def test_freeze_after_each_full_collection_and_thaw_now_and_then():
     assert policy.after_full(4601.0) == "freeze"
     assert policy.after_full(8199.0) == "freeze"
     assert policy.after_full(8200.0) == "thaw"
+
+
+def test_a_storm_of_young_objects_is_frozen_while_its_samples_find_no_garbage():
+    from desktop.core.gcpolicy import YoungPolicy
+
+    young = YoungPolicy(storm_young=5000, sample_every=4, barren=0.01)
+    assert young.choose(6000) == "collect"  # nothing known yet: collect and learn
+    assert young.collected(6000, 10)  # 0.2 % freed: barren, freeze the survivors too
+    assert [young.choose(6000) for _ in range(3)] == ["freeze"] * 3
+    assert young.choose(6000) == "collect"  # one check in four samples again
+    young.collected(6000, 0)
+    assert young.choose(6000) == "freeze"
+
+
+def test_garbage_in_the_sample_brings_the_collections_back():
+    from desktop.core.gcpolicy import YoungPolicy
+
+    young = YoungPolicy(storm_young=5000, sample_every=4, barren=0.01)
+    young.collected(6000, 0)
+    assert young.choose(6000) == "freeze"
+    assert not young.collected(6000, 600)  # 10 % were cycles: not all long-lived
+    assert [young.choose(6000) for _ in range(5)] == ["collect"] * 5
+
+
+def test_a_quiet_period_is_collected_whatever_the_last_storm_found():
+    from desktop.core.gcpolicy import YoungPolicy
+
+    young = YoungPolicy(storm_young=5000, sample_every=4, barren=0.01)
+    young.collected(6000, 0)
+    assert young.choose(4999) == "collect"
+    assert not young.collected(800, 0)  # a small collection says nothing about the next storm
+    assert young.last_yield == 0.0 and young.choose(6000) == "freeze"

@@ -152,3 +152,32 @@ async def test_a_worker_enabled_again_while_the_pages_were_read_is_not_sent_away
     await db.call(queries.set_worker_enabled, "back", False)
     await service(db, hub).refresh()  # really disabled: sent away
     assert hub.disconnected == [("back", "disabled")]
+
+
+async def test_the_known_records_follow_every_change_the_console_makes(db):
+    """The window's refresh reads known_records (no database read once a second during a
+    storm): after each change made through the service they are what the database says."""
+    svc = service(db, FakeHub([]))
+    await db.call(queries.add_worker, "cli", [], 1)  # from another process, before the start
+    await svc.refresh()
+
+    def same() -> bool:
+        return sorted(svc.known_records(), key=lambda r: r.name) == sorted(
+            queries.list_workers(), key=lambda r: r.name
+        )
+
+    assert await db.call(same)
+    await svc.add("a", ["x"], 2)
+    await svc.add("b")
+    assert await db.call(same)
+    await svc.set_config("a", ["y"], 3)
+    assert await db.call(same)
+    await svc.set_enabled("b", False)
+    assert await db.call(same)
+    await svc.revoke("cli")
+    assert await db.call(same)
+    assert {r.name: (r.revoked, r.enabled) for r in svc.known_records()} == {
+        "cli": (True, True),
+        "a": (False, True),
+        "b": (False, False),
+    }

@@ -52,3 +52,67 @@ def test_a_full_collection_freezes_its_survivors_and_a_later_one_thaws_them():
         assert keep[0].me is keep[0]
     finally:
         guard.stop()
+
+
+class Node:
+    """A young container object that is not garbage (a connection's state, say)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+def test_a_storm_of_long_lived_young_objects_is_frozen_without_a_scan():
+    guard = MainThreadGC(interval_ms=10**6)
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    try:
+        gc.unfreeze()
+        gc.collect()
+        gc.callbacks.append(seen)
+        alive: list[list[Node]] = []
+        for _ in range(3):  # three checks' worth of survivors, as connections arrive
+            alive.append([Node(i) for i in range(20_000)])
+            guard.check()
+        # the first check collects (and finds nothing: freezes the survivors), the next ones
+        # freeze at once
+        assert collections == [0]
+        assert guard.young_freezes == 3
+        frozen = gc.get_freeze_count()
+        assert frozen >= 40_000
+        # cycles come back: the sample every SAMPLE_EVERY checks sees them and collects again
+        for _ in range(guard.young.sample_every):
+            garbage = [Cycle() for _ in range(10_000)]
+            del garbage
+            guard.check()
+        assert collections.count(0) + collections.count(1) >= 2
+        assert guard.young.last_yield is not None and guard.young.last_yield > 0.1
+        young_freezes = guard.young_freezes
+        garbage = [Cycle() for _ in range(10_000)]
+        del garbage
+        guard.check()
+        assert guard.young_freezes == young_freezes  # collected, not frozen
+        assert len(alive) == 3
+    finally:
+        gc.callbacks.remove(seen)
+        guard.stop()
+
+
+def test_a_quiet_console_is_collected_as_before():
+    guard = MainThreadGC(interval_ms=10**6)
+    try:
+        gc.unfreeze()
+        gc.collect()
+        guard.young.collected(10_000, 0)  # the last storm's sample was barren
+        garbage = [Cycle() for _ in range(1000)]  # few young objects: not a storm
+        del garbage
+        before = gc.get_freeze_count()
+        guard.check()
+        assert guard.young_freezes == 0 and gc.get_freeze_count() == before
+    finally:
+        guard.stop()

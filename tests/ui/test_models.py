@@ -276,3 +276,53 @@ async def test_runs_model_drops_a_late_page_of_the_previous_job():
     await stale
     assert {model.row_at(r).job_id for r in range(model.rowCount())} == {2}
     assert model.rowCount() == 10
+
+
+def test_a_storm_of_worker_changes_is_one_data_change_not_one_per_row(qtmodeltester):
+    model = WorkersTableModel()
+    model.set_rows([worker(f"w{i:05d}", online=False) for i in range(3000)])
+    changes, inserts = [], []
+    model.dataChanged.connect(lambda a, b: changes.append((a.row(), b.row())))
+    model.rowsInserted.connect(lambda _p, first, last: inserts.append(first))
+    model.update_rows([worker(f"w{i:05d}", online=True) for i in range(1000, 2000)])
+    assert changes == [(1000, 1999)] and inserts == []
+    assert all(model.row_at(i).online == (1000 <= i < 2000) for i in range(3000))
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_update_rows_inserts_new_rows_and_moves_resorted_ones_in_order(qtmodeltester):
+    model = JobsTableModel()
+    model.set_rows([job(i, next_fire_at=T0 + timedelta(minutes=i)) for i in range(1, 101)])
+    model.sort(JobsTableModel.NEXT, Qt.SortOrder.AscendingOrder)
+    reference = JobsTableModel()
+    reference.set_rows(model.rows())
+    reference.sort(JobsTableModel.NEXT, Qt.SortOrder.AscendingOrder)
+    changes = []
+    model.dataChanged.connect(lambda a, b: changes.append((a.row(), b.row())))
+    batch = [
+        job(10, next_fire_at=T0 + timedelta(minutes=10), last_run_state="failed"),  # in place
+        job(50, next_fire_at=T0 + timedelta(minutes=1000)),  # moves to the end
+        job(20, next_fire_at=T0 + timedelta(minutes=20), last_run_state="failed"),  # in place
+        job(500, next_fire_at=T0 + timedelta(minutes=30, seconds=30)),  # new
+        job(60, next_fire_at=T0 + timedelta(minutes=60), last_run_state="failed"),  # in place
+    ]
+    model.update_rows(batch)
+    for row in batch:
+        reference.upsert(row)
+    assert model.rows() == reference.rows()
+    assert [model.row_for_key(r.id) for r in model.rows()] == list(range(101))
+    # each in-place row is announced at its place before a move or insert shifts the rows
+    assert changes == [(9, 9), (99, 99), (19, 19), (59, 59)]
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_update_rows_into_an_empty_model_is_one_reset(qtmodeltester):
+    model = WorkersTableModel()
+    inserts, resets = [], []
+    model.rowsInserted.connect(lambda *_a: inserts.append(1))
+    model.modelReset.connect(lambda: resets.append(1))
+    model.update_rows([worker(f"w{i:05d}") for i in reversed(range(2000))])
+    assert inserts == [] and resets == [1]
+    assert [model.row_at(i).name for i in range(2000)] == [f"w{i:05d}" for i in range(2000)]
+    assert model.row_for_key("w01234") == 1234
+    qtmodeltester.check(model, force_py=True)

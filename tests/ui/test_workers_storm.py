@@ -40,14 +40,14 @@ async def test_a_burst_of_online_and_offline_events_ends_in_the_right_table(
         await window.refresh_all_status()
         assert set(status_column(window).values()) == {"Offline"}
         reads = 0
-        real_list = core.list_workers
+        real_list = core.known_workers
 
         async def counting_list():
             nonlocal reads
             reads += 1
             return await real_list()
 
-        core.list_workers = counting_list
+        core.known_workers = counting_list
         # the storm: every worker comes online, every third one drops again, a frame (the
         # bridge's flush) every ten events and a turn of the loop between frames
         for i in range(WORKERS):
@@ -76,23 +76,55 @@ async def test_a_change_during_a_refresh_is_shown_by_the_refresh_after_it(tmp_pa
         await window.refresh_all_status()
         release = asyncio.Event()
         started = asyncio.Event()
-        real_list = core.list_workers
+        real_list = core.known_workers
 
         async def slow_list():
             started.set()
             await release.wait()  # the database is busy: the refresh waits here
             return await real_list()
 
-        core.list_workers = slow_list
+        core.known_workers = slow_list
         core.connect_worker("w000")
         window.bridge.flush()
         await asyncio.wait_for(started.wait(), timeout(10))
         # meanwhile w001 comes online; the running refresh may have read the state before it
         core.connect_worker("w001")
         window.bridge.flush()
-        core.list_workers = real_list
+        core.known_workers = real_list
         release.set()
         await settle(window)
         assert status_column(window) == {"w000": "Online", "w001": "Online"}
         assert window.status_label.text().startswith("2 of 2 workers online")
+        assert errors == []
+
+
+@pytest.mark.asyncio
+async def test_the_refresh_does_not_read_every_worker_from_the_database(tmp_path, qtbot):
+    """Once a second during a storm, a read of the whole workers table on the one database
+    thread (the logins' thread too): the refresh takes the Core's records instead."""
+    async with console(tmp_path, qtbot) as (core, window, _dialogs, errors):
+        await core.db.call(add_workers, 3)
+
+        async def no_list():
+            raise AssertionError("the window read the whole workers table")
+
+        core.list_workers = no_list
+        core.connect_worker("w001")
+        await window.refresh_all_status()
+        assert status_column(window) == {"w000": "Offline", "w001": "Online", "w002": "Offline"}
+        assert errors == []
+
+
+@pytest.mark.asyncio
+async def test_a_connected_worker_the_core_has_not_read_yet_is_shown(tmp_path, qtbot):
+    """Registered by another process (the CLI) after the Core's last read of the records, and
+    connected: the table shows it from its live status, as the database read did."""
+    async with console(tmp_path, qtbot) as (core, window, _dialogs, errors):
+        await core.db.call(add_workers, 1)
+        core.connect_worker("w000")
+        core.connect_worker("newcomer", host="far")
+        await window.refresh_all_status()
+        assert status_column(window) == {"newcomer": "Online", "w000": "Online"}
+        assert window.workers_model.get("newcomer").host == "far"
+        assert window.workers_model.get("newcomer").enabled
         assert errors == []
