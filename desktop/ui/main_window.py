@@ -45,7 +45,7 @@ from desktop.ui.icons import app_icon
 from desktop.ui.log_pane import LogPane
 from desktop.ui.models import ROW_ROLE, JobsTableModel, RunsTableModel, WorkersTableModel
 from desktop.ui.panels import JobsPanel, Panels, WorkersPanel, fit_columns, make_table, widest
-from desktop.ui.rows import job_row, run_row, worker_row
+from desktop.ui.rows import job_row, offline_row, run_row, worker_row
 from desktop.ui.settings_dialog import (
     NOTIFY_FAILURES,
     NOTIFY_OFFLINE,
@@ -314,9 +314,12 @@ class MainWindow(QMainWindow):
                 status = live.get(rec.name)
                 enabled = getattr(rec, "enabled", True)  # a live status: connected, so enabled
                 row = worker_row(status if status is not None else rec, enabled=enabled)
+                shown = model.get(row.name)
+                if status is None:
+                    row = offline_row(row, shown)
                 # only rows that changed: re-setting every row (a dataChanged and a sort check
                 # each) was most of a refresh's time on the Qt thread
-                if model.get(row.name) != row:
+                if shown != row:
                     changed.append(row)
         # all at once, one dataChanged for the rows changed in place (a storm changes every
         # row: their heartbeats): a dataChanged per row was 70 ms of the Qt thread per refresh

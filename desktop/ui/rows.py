@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -168,6 +168,25 @@ def worker_row(status: Any, enabled: bool = True) -> WorkerRow:
         tags=tuple(tags),
         in_clear=bool(getattr(status, "in_clear", False)),
         problem=getattr(status, "problem", "") or "",
+    )
+
+
+def offline_row(row: WorkerRow, shown: WorkerRow | None) -> WorkerRow:
+    """The row of a worker that is offline now, built from its stored record (``row``), kept
+    as recent as what the table showed while it was online (``shown``).  The Core's records
+    say where the worker was at its last login as of their last read (the window no longer
+    reads the table each refresh); its live status had the host, version and heartbeats since.
+    Without this a worker that just went away showed the last seen of a read hours ago."""
+    if shown is None or shown.last_heartbeat is None:
+        return row
+    if row.last_heartbeat is not None and row.last_heartbeat >= shown.last_heartbeat:
+        return row  # the record is the newer (a login recorded by another console)
+    return replace(
+        row,
+        host=shown.host or row.host,
+        os=shown.os or row.os,
+        version=shown.version or row.version,
+        last_heartbeat=shown.last_heartbeat,
     )
 
 

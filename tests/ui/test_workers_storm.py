@@ -128,3 +128,21 @@ async def test_a_connected_worker_the_core_has_not_read_yet_is_shown(tmp_path, q
         assert window.workers_model.get("newcomer").host == "far"
         assert window.workers_model.get("newcomer").enabled
         assert errors == []
+
+
+@pytest.mark.asyncio
+async def test_a_worker_that_goes_offline_keeps_what_it_showed_online(tmp_path, qtbot):
+    """The Core's records are as of their last read (not re-read each refresh): a worker that
+    just went away shows its last heartbeat, host and version, not those of that read."""
+    async with console(tmp_path, qtbot) as (core, window, _dialogs, errors):
+        await core.db.call(add_workers, 1)
+        core.connect_worker("w000", host="new-host", version="2.1.0")
+        await window.refresh_all_status()
+        beat = core.online["w000"].last_heartbeat
+        core.online.pop("w000")
+        core.events.publish(WorkerChanged("w000", False))
+        await window.refresh_all_status()
+        row = window.workers_model.get("w000")
+        assert (row.online, row.host, row.version) == (False, "new-host", "2.1.0")
+        assert row.last_heartbeat == beat
+        assert errors == []
