@@ -185,11 +185,14 @@ def dispatch_runs(choices: list[tuple[int, str]], now: datetime) -> list[RunReco
     from desktop.store import queries
 
     with joined_transaction(database_proxy):  # the pass's own, when it has one
-        queries.mark_dispatched(choices, now)
         wanted = dict(choices)
+        moved = queries.dispatch_returning(choices, now)
+        if moved is None:  # no UPDATE ... RETURNING: written, then read back
+            queries.mark_dispatched(choices, now)
+            moved = fetch_runs(wanted)
         return [
             r
-            for r in fetch_runs(wanted)
+            for r in sorted(moved, key=lambda r: r.id)
             if r.state == states.DISPATCHED
             and r.worker_name == wanted[r.id]
             and r.dispatched_at == now

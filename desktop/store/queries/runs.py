@@ -13,7 +13,7 @@ import peewee
 from desktop.core import runs as run_states
 from desktop.core.policies import RETRYABLE
 from desktop.store.errors import JobDeletedMeanwhile, NotFound
-from desktop.store.models import Job, Run, Setting
+from desktop.store.models import Job, Run, Setting, database_proxy
 from desktop.store.queries.common import (
     _aware,
     _dt,
@@ -552,6 +552,56 @@ def mark_dispatched(choices: Sequence[tuple[int, str]], when: datetime) -> None:
     at = _naive(when)
     rows = [_bind(slots, (run_states.DISPATCHED, worker, at, rid)) for rid, worker in choices]
     _execute_many(sql, rows)
+
+
+DISPATCH_BATCH = 400  # (run, worker) pairs per UPDATE: 2 parameters each, under every limit
+
+
+def dispatch_returning(
+    choices: Sequence[tuple[int, str]], when: datetime
+) -> list[RunRecord] | None:
+    """:func:`mark_dispatched`, and the records of the runs it moved (in no promised order):
+    ONE ``UPDATE ... FROM (VALUES ...) RETURNING`` per DISPATCH_BATCH pairs where
+    mark_dispatched executes its statement per pair and the caller read the runs back (two
+    round trips on PostgreSQL, and on SQLite a second query's rows to build).  Each record is
+    what a read of the run gives right after (its job's name read in the same statement).
+    None where the database has no UPDATE ... FROM with RETURNING (nothing written)."""
+    if not choices:
+        return []
+    if not returning_supported():
+        return None
+    database = database_proxy.obj
+    left, right = database.quote
+    run = f"{left}{Run._meta.table_name}{right}"
+    job = f"{left}{Job._meta.table_name}{right}"
+
+    def col(table: str, name: str) -> str:
+        return f"{table}.{left}{name}{right}"
+
+    back = ", ".join(col(run, f.column_name) for f in Run._meta.sorted_fields)
+    job_name = (
+        f"(SELECT {col(job, Job.name.column_name)} FROM {job} "
+        f"WHERE {col(job, 'id')} = {col(run, Run.job.column_name)}) AS job_name"
+    )
+    mark = database.param
+    at = _naive(when)
+    out: list[RunRecord] = []
+    for start in range(0, len(choices), DISPATCH_BATCH):
+        batch = choices[start : start + DISPATCH_BATCH]
+        # VALUES columns are column1, column2 on both SQLite and PostgreSQL
+        sql = (
+            f"UPDATE {run} SET {left}state{right} = {mark}, {left}worker_name{right} = v.column2, "
+            f"{left}dispatched_at{right} = {mark} FROM (VALUES "
+            + ", ".join([f"({mark}, {mark})"] * len(batch))
+            + f") AS v WHERE {col(run, 'id')} = v.column1 AND {col(run, 'state')} = {mark} "
+            f"RETURNING {back}, {job_name}"
+        )
+        params: list[Any] = [run_states.DISPATCHED, at]
+        for run_id, worker in batch:
+            params += [run_id, worker]
+        params.append(run_states.QUEUED)
+        out += [_run_from_raw(row) for row in _rows(database.execute_sql(sql, params))]
+    return out
 
 
 def update_runs(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
