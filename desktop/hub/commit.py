@@ -145,7 +145,10 @@ def commit_batch(
     result = CommitResult()
     held = _Held(masks, overlay, result)
     with scheduling.transaction():
-        owners = queries.run_owners(a.run_id for _, a in items)
+        # the runs' whole rows, locked: the checks, the output bookkeeping and the records of
+        # the runs that changed all come from this read (no read-back after writing)
+        rows = queries.runs_for_reports(a.run_id for _, a in items)
+        owners = {rid: (r["state"], r["last_seq"], r["worker_name"]) for rid, r in rows.items()}
         items = _owned(items, owners, result)
         started = [(w, a) for w, a in items if isinstance(a, StoreStarted)]
         outputs = [a for _, a in items if isinstance(a, StoreOutput)]
@@ -153,21 +156,24 @@ def commit_batch(
         current = {rid: (state, seq) for rid, (state, seq, _) in owners.items()}
         changed: set[int] = set()
         ended: set[int] = set()
-        # Written per phase, in the messages' order: output must see its run's started seq
-        # committed, and a finished must come after the output it follows.
-        updates: list[tuple[int, dict[str, Any]] | None] = []
+        # Decided per phase, in the messages' order, on ``current`` (each phase moves it on):
+        # output must see its run's started seq, and a finished comes after the output it
+        # follows.  Written together at the end, one UPDATE per run: the phases' columns are
+        # merged in that order, each writing absolute values over the one before.
+        writes: list[tuple[int, dict[str, Any]]] = []
         for worker, a in started:
-            updates.append(_started(worker, a, current, changed, result))
-        scheduling.update_runs([u for u in updates if u is not None])
+            update = _started(worker, a, current, changed, result)
+            if update is not None:
+                writes.append(update)
         if outputs:
-            _outputs(outputs, current, result, held)
-        updates = []
+            _outputs(outputs, current, result, held, rows, writes)
+        updates: list[Update] = []
         for worker, end in finished:
             updates.append(_finished(worker, end, current, changed, ended, result))
         held.mask_reasons(updates)
         held.flush_ended(ended)
-        scheduling.update_runs([u for u in updates if u is not None])
-        records = scheduling.fetch_runs(changed)
+        written = scheduling.update_runs(writes + [u for u in updates if u is not None])
+        records = [queries.record_after_writes(rows[rid], written[rid]) for rid in sorted(changed)]
         # notifications and chains commit with the result, or not at all
         result.chained = ends.after_ended([r for r in records if r.id in ended])
     result.changed = records
@@ -304,7 +310,15 @@ class _Held:
                 self.result.mask_held[key] = ("", seq)
 
 
-def _outputs(outputs: list[StoreOutput], current, result: CommitResult, held: _Held) -> None:
+def _outputs(
+    outputs: list[StoreOutput],
+    current,
+    result: CommitResult,
+    held: _Held,
+    rows: dict[int, dict[str, Any]],
+    writes: list[tuple[int, dict[str, Any]]],
+) -> None:
+    """Store the output (its runs' new bookkeeping goes to WRITES, for the commit to write)."""
     # NUL cannot be stored in a PostgreSQL text column (nor by every driver): kept visible
     fresh = [a for a in outputs if a.run_id in current]
     if held.masks is not None:
@@ -323,7 +337,13 @@ def _outputs(outputs: list[StoreOutput], current, result: CommitResult, held: _H
         )
         for a in outputs
     ]
-    committed = queries.append_output(chunks)
+    # the runs' bookkeeping as read with them, and the seqs this commit has taken since
+    known = {
+        rid: (seq, rows[rid]["output_bytes"], bool(rows[rid]["output_truncated"]))
+        for rid, (_, seq) in current.items()
+    }
+    cap = next(iter(rows.values()))["cap"] if rows else None
+    committed = queries.append_output(chunks, (known, cap), writes)
     for chunk in chunks:
         if chunk.run_id not in committed:
             _raise_ack(result.acked, chunk.run_id, chunk.seq)  # unknown run: let it go

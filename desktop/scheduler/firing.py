@@ -208,11 +208,11 @@ def plan_retries(runs: list[RunRecord], now: datetime, from_end: bool = False) -
     returns the new retry rows.  Runs of jobs without retries cost one shared query and no
     write; plan_retry reads each candidate again in its transaction, so a record that aged
     meanwhile (lost, then the real result) decides nothing."""
-    jobs = queries.jobs_by_ids({r.job_id for r in runs})
+    max_retries = queries.max_retries_of({r.job_id for r in runs})
     wanted = [
         r
         for r in runs
-        if r.job_id in jobs and should_retry(r.state, r.attempt, jobs[r.job_id].max_retries)
+        if r.job_id in max_retries and should_retry(r.state, r.attempt, max_retries[r.job_id])
     ]
     if not wanted:
         return []

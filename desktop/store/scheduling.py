@@ -158,12 +158,13 @@ def fetch_runs(run_ids) -> list[RunRecord]:
     return queries.runs_by_ids(run_ids)
 
 
-def update_runs(updates: list[tuple[int, dict[str, Any]]]) -> None:
+def update_runs(updates: list[tuple[int, dict[str, Any]]]) -> dict[int, dict[str, Any]]:
     """Write columns of many runs (run id, columns); the caller checked each transition
     (desktop.core.runs) against the state it read in the same transaction.  Datetimes may be
     aware (stored naive UTC).  One statement per set of columns, executed for every run that
-    writes those columns.  Later columns for the same run override earlier ones, as if applied
-    in order (each update writes absolute values)."""
+    writes those columns (on PostgreSQL all in shared round trips).  Later columns for the same
+    run override earlier ones, as if applied in order (each update writes absolute values).
+    Returns {run id: the columns written}."""
     from desktop.store import queries
 
     merged: dict[int, dict[str, Any]] = {}
@@ -174,8 +175,8 @@ def update_runs(updates: list[tuple[int, dict[str, Any]]]) -> None:
         names = tuple(sorted(cols))
         values = [to_naive_utc(v) if isinstance(v, datetime) else v for v in map(cols.get, names)]
         groups.setdefault(names, []).append((*values, run_id))
-    for names, rows in groups.items():
-        queries.update_runs(names, rows)
+    queries.update_many_runs(groups)
+    return merged
 
 
 def dispatch_runs(choices: list[tuple[int, str]], now: datetime) -> list[RunRecord]:
@@ -184,11 +185,14 @@ def dispatch_runs(choices: list[tuple[int, str]], now: datetime) -> list[RunReco
     from desktop.store import queries
 
     with joined_transaction(database_proxy):  # the pass's own, when it has one
-        queries.mark_dispatched(choices, now)
         wanted = dict(choices)
+        moved = queries.dispatch_returning(choices, now)
+        if moved is None:  # no UPDATE ... RETURNING: written, then read back
+            queries.mark_dispatched(choices, now)
+            moved = fetch_runs(wanted)
         return [
             r
-            for r in fetch_runs(wanted)
+            for r in sorted(moved, key=lambda r: r.id)
             if r.state == states.DISPATCHED
             and r.worker_name == wanted[r.id]
             and r.dispatched_at == now

@@ -164,3 +164,55 @@ def test_nul_in_output_and_reason_is_stored_visibly_on_every_database(store):
     )
     assert [c.text for c in queries.read_output(a)] == ["a\ufffdb\n"]
     assert queries.get_run(a).reason == "bad\ufffd"
+
+
+def test_the_records_of_a_commit_are_what_the_store_then_reads(store):
+    """The commit builds the changed runs' records from its one locked read and what it wrote
+    (no read-back): they must equal a fresh read, column for column, on every database."""
+    queries.set_setting("output_cap_bytes", 1024)
+    a, b, c, d = (dispatched(store, m) for m in (1, 2, 3, 4))
+    queries.transition_run(d, "cancelled", reason="by hand")
+    commit_batch([("w1", StoreStarted(c, 1, 1.7e9 + 0.123456))])
+    items = [("w1", StoreStarted(a, 1, 1.7e9 + 0.5)), ("w1", StoreStarted(b, 1, 1e300))]
+    items += [out(a, 2, "x" * 1000), out(a, 3, "y" * 100, "stderr"), out(c, 2, "c\n")]
+    items += [out(c, 3, "c2\n"), ("w1", StoreStarted(c, 1, 1.7e9))]  # c's started: a replay
+    items += [("w1", StoreFinished(a, 4, "failed", -3, "it broke: \x00 " + "r" * 2000, 1.7e9))]
+    items += [("w1", StoreFinished(c, 4, "succeeded", 0, "", None))]
+    items += [("w1", StoreFinished(d, 1, "succeeded", 0, "", 1.7e9))]  # d keeps "cancelled"
+    result = commit_batch(items)
+    assert [r.id for r in result.changed] == [a, b, c]
+    assert result.changed == queries.runs_by_ids([a, b, c])
+    assert [r.id for r in result.ended] == [a, c]
+    run_a = result.changed[0]
+    assert run_a.output_truncated and run_a.output_bytes == 1000 and run_a.last_seq == 4
+    assert (run_a.exit_code, len(run_a.reason)) == (-3, 1000)
+    assert queries.get_run(d).state == "cancelled"
+
+
+def test_the_runs_a_commit_decides_on_are_locked_until_it_ends(pg_schema_url):  # noqa: F811
+    """PostgreSQL: another transaction cannot change a run between the commit's read and its
+    write (the records are built from that read)."""
+    import psycopg2
+    import psycopg2.errors
+
+    from desktop.store import scheduling
+
+    database = open_store(pg_schema_url)
+    try:
+        job = queries.create_job({"name": "j", "script": "a.py", "schedule": {"kind": "manual"}})
+        a = dispatched(job.id, 1)
+        other = psycopg2.connect(pg_schema_url)
+        try:
+            with scheduling.transaction():
+                assert set(queries.runs_for_reports([a])) == {a}
+                with other.cursor() as cur, pytest.raises(psycopg2.errors.LockNotAvailable):
+                    cur.execute("SELECT id FROM run WHERE id = %s FOR UPDATE NOWAIT", (a,))
+            other.rollback()
+            with other.cursor() as cur:  # released with the transaction
+                cur.execute("SELECT id FROM run WHERE id = %s FOR UPDATE NOWAIT", (a,))
+                assert cur.fetchone() == (a,)
+            other.rollback()
+        finally:
+            other.close()
+    finally:
+        database.close()

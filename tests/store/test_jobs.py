@@ -218,3 +218,14 @@ def test_import_refuses_duplicate_names_in_one_file(db):
     with pytest.raises(ValidationError) as info:
         q.import_jobs([job_spec("x"), job_spec("x")])
     assert "jobs[1] (x).name" in info.value.errors
+
+
+def test_max_retries_of_reads_only_the_jobs_that_exist(db):
+    """What a scheduler pass asks of the jobs of runs that ended: the same numbers as the
+    whole records, missing jobs left out."""
+    a = q.create_job(job_spec(name="a", max_retries=3))
+    b = q.create_job(job_spec(name="b"))
+    got = q.max_retries_of([a.id, b.id, 999_999])
+    assert got == {j.id: j.max_retries for j in q.jobs_by_ids([a.id, b.id]).values()}
+    assert got[a.id] == 3
+    assert q.max_retries_of([]) == {}

@@ -172,6 +172,35 @@ def test_manual_runs_one_by_one_without_insert_returning(job, monkeypatch):
     assert q.count_runs(job.id) == 3
 
 
+@pytest.mark.parametrize("returning", [True, False])
+def test_dispatch_moves_only_queued_runs_and_returns_what_a_read_gives(job, monkeypatch, returning):
+    """scheduling.dispatch_runs: one UPDATE ... FROM (VALUES) RETURNING per batch where the
+    database has it (batches of 2 here), else the update per pair and a read-back; either
+    way the records are the runs as a fresh read gives them."""
+    from desktop.store import scheduling
+    from desktop.store.queries import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "DISPATCH_BATCH", 2)
+    if not returning:
+        monkeypatch.setattr(runs_module, "returning_supported", lambda: False)
+    other = q.create_job(job_spec(name="other"))
+    runs = [q.create_run(j, T0 + timedelta(minutes=m)) for m, j in enumerate([job.id] * 4)]
+    runs.append(q.create_run(other.id, T0, args=["-x"]))
+    q.transition_run(runs[1].id, "cancelled")  # no longer queued: left alone
+    choices = [(r.id, f"w{i}") for i, r in enumerate(runs)]
+    at = T0 + timedelta(hours=1, microseconds=7)
+    with scheduling.transaction():
+        moved = scheduling.dispatch_runs(choices, at)
+    assert [r.id for r in moved] == [runs[i].id for i in (0, 2, 3, 4)]
+    assert moved == q.runs_by_ids(r.id for r in moved)
+    assert [(r.state, r.worker_name, r.dispatched_at) for r in moved] == [
+        ("dispatched", f"w{i}", at) for i in (0, 2, 3, 4)
+    ]
+    assert moved[-1].job_name == "other" and moved[-1].args == ("-x",)
+    assert q.get_run(runs[1].id).state == "cancelled"
+    assert scheduling.dispatch_runs([], at) == []
+
+
 def _ended(job_id, outcome, at=T0, attempt=1):
     run = q.create_run(job_id, at, attempt=attempt)
     q.transition_run(run.id, "running", worker_name="w1")

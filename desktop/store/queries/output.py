@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from desktop.store import settings as settings_mod
 from desktop.store.models import Run, RunOutput, Setting
@@ -42,11 +43,21 @@ def truncation_marker(cap: int) -> str:
     )
 
 
-def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
+def append_output(
+    chunks: Iterable[OutputChunk],
+    known: tuple[dict[int, tuple[int, int, bool]], str | None] | None = None,
+    run_writes: list[tuple[int, dict[str, Any]]] | None = None,
+) -> dict[int, int]:
     """Store output of many runs in ONE transaction.  Chunks with seq <= the run's committed
     last_seq are replays and dropped.  Past the per-run cap text is not stored: one marker chunk
     is, and output_truncated is set; seqs still advance so the hub can ack.  Unknown run ids are
-    logged and skipped.  Returns {run_id: committed last_seq} for every known run given."""
+    logged and skipped.  Returns {run_id: committed last_seq} for every known run given.
+
+    For the hub's commit, which has read the runs already (queries.runs_for_reports, locked):
+    ``known`` is ({run id: (last_seq, output_bytes, output_truncated)} as its transaction has
+    them, the output_cap_bytes setting's text) and replaces this function's read; with
+    ``run_writes`` the runs' new bookkeeping is appended there as (run id, columns) for the
+    caller to write with its other columns of the same runs (one UPDATE per run, not two)."""
     by_run: dict[int, list[OutputChunk]] = defaultdict(list)
     for chunk in chunks:
         by_run[chunk.run_id].append(chunk)
@@ -55,9 +66,12 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
     now = _now()
     result: dict[int, int] = {}
     with _joined():  # the hub's commit: no savepoint of its own
-        state = {}
+        state: dict[int, tuple[int, int, bool]] = {}
         cap = 0  # read with the runs: only needed when one of them is known
-        for row in _by_ids("output_state", _state_query, by_run):
+        if known is not None:
+            state, cap_text = known
+            cap = _output_cap(cap_text)
+        for row in _by_ids("output_state", _state_query, by_run) if known is None else ():
             state[row["id"]] = (row["last_seq"], row["output_bytes"], bool(row["output_truncated"]))
             cap = _output_cap(row["cap"])
         rows: list[tuple] = []
@@ -85,7 +99,13 @@ def append_output(chunks: Iterable[OutputChunk]) -> dict[int, int]:
             if (last_seq, nbytes, truncated) != (start_seq, start_bytes, start_trunc):
                 updates.append((last_seq, nbytes, truncated, rid))
             result[rid] = last_seq
-        update_runs(("last_seq", "output_bytes", "output_truncated"), updates)
+        if run_writes is None:
+            update_runs(("last_seq", "output_bytes", "output_truncated"), updates)
+        else:
+            run_writes += [
+                (rid, {"last_seq": seq, "output_bytes": nbytes, "output_truncated": truncated})
+                for seq, nbytes, truncated, rid in updates
+            ]
         _insert_rows(
             RunOutput,
             [RunOutput.run, RunOutput.seq, RunOutput.stream, RunOutput.text, RunOutput.at],

@@ -19,6 +19,7 @@ from desktop.store.queries.common import _is_sqlite
 ROW_PARAMS_LIMIT = {"sqlite": 990, "postgresql": 20_000}
 
 IN_BATCH = 500  # ids per IN (...): under every database's parameter limit
+PAGE = 100  # executions per round trip on PostgreSQL (_execute_each)
 
 
 # --- hot statements with their SQL built once -------------------------------------------------
@@ -89,20 +90,28 @@ def _by_ids(name: str, build: Callable[[list], Any], ids: Iterable[int]) -> list
 
 
 def _execute_many(sql: str, rows: list[list[Any]]) -> None:
-    """One statement executed for each row.  psycopg2's executemany sends every row in a
-    round trip of its own (19 ms per commit batch on PostgreSQL, most of it waiting);
-    execute_batch sends up to 100 per trip, each still its own statement."""
-    if not rows:
+    """One statement executed for each row (see :func:`_execute_each`)."""
+    _execute_each([(sql, rows)])
+
+
+def _execute_each(statements: Sequence[tuple[str, list[list[Any]]]]) -> None:
+    """Each (statement, rows) executed for each of its rows, in order.  psycopg2's executemany
+    sends every row in a round trip of its own (19 ms per commit batch on PostgreSQL, most of
+    it waiting); here up to 100 executions, of whichever statements, share one trip (what
+    psycopg2's execute_batch does for one statement), each still its own statement."""
+    if not any(rows for _, rows in statements):
         return
     cursor = database_proxy.cursor()
     # driver errors as peewee's, like execute_sql (the wrapper is missing from peewee's stubs)
     with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
         if isinstance(database_proxy.obj, peewee.PostgresqlDatabase):
-            from psycopg2.extras import execute_batch  # type: ignore[import-untyped]
-
-            execute_batch(cursor, sql, rows, page_size=100)
+            parts = [cursor.mogrify(sql, row) for sql, rows in statements for row in rows]
+            for start in range(0, len(parts), PAGE):
+                cursor.execute(b";".join(parts[start : start + PAGE]))
         else:
-            cursor.executemany(sql, rows)
+            for sql, rows in statements:
+                if rows:
+                    cursor.executemany(sql, rows)
 
 
 def returning_supported() -> bool:

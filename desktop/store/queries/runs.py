@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ import peewee
 from desktop.core import runs as run_states
 from desktop.core.policies import RETRYABLE
 from desktop.store.errors import JobDeletedMeanwhile, NotFound
-from desktop.store.models import Job, Run
+from desktop.store.models import Job, Run, Setting, database_proxy
 from desktop.store.queries.common import (
     _aware,
     _dt,
@@ -33,6 +33,7 @@ from desktop.store.queries.prepared import (
     _by_id,
     _by_ids,
     _compile,
+    _execute_each,
     _execute_many,
     _insert_returning,
     _inserted_id,
@@ -436,6 +437,39 @@ def run_owners(run_ids: Iterable[int]) -> dict[int, tuple[str, int, str | None]]
     return {r["id"]: (r["state"], r["last_seq"], r["worker_name"]) for r in rows}
 
 
+def _report_query(ids: list):
+    # the output cap rides along: the commit stores output with these rows (another console
+    # may change the setting, so it is read in every commit, as append_output does)
+    cap = Setting.select(Setting.setting_value).where(Setting.setting_key == "output_cap_bytes")
+    query = Run.select(Run, Job.name.alias("job_name"), cap.alias("cap")).join(Job)
+    query = query.where(Run.id.in_(ids))
+    # the commit builds the committed records from these rows and what it writes: no other
+    # transaction may change them in between (SQLite's write transaction already holds the
+    # whole database; the job's row is not locked, only read)
+    return query if _is_sqlite() else query.for_update(of=Run)
+
+
+def runs_for_reports(run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """{id: raw row} of the runs that exist among ``run_ids``, for the hub's commit: every
+    column of _run_query() plus ``cap`` (the output_cap_bytes setting's text, None when not
+    set), locked until the caller's transaction ends where the database locks rows.  Its
+    ownership checks, output bookkeeping and the records of the runs it changed
+    (:func:`record_after_writes`) all come from this one read: no read-back after writing."""
+    rows = _by_ids("runs_for_reports", _report_query, run_ids)
+    return {r["id"]: r for r in rows}
+
+
+def record_after_writes(row: dict[str, Any], cols: dict[str, Any]) -> RunRecord:
+    """The record a read of the run would give once ``cols`` are written to the run whose raw
+    row (as :func:`runs_for_reports` read it, locked) is ``row``: values are turned into what
+    the database hands back (times naive UTC, then aware)."""
+    raw = dict(row)
+    raw.pop("cap", None)
+    for name, value in cols.items():
+        raw[name] = _naive(value) if isinstance(value, datetime) else value
+    return _run_from_raw(raw)
+
+
 def active_run_states() -> list[ActiveRun]:
     """The scheduler's narrow view of the runs still queued, dispatched or running, oldest
     first."""
@@ -520,14 +554,73 @@ def mark_dispatched(choices: Sequence[tuple[int, str]], when: datetime) -> None:
     _execute_many(sql, rows)
 
 
+DISPATCH_BATCH = 400  # (run, worker) pairs per UPDATE: 2 parameters each, under every limit
+
+
+def dispatch_returning(
+    choices: Sequence[tuple[int, str]], when: datetime
+) -> list[RunRecord] | None:
+    """:func:`mark_dispatched`, and the records of the runs it moved (in no promised order):
+    ONE ``UPDATE ... FROM (VALUES ...) RETURNING`` per DISPATCH_BATCH pairs where
+    mark_dispatched executes its statement per pair and the caller read the runs back (two
+    round trips on PostgreSQL, and on SQLite a second query's rows to build).  Each record is
+    what a read of the run gives right after (its job's name read in the same statement).
+    None where the database has no UPDATE ... FROM with RETURNING (nothing written)."""
+    if not choices:
+        return []
+    if not returning_supported():
+        return None
+    database = database_proxy.obj
+    left, right = database.quote
+    run = f"{left}{Run._meta.table_name}{right}"
+    job = f"{left}{Job._meta.table_name}{right}"
+
+    def col(table: str, name: str) -> str:
+        return f"{table}.{left}{name}{right}"
+
+    back = ", ".join(col(run, f.column_name) for f in Run._meta.sorted_fields)
+    job_name = (
+        f"(SELECT {col(job, Job.name.column_name)} FROM {job} "
+        f"WHERE {col(job, 'id')} = {col(run, Run.job.column_name)}) AS job_name"
+    )
+    mark = database.param
+    at = _naive(when)
+    out: list[RunRecord] = []
+    for start in range(0, len(choices), DISPATCH_BATCH):
+        batch = choices[start : start + DISPATCH_BATCH]
+        # VALUES columns are column1, column2 on both SQLite and PostgreSQL
+        sql = (
+            f"UPDATE {run} SET {left}state{right} = {mark}, {left}worker_name{right} = v.column2, "
+            f"{left}dispatched_at{right} = {mark} FROM (VALUES "
+            + ", ".join([f"({mark}, {mark})"] * len(batch))
+            + f") AS v WHERE {col(run, 'id')} = v.column1 AND {col(run, 'state')} = {mark} "
+            f"RETURNING {back}, {job_name}"
+        )
+        params: list[Any] = [run_states.DISPATCHED, at]
+        for run_id, worker in batch:
+            params += [run_id, worker]
+        params.append(run_states.QUEUED)
+        out += [_run_from_raw(row) for row in _rows(database.execute_sql(sql, params))]
+    return out
+
+
 def update_runs(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
     """``UPDATE run SET columns... WHERE id = ?`` for many rows of (values..., run id), one
     statement executed many times: the hub writes a batch of reports this way."""
-    if not rows:
-        return
-    sql, slots = _compile(
-        ("update_run", columns),
-        lambda *p: Run.update(dict(zip(columns, p[:-1]))).where(Run.id == p[-1]),
-        len(columns) + 1,
-    )
-    _execute_many(sql, [_bind(slots, row) for row in rows])
+    update_many_runs({columns: rows})
+
+
+def update_many_runs(groups: Mapping[tuple[str, ...], Sequence[Sequence[Any]]]) -> None:
+    """:func:`update_runs` for several sets of columns, in order; on PostgreSQL all of them
+    share round trips (a commit of reports writes started runs and ended ones: one trip)."""
+    statements = []
+    for columns, rows in groups.items():
+        if not rows:
+            continue
+        sql, slots = _compile(
+            ("update_run", columns),
+            lambda *p, c=columns: Run.update(dict(zip(c, p[:-1]))).where(Run.id == p[-1]),
+            len(columns) + 1,
+        )
+        statements.append((sql, [_bind(slots, row) for row in rows]))
+    _execute_each(statements)
