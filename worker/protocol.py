@@ -287,11 +287,16 @@ def make(mtype: str, **fields: Any) -> dict[str, Any]:
     return data
 
 
+# One encoder for every frame: json.dumps given any option builds a new JSONEncoder per call
+# (an ack: 4.7 us against 2.4 us with this one; the object keeps no state between calls)
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode(mtype: str, **fields: Any) -> str:
     """Build, validate and serialise a message to one compact JSON text frame."""
-    return json.dumps(make(mtype, **fields), separators=(",", ":"), ensure_ascii=False)
+    return _compact(make(mtype, **fields))
 
 
 def encode_dict(data: dict[str, Any]) -> str:
     """Serialise an already built message (e.g. one read back from the spool)."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _compact(data)

@@ -55,7 +55,15 @@ from desktop.store import queries
 from desktop.store.errors import StoreError
 from desktop.store.executor import DbExecutor
 from worker.deflate import ServerDeflate
-from worker.protocol import DEFAULT_PATH, MAX_FRAME_BYTES, Message, ProtocolError, decode, make
+from worker.protocol import (
+    DEFAULT_PATH,
+    MAX_FRAME_BYTES,
+    Message,
+    ProtocolError,
+    decode,
+    encode_dict,
+    make,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,10 @@ MAX_UNSTORABLE = 3  # reports the database refused before the connection is clos
 # reconnecting at once after a console restart overflows 100 and its SYNs are dropped and
 # retried a second or more later (the kernel caps this at net.core.somaxconn)
 LISTEN_BACKLOG = 4096
+# answers to a worker's messages: ASCII, so a lone surrogate a peer sent and a reason quotes
+# goes out escaped instead of failing the frame's UTF-8 encoding; one encoder kept (json.dumps
+# given options builds one per call, twice the time)
+_ASCII = json.JSONEncoder(separators=(",", ":")).encode
 
 
 # permessage-deflate without context takeover in either direction: each message is
@@ -305,7 +317,7 @@ class Hub:
         if dispatch is not None:
             conn.own([dispatch])  # before sending: its heartbeat may come first
         try:
-            await conn.ws.send(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+            await conn.ws.send(encode_dict(message))
         except ConnectionClosed:
             if dispatch is not None:
                 conn.owned.pop(dispatch, None)  # the scheduler queues it again, for anyone
@@ -422,7 +434,7 @@ class Hub:
         for action in actions:
             if isinstance(action, s.Send):
                 with contextlib.suppress(ConnectionClosed):
-                    await conn.ws.send(json.dumps(action.message, separators=(",", ":")))
+                    await conn.ws.send(_ASCII(action.message))
             elif isinstance(action, s.Close):
                 if not conn.closing:
                     conn.closing = True
