@@ -46,6 +46,16 @@ class WorkerService:
         self.stack = stack
         self.actor = actor  # the audit trail's "who"
         self.known: dict[str, WorkerRecord] = {}
+        # records this service wrote (add, set_config, revoke, enable, learn), numbered: a
+        # refresh that read a worker's page before such a write keeps the written record
+        # (the window and the hub's tags/slots follow ``known``)
+        self._writes = 0
+        self._written: dict[str, tuple[int, WorkerRecord]] = {}
+
+    def _remember(self, record: WorkerRecord) -> None:
+        self._writes += 1
+        self._written[record.name] = (self._writes, record)
+        self.known[record.name] = record
 
     def _wake(self) -> None:
         if self.stack.scheduler is not None:
@@ -66,7 +76,7 @@ class WorkerService:
         this service (the local worker on first start), not seen by the last refresh."""
         record = await self.db.call(queries.get_worker, name)
         if record is not None:
-            self.known[name] = record
+            self._remember(record)
 
     async def get(self, name: str) -> WorkerRecord | None:
         return await self.db.call(queries.get_worker, name)
@@ -75,6 +85,7 @@ class WorkerService:
         """Re-read the records; connected workers get changed tags/slots (from the CLI,
         maybe), revoked or disabled ones are disconnected."""
         known: dict[str, WorkerRecord] = {}
+        started = self._writes
         after = ""
         while True:
             page = await self.db.call(queries.list_workers_page, after, REFRESH_PAGE)
@@ -86,6 +97,9 @@ class WorkerService:
         # the pages were read, behind the page its name falls in
         for name, earlier in self.known.items():
             known.setdefault(name, earlier)
+        for name, (seq, written) in self._written.items():
+            if seq > started:  # written while the pages were read: newer than its page
+                known[name] = written
         self.known = known
         hub = self.stack.hub
         if hub is None:
@@ -117,7 +131,7 @@ class WorkerService:
 
     async def add(self, name: str, tags=(), slots: int = 1) -> str:
         record, token = await self.db.call(queries.add_worker, name, list(tags), slots, self.actor)
-        self.known[record.name] = record
+        self._remember(record)
         self.events.publish(WorkerChanged(record.name, False))
         return token
 
@@ -131,19 +145,19 @@ class WorkerService:
             slots,
             self.actor,
         )
-        self.known[name] = record
+        self._remember(record)
         if self.stack.hub is not None:
             self.stack.hub.configure(name, record.tags, record.slots)
         self.events.publish(WorkerChanged(name, self._online(name)))
         self._wake()
 
     async def revoke(self, name: str) -> None:
-        await self.db.call(queries.revoke_worker, name, self.actor)
+        self._remember(await self.db.call(queries.revoke_worker, name, self.actor))
         await self.refresh()
         self.events.publish(WorkerChanged(name, self._online(name)))
 
     async def set_enabled(self, name: str, enabled: bool) -> None:
-        await self.db.call(queries.set_worker_enabled, name, enabled, self.actor)
+        self._remember(await self.db.call(queries.set_worker_enabled, name, enabled, self.actor))
         await self.refresh()
         self.events.publish(WorkerChanged(name, self._online(name)))
         self._wake()
