@@ -100,7 +100,18 @@ class WorkerService:
         for name, (seq, written) in self._written.items():
             if seq > started:  # written while the pages were read: newer than its page
                 known[name] = written
+        # what another process changed (the CLI, another console): the window shows these
+        # records and refreshes on WorkerChanged, nothing else tells it
+        before = self.known
+        changed = [name for name, rec in known.items() if before.get(name) != rec]
         self.known = known
+        try:
+            await self._configure_live(known)
+        finally:
+            for name in changed:
+                self.events.publish(WorkerChanged(name, self._online(name)))
+
+    async def _configure_live(self, known: dict[str, WorkerRecord]) -> None:
         hub = self.stack.hub
         if hub is None:
             return
