@@ -177,6 +177,7 @@ class WorkerService:
     def status(self) -> builtins.list[WorkerStatus]:
         hub = self.stack.hub
         live: dict[str, Any] = hub.workers if hub is not None else {}
+        departed: dict[str, tuple] = hub.departed if hub is not None else {}
         tls = hub is not None and hub.ssl_context is not None
         out = []
         for name in sorted(set(self.known) | set(live)):
@@ -199,14 +200,18 @@ class WorkerService:
                     )
                 )
             elif rec is not None and not rec.revoked:
+                host, os_name, version, seen = rec.host, rec.os_name, rec.version, rec.last_seen_at
+                left = departed.get(name)
+                if left is not None and (seen is None or left[3] > seen):
+                    host, os_name, version, seen = left  # here since the records were read
                 out.append(
                     WorkerStatus(
                         name,
-                        rec.host,
-                        rec.os_name,
-                        rec.version,
+                        host,
+                        os_name,
+                        version,
                         False,
-                        rec.last_seen_at,
+                        seen,
                         0,
                         rec.slots,
                         tuple(rec.tags),

@@ -68,3 +68,36 @@ async def test_workers_changed_by_the_cli_appear_in_a_quiet_window(tmp_path, qtb
         ]
     finally:
         await core.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_worker_that_came_and_went_between_two_refreshes_shows_its_visit(tmp_path, qtbot):
+    """The Core's records are not re-read at a login: a worker that connected and left
+    before the window's next refresh must not show the host and last seen of that old read
+    ("never seen", no host) when the database says otherwise."""
+    from tests.e2e.rawpeer import RawPeer
+
+    url = f"sqlite:///{tmp_path / 'visit.db'}"
+    core = Core(url, "127.0.0.1", 0, local_worker=False)
+    await core.start()
+    window = MainWindow(core, tray=False)
+    qtbot.addWidget(window)
+    try:
+        token = await core.add_worker("brief")
+        window.show()
+        await window.load()
+        await window.refresh_all_status()  # a refresh just ran: the next one waits a while
+        window.request_status_refresh()
+        peer = await RawPeer.welcomed(core.hub_url, "brief", token, host="brief-host")
+        await peer.close()
+        stored = await core.db.call(queries.get_worker, "brief")
+        assert stored.host == "brief-host" and stored.last_seen_at is not None
+
+        def settled(model) -> bool:
+            row = model.get("brief")
+            return row is not None and not row.online and row.host == "brief-host"
+
+        assert await shown(window, settled, 5), window.workers_model.get("brief")
+        assert window.workers_model.get("brief").last_heartbeat is not None
+    finally:
+        await core.stop()
