@@ -165,6 +165,10 @@ class Hub:
         # logins at once; over it a newcomer gets 503 and an appointment (admission.py)
         self.admission: Admission[ServerConnection] = Admission()
         self.workers: dict[str, LiveWorker] = {}
+        # what each worker that left said of itself when it left (host, os, version, last
+        # heartbeat): the console's records are not re-read at a login, and a worker that came
+        # and went between two refreshes of the window showed the record's older read
+        self.departed: dict[str, tuple[str, str, str, datetime]] = {}
         # changes whenever a worker comes, goes or gets other tags, slots or scripts: the
         # scheduler rebuilds its indexed snapshot of them only then (desktop/scheduler/pool.py)
         self.workers_version = 0
@@ -623,7 +627,9 @@ class Hub:
         if name is None or self._conns.get(name) is not conn:
             return
         del self._conns[name]
-        self.workers.pop(name, None)
+        live = self.workers.pop(name, None)
+        if live is not None:
+            self.departed[name] = (live.host, live.os, live.version, live.last_heartbeat)
         self.workers_version += 1
         log.info("worker %s offline", name)
         self.events.publish(WorkerChanged(name, False))

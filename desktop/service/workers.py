@@ -46,6 +46,16 @@ class WorkerService:
         self.stack = stack
         self.actor = actor  # the audit trail's "who"
         self.known: dict[str, WorkerRecord] = {}
+        # records this service wrote (add, set_config, revoke, enable, learn), numbered: a
+        # refresh that read a worker's page before such a write keeps the written record
+        # (the window and the hub's tags/slots follow ``known``)
+        self._writes = 0
+        self._written: dict[str, tuple[int, WorkerRecord]] = {}
+
+    def _remember(self, record: WorkerRecord) -> None:
+        self._writes += 1
+        self._written[record.name] = (self._writes, record)
+        self.known[record.name] = record
 
     def _wake(self) -> None:
         if self.stack.scheduler is not None:
@@ -66,7 +76,7 @@ class WorkerService:
         this service (the local worker on first start), not seen by the last refresh."""
         record = await self.db.call(queries.get_worker, name)
         if record is not None:
-            self.known[name] = record
+            self._remember(record)
 
     async def get(self, name: str) -> WorkerRecord | None:
         return await self.db.call(queries.get_worker, name)
@@ -75,6 +85,7 @@ class WorkerService:
         """Re-read the records; connected workers get changed tags/slots (from the CLI,
         maybe), revoked or disabled ones are disconnected."""
         known: dict[str, WorkerRecord] = {}
+        started = self._writes
         after = ""
         while True:
             page = await self.db.call(queries.list_workers_page, after, REFRESH_PAGE)
@@ -86,7 +97,21 @@ class WorkerService:
         # the pages were read, behind the page its name falls in
         for name, earlier in self.known.items():
             known.setdefault(name, earlier)
+        for name, (seq, written) in self._written.items():
+            if seq > started:  # written while the pages were read: newer than its page
+                known[name] = written
+        # what another process changed (the CLI, another console): the window shows these
+        # records and refreshes on WorkerChanged, nothing else tells it
+        before = self.known
+        changed = [name for name, rec in known.items() if before.get(name) != rec]
         self.known = known
+        try:
+            await self._configure_live(known)
+        finally:
+            for name in changed:
+                self.events.publish(WorkerChanged(name, self._online(name)))
+
+    async def _configure_live(self, known: dict[str, WorkerRecord]) -> None:
         hub = self.stack.hub
         if hub is None:
             return
@@ -117,7 +142,7 @@ class WorkerService:
 
     async def add(self, name: str, tags=(), slots: int = 1) -> str:
         record, token = await self.db.call(queries.add_worker, name, list(tags), slots, self.actor)
-        self.known[record.name] = record
+        self._remember(record)
         self.events.publish(WorkerChanged(record.name, False))
         return token
 
@@ -131,19 +156,19 @@ class WorkerService:
             slots,
             self.actor,
         )
-        self.known[name] = record
+        self._remember(record)
         if self.stack.hub is not None:
             self.stack.hub.configure(name, record.tags, record.slots)
         self.events.publish(WorkerChanged(name, self._online(name)))
         self._wake()
 
     async def revoke(self, name: str) -> None:
-        await self.db.call(queries.revoke_worker, name, self.actor)
+        self._remember(await self.db.call(queries.revoke_worker, name, self.actor))
         await self.refresh()
         self.events.publish(WorkerChanged(name, self._online(name)))
 
     async def set_enabled(self, name: str, enabled: bool) -> None:
-        await self.db.call(queries.set_worker_enabled, name, enabled, self.actor)
+        self._remember(await self.db.call(queries.set_worker_enabled, name, enabled, self.actor))
         await self.refresh()
         self.events.publish(WorkerChanged(name, self._online(name)))
         self._wake()
@@ -152,6 +177,7 @@ class WorkerService:
     def status(self) -> builtins.list[WorkerStatus]:
         hub = self.stack.hub
         live: dict[str, Any] = hub.workers if hub is not None else {}
+        departed: dict[str, tuple] = hub.departed if hub is not None else {}
         tls = hub is not None and hub.ssl_context is not None
         out = []
         for name in sorted(set(self.known) | set(live)):
@@ -174,14 +200,18 @@ class WorkerService:
                     )
                 )
             elif rec is not None and not rec.revoked:
+                host, os_name, version, seen = rec.host, rec.os_name, rec.version, rec.last_seen_at
+                left = departed.get(name)
+                if left is not None and (seen is None or left[3] > seen):
+                    host, os_name, version, seen = left  # here since the records were read
                 out.append(
                     WorkerStatus(
                         name,
-                        rec.host,
-                        rec.os_name,
-                        rec.version,
+                        host,
+                        os_name,
+                        version,
                         False,
-                        rec.last_seen_at,
+                        seen,
                         0,
                         rec.slots,
                         tuple(rec.tags),

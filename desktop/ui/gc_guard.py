@@ -63,6 +63,12 @@ class MainThreadGC(QObject):
         level = collect_level(counts, self.threshold, size, self.long_lived)
         if level is None:
             return
+        # A thaw comes before its full collection, which then scans everything: thawed after
+        # it, the storm's next young freeze re-froze what was thawed before any collection saw
+        # it, and the cycles frozen in a storm that never ends were never freed.
+        if level == 2 and self.policy.after_full(self.clock()) == "thaw":
+            gc.unfreeze()
+            self.thaws += 1
         freed = gc.collect(level)
         barren = self.young.collected(counts[0], freed)
         if level == 2:
@@ -73,13 +79,7 @@ class MainThreadGC(QObject):
             self.long_lived = 0
 
     def _after_full(self) -> None:
-        if self.policy.after_full(self.clock()) == "thaw":
-            # everything goes back to the collector; the next full collection (soon: nothing
-            # counts as long-lived) scans it all once and frees the cycles frozen meanwhile
-            gc.unfreeze()
-            self.thaws += 1
-            self.long_lived = 0
-            return
+        # what survived the full collection (everything, right after a thaw) is frozen
         gc.freeze()
         self.freezes += 1
         self.long_lived = len(gc.get_objects(2))  # empty: later full ones scan only newcomers

@@ -181,3 +181,21 @@ async def test_the_known_records_follow_every_change_the_console_makes(db):
         "a": (False, True),
         "b": (False, False),
     }
+
+
+async def test_a_change_made_during_a_refresh_is_not_undone_by_its_older_pages(db, monkeypatch):
+    # The window shows the known records (Core.known_workers) and the hub configures connected
+    # workers from them: a refresh that read w0's page before the window changed w0 must not
+    # put the old record back over the new one when it ends.
+    monkeypatch.setattr(workers_service, "REFRESH_PAGE", 2)
+    for i in range(6):
+        await db.call(queries.add_worker, f"w{i}", ["old"], 1)
+    hub = FakeHub(["w0"])
+    svc = service(db, hub)
+    await svc.refresh()
+    refreshing = asyncio.create_task(svc.refresh())
+    await asyncio.sleep(0)  # its first page (w0, w1) is on the database thread's queue
+    await svc.set_config("w0", ["new"], 3)  # queued behind that page
+    await refreshing
+    assert svc.known["w0"].tags == ("new",) and svc.known["w0"].slots == 3
+    assert hub.configured[-1] == ("w0", ("new",), 3)

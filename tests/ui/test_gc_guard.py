@@ -4,6 +4,7 @@ what survives one is frozen, then thawed once every THAW_EVERY so frozen cycles 
 from __future__ import annotations
 
 import gc
+import weakref
 
 from desktop.core.gcpolicy import THAW_EVERY
 from desktop.ui.gc_guard import MainThreadGC
@@ -37,18 +38,20 @@ def test_a_full_collection_freezes_its_survivors_and_a_later_one_thaws_them():
         assert guard.long_lived == len(gc.get_objects(2))
 
         garbage = Cycle()  # a cycle frozen below, then dropped: only a thaw can free it
+        dropped = weakref.ref(garbage)
         due_for_full(guard)
         guard.check()
         frozen = gc.get_freeze_count()
         del garbage
+        due_for_full(guard)
+        guard.check()
+        assert dropped() is not None  # frozen: full collections do not scan it
         now[0] = THAW_EVERY + 1
         due_for_full(guard)
         guard.check()
-        assert guard.thaws == 1 and gc.get_freeze_count() == 0
-        # the full collection after the thaw scans everything (and freezes again)
-        due_for_full(guard)
-        guard.check()
-        assert guard.freezes == 3 and 0 < gc.get_freeze_count() < frozen + 100
+        # the thaw comes first: that full collection scans everything, then freezes again
+        assert guard.thaws == 1 and dropped() is None
+        assert guard.freezes == 4 and 0 < gc.get_freeze_count() < frozen + 100
         assert keep[0].me is keep[0]
     finally:
         guard.stop()
@@ -114,5 +117,35 @@ def test_a_quiet_console_is_collected_as_before():
         before = gc.get_freeze_count()
         guard.check()
         assert guard.young_freezes == 0 and gc.get_freeze_count() == before
+    finally:
+        guard.stop()
+
+
+def test_a_cycle_frozen_in_a_storm_is_freed_by_the_thaw_while_the_storm_goes_on():
+    # A worker's connection frozen during a storm, closed later: its cycles wait for the thaw.
+    # The thaw must not be undone by the storm's next young freeze before anything scanned
+    # what was thawed (a console under endless reconnects would never free them).
+    now = [0.0]
+    guard = MainThreadGC(interval_ms=10**6, clock=lambda: now[0])
+    threshold = guard.threshold
+    try:
+        gc.unfreeze()
+        gc.collect()
+        garbage = Cycle()
+        dropped = weakref.ref(garbage)
+        alive: list[list[Node]] = [[Node(i) for i in range(20_000)]]
+        guard.check()  # barren: the storm's survivors (the cycle too) are frozen
+        assert guard.young_freezes == 1 and gc.get_freeze_count() >= 20_000
+        del garbage  # the connection closed
+        for step in range(1, 4):  # three thaws, the storm never stopping
+            now[0] = step * (THAW_EVERY + 1)
+            due_for_full(guard)
+            guard.check()
+            assert guard.thaws == step
+            guard.threshold = threshold
+            for _ in range(3):
+                alive.append([Node(i) for i in range(20_000)])
+                guard.check()
+        assert dropped() is None
     finally:
         guard.stop()
