@@ -75,9 +75,9 @@ class YoungPolicy:
     thousand and the last sample found none, they are frozen as they are (``gc.freeze``: no
     scan; the frozen are skipped by later collections) and only one check in SAMPLE_EVERY
     collects, to notice when garbage comes back (and, if it found none, freezes what it
-    scanned).  Quiet periods (few young objects) are
-    collected as always.  A cycle frozen this way and dropped later waits for the next thaw
-    (FreezePolicy), like the survivors of a full collection."""
+    scanned).  Quiet periods (few young objects) are collected as always.  A cycle frozen this
+    way and dropped later waits for the next thaw (FreezePolicy), like the survivors of a full
+    collection."""
 
     def __init__(
         self,
